@@ -1,0 +1,3 @@
+"""slng-bulk: push large batches of audio into the SLNG Batch transcription API."""
+
+__version__ = "0.1.0"

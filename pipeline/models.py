@@ -1,0 +1,230 @@
+"""Request and response types of the SLNG Batch API.
+
+Written from the public OpenAPI document (version 0.1.0) and the batch guide. The client and the
+sandbox both use these types, so a response the sandbox sends is, by construction, one the client
+can read. Response models ignore unknown fields (the API may grow); request models forbid them
+(a typo in our own code must fail loudly, not be silently dropped by the server).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_MODEL_CODE: Final = "slng/speechmatics/batch:15.0.0"
+SUPPORTED_MODEL_CODES: Final = frozenset({DEFAULT_MODEL_CODE})
+AUDIO_EXTENSIONS: Final = frozenset({"wav", "mp3", "flac", "aac", "ogg", "m4a", "mp4", "amr", "mpeg"})
+MAX_FILE_BYTES: Final = 1_000_000_000  # "1 GB" as documented; decimal, the conservative reading
+DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
+JOB_ID_PATTERN: Final = re.compile(r"^[a-zA-Z0-9]+$")
+
+JobId = Annotated[str, Field(pattern=r"^[a-zA-Z0-9]+$", min_length=1, max_length=128)]
+
+JobStatus = Literal["QUEUED", "IN_PROGRESS", "DECODING", "POST_PROCESSING", "DONE", "FAILED", "DELETED"]
+TERMINAL_STATUSES: Final = frozenset({"DONE", "FAILED", "DELETED"})
+LISTABLE_STATUSES: Final = ("QUEUED", "IN_PROGRESS", "DECODING", "DONE", "FAILED", "DELETED")
+OutputFormat = Literal["json", "txt", "srt"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- shared objects -------------------------------------------------------------------------------
+
+
+class VocabItem(_Request):
+    content: str
+    sounds_like: list[str] | None = None
+
+
+class TranscriptionConfig(_Request):
+    """Transcription settings; every field optional, the server fills in defaults."""
+
+    language: str | None = Field(default=None, min_length=1, max_length=32)
+    operating_point: Literal["standard", "enhanced"] | None = None
+    diarization: Literal["none", "speaker", "channel"] | None = None
+    domain: str | None = None
+    output_locale: str | None = None
+    enable_entities: bool | None = None
+    additional_vocab: list[VocabItem] | None = None
+
+
+class Tracking(_Request):
+    title: str | None = None
+    reference: str | None = None
+    tags: list[str] | None = None
+    details: str | None = None
+
+
+class SrtOverrides(_Request):
+    max_line_length: int | None = Field(default=None, ge=1, le=1000)
+    max_lines: int | None = Field(default=None, ge=1, le=100)
+
+
+class OutputConfig(_Request):
+    srt_overrides: SrtOverrides | None = None
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class PresignRequest(_Request):
+    """Presign step 1: ask for an upload URL. No job exists yet."""
+
+    mode: Literal["presign"] = "presign"
+    filename: str = Field(min_length=1)
+    content_type: str | None = None
+    job_id: JobId | None = None
+    transcription_config: TranscriptionConfig
+    tracking: Tracking | None = None
+    output_config: OutputConfig | None = None
+
+
+class CreateFromUploadRequest(_Request):
+    """Presign step 3: create the job from the uploaded object."""
+
+    s3_key: str = Field(min_length=1)
+    job_id: JobId | None = None
+    model_code: str | None = None
+    transcription_config: TranscriptionConfig
+    metadata: dict[str, Any] | None = None
+    tracking: Tracking | None = None
+    output_config: OutputConfig | None = None
+
+
+class CreateFromUrlRequest(_Request):
+    """Create a job that the service downloads itself (HTTPS URL)."""
+
+    input_url: str = Field(min_length=1)
+    job_id: JobId | None = None
+    model_code: str | None = None
+    transcription_config: TranscriptionConfig
+    metadata: dict[str, Any] | None = None
+    tracking: Tracking | None = None
+    output_config: OutputConfig | None = None
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class ErrorBody(_Response):
+    error: str
+
+
+class JobAcknowledgement(_Response):
+    job_id: str
+    status: str
+
+
+class UploadTarget(_Response):
+    url: str
+    s3_key: str
+    s3_uri: str | None = None
+    expires_in: int = 1800
+    headers: dict[str, str] | None = None
+
+
+class PresignResponse(_Response):
+    """Presign step 1 answer. Older servers sent only job_id and upload{url, s3_key, expires_in}."""
+
+    job_id: str
+    transcription_config: dict[str, Any] | None = None
+    tracking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    input_s3_uri: str | None = None
+    output_s3_prefix: str | None = None
+    upload: UploadTarget
+
+
+class JobError(_Response):
+    message: str
+
+
+class BatchJob(_Response):
+    job_id: str
+    status: str  # kept open: an unknown status must be readable (and treated as non-terminal)
+    api_key_id: str | None = None
+    organisation_id: str | None = None
+    model_code: str | None = None
+    job_config: dict[str, Any] | None = None
+    input_metadata: dict[str, Any] | None = None
+    output_metadata: dict[str, Any] | None = None
+    error_message: JobError | None = None
+    submitted_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    deleted_at: str | None = None
+    expired_at: str | None = None
+    updated_at: str | None = None
+
+    @field_validator("error_message", mode="before")
+    @classmethod
+    def _accept_plain_string(cls, value: Any) -> Any:
+        # The schema says {"message": ...}; at least one client reads a plain string. Accept both.
+        if isinstance(value, str):
+            return {"message": value}
+        return value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class PageMeta(_Response):
+    page: int
+    page_size: int
+    total: int
+    pages: int
+
+
+class JobList(_Response):
+    items: list[BatchJob]
+    meta: PageMeta
+
+
+class JobFile(_Response):
+    key: str
+    s3_uri: str | None = None
+    download_url: str
+
+
+class JobOutputFile(_Response):
+    format: str
+    key: str
+    s3_uri: str | None = None
+    download_url: str
+
+
+class JobFiles(_Response):
+    job_id: str
+    inputs: list[JobFile] = Field(default_factory=list)
+    outputs: list[JobOutputFile] = Field(default_factory=list)
+
+    @field_validator("inputs", "outputs", mode="before")
+    @classmethod
+    def _accept_old_item_shape(cls, value: Any) -> Any:
+        # An older page version listed {name, content_type, size, url}; map it onto the current shape.
+        if not isinstance(value, list):
+            return value
+        mapped: list[Any] = []
+        for item in value:
+            if isinstance(item, dict) and "url" in item and "download_url" not in item:
+                name = str(item.get("name", ""))
+                suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+                item = {"key": name, "download_url": item["url"], "format": suffix}
+            mapped.append(item)
+        return mapped
+
+    def output(self, fmt: str) -> JobOutputFile | None:
+        return next((o for o in self.outputs if o.format == fmt), None)
+
+
+def is_valid_job_id(job_id: str) -> bool:
+    return bool(JOB_ID_PATTERN.fullmatch(job_id)) and len(job_id) <= 128
