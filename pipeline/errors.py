@@ -1,0 +1,114 @@
+"""One exception hierarchy and one error taxonomy for the whole pipeline.
+
+Every failure a file can meet is classified once, here, so that the runner's retry, re-presign and
+abort decisions read the class instead of re-inspecting status codes in many places.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from pipeline.redact import redact
+
+
+class ErrorClass(enum.StrEnum):
+    """What the pipeline should do about an error."""
+
+    TRANSIENT = "transient"  # retry with backoff: connection errors, timeouts, 429, 5xx, SlowDown
+    PERMANENT = "permanent"  # do not retry: validation, too large, bad file, a FAILED job
+    AUTH = "auth"  # stop the whole run: the API refused our key
+    EXPIRED = "expired"  # the presigned URL is no longer valid: presign again, then PUT again
+    CONFLICT = "conflict"  # the job already exists (409): confirm with GET
+    NOT_FOUND = "not_found"  # 404 on a job lookup
+
+
+class ExitCode(enum.IntEnum):
+    """Documented process exit codes (README, "Exit codes")."""
+
+    OK = 0
+    FAILED = 1  # some files failed remotely (and possibly some rows were rejected)
+    USAGE = 2  # bad flags, bad configuration, or a whole manifest unusable
+    REJECTED = 3  # some rows were rejected as bad input; everything else succeeded
+    AUTH = 4  # the API refused the key
+    LOCKED = 5  # another run holds the ledger's lock
+    INTERRUPTED = 6  # SIGINT/SIGTERM or --max-duration stopped the run early
+    NOTHING_TO_DO = 7  # only with --error-on-nothing
+
+
+class SlngBulkError(Exception):
+    """Base of every error this package raises on purpose. Messages are one line and secret-free."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class ConfigError(SlngBulkError):
+    exit_code = ExitCode.USAGE
+
+
+class LockHeldError(SlngBulkError):
+    exit_code = ExitCode.LOCKED
+
+
+class TransferError(SlngBulkError):
+    """A failed remote step (API call or S3 transfer), classified."""
+
+    def __init__(
+        self,
+        message: str,
+        error_class: ErrorClass,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def is_transient(self) -> bool:
+        return self.error_class is ErrorClass.TRANSIENT
+
+
+class AuthenticationError(TransferError):
+    exit_code = ExitCode.AUTH
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, ErrorClass.AUTH, status=status)
+
+
+class FileChangedError(SlngBulkError):
+    """The file changed (size or mtime) while it was being uploaded."""
+
+
+TRANSIENT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def classify_api_status(status: int) -> ErrorClass:
+    """Class of an error status from the SLNG API (not S3)."""
+    if status in (401, 403):
+        return ErrorClass.AUTH
+    if status == 404:
+        return ErrorClass.NOT_FOUND
+    if status == 409:
+        return ErrorClass.CONFLICT
+    if status in TRANSIENT_STATUSES:
+        return ErrorClass.TRANSIENT
+    return ErrorClass.PERMANENT
+
+
+def classify_s3_status(status: int, code: str | None, url_expired: bool) -> ErrorClass:
+    """Class of an error from the presigned S3 URL.
+
+    A 403 usually means the URL expired or its signature no longer matches what we send; a fresh
+    URL cures the first and proves the second, so both go through re-presign (bounded by retries).
+    """
+    if status == 403 or url_expired:
+        return ErrorClass.EXPIRED
+    if status in TRANSIENT_STATUSES or code in ("SlowDown", "RequestTimeout", "InternalError"):
+        return ErrorClass.TRANSIENT
+    return ErrorClass.PERMANENT

@@ -1,0 +1,486 @@
+"""The results ledger: what happened to every file, durable across crashes.
+
+SQLite in WAL mode. All writes go through one writer task that commits whatever is queued in one
+transaction (group commit), so many workers share one fsync and the ledger never becomes the
+bottleneck; each caller still waits until its own change is on disk before its next remote step.
+Reads for the skip decision use a separate connection from the producer thread (WAL lets readers
+run beside the writer).
+
+Presigned URLs are never stored (they are credentials): a file left in `presigned` state is simply
+presigned again on the next run, with the same job_id and key.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import filelock
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from pipeline.errors import ConfigError, LockHeldError
+from pipeline.jobspec import FileSpec, Rejection
+from pipeline.redact import redact
+
+T = TypeVar("T")
+
+
+class FileState(enum.StrEnum):
+    PENDING = "pending"  # admitted, job_id chosen, nothing remote done yet
+    PRESIGNED = "presigned"  # an upload URL was issued (not stored: it is a credential)
+    UPLOADED = "uploaded"  # the object is in the bucket, MD5 verified
+    CREATING = "creating"  # create sent; outcome unknown until confirmed
+    CREATED = "created"  # the job exists on the server
+    FAILED = "failed"  # a permanent error; see error / error_class
+
+
+RESUMABLE_STATES = (FileState.PENDING, FileState.PRESIGNED, FileState.UPLOADED, FileState.CREATING)
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: files, rejections, runs, job history
+    """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        file_key TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        line INTEGER,
+        path TEXT NOT NULL,
+        relative_path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        settings_hash TEXT NOT NULL,
+        settings_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        job_id TEXT NOT NULL UNIQUE,
+        generation INTEGER NOT NULL DEFAULT 0,
+        s3_key TEXT,
+        echo_json TEXT,
+        md5 TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        error_class TEXT,
+        seen_run TEXT,
+        admitted_at REAL NOT NULL,
+        presigned_at REAL,
+        uploaded_at REAL,
+        create_sent_at REAL,
+        created_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX files_state ON files(state);
+    CREATE TABLE rejections (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        line INTEGER,
+        path TEXT,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX rejections_run ON rejections(run_id);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        summary_json TEXT
+    );
+    CREATE TABLE job_history (
+        id INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        job_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        replaced_at REAL NOT NULL
+    );
+    """,
+)
+
+_FILE_COLUMNS = (
+    "id, file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json, "
+    "state, job_id, generation, s3_key, echo_json, md5, attempts, error, error_class, seen_run"
+)
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """One ledger row, as the runner sees it."""
+
+    id: int
+    file_key: str
+    source: str
+    line: int | None
+    path: str
+    relative_path: str
+    size: int
+    mtime_ns: int
+    settings_hash: str
+    settings_json: str
+    state: FileState
+    job_id: str
+    generation: int
+    s3_key: str | None
+    echo_json: str | None
+    md5: str | None
+    attempts: int
+    error: str | None
+    error_class: str | None
+    seen_run: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> FileRecord:
+        values = list(row)
+        values[10] = FileState(values[10])
+        return cls(*values)
+
+    @property
+    def echo(self) -> dict[str, Any]:
+        return dict(json.loads(self.echo_json)) if self.echo_json else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The ledger's answer for an incoming row: the record to work on, or why the row is refused."""
+
+    record: FileRecord | None
+    refusal: str | None = None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(_MIGRATIONS):
+        raise ConfigError(
+            f"ledger schema version {version} is newer than this slng-bulk understands "
+            f"({len(_MIGRATIONS)}); upgrade slng-bulk"
+        )
+    for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def acquire_run_lock(ledger_path: Path) -> filelock.BaseFileLock:
+    """One run per ledger. The lock is an OS file lock, so a dead holder releases it by dying."""
+    lock = filelock.FileLock(f"{ledger_path}.lock", timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockHeldError(
+            f"another slng-bulk run is using the ledger {ledger_path} (lock file {ledger_path}.lock); "
+            "wait for it to finish"
+        ) from None
+    return lock
+
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], "_Slot"]
+
+
+class _Slot:
+    """Where the writer leaves one caller's result."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class Ledger:
+    """The SQLite ledger. Open with `async with Ledger.open(path) as ledger:`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._send: MemoryObjectSendStream[_Job] | None = None
+        self._stack = AsyncExitStack()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Ledger:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
+            if fresh:
+                # Owner-only from the first byte: the ledger names files and jobs of other people.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._write_conn = _connect(self.path)
+            self._read_conn = _connect(self.path)
+            _migrate(self._write_conn)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open ledger {self.path}: {exc}") from None
+        send, receive = anyio.create_memory_object_stream[_Job](max_buffer_size=1024)
+        self._send = send
+        task_group = await self._stack.enter_async_context(anyio.create_task_group())
+        task_group.start_soon(self._writer, receive)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._send is not None:
+            await self._send.aclose()  # the writer drains what is queued, then ends
+        await self._stack.aclose()
+        for conn in (self._write_conn, self._read_conn):
+            if conn is not None:
+                conn.close()
+
+    @classmethod
+    def open(cls, path: Path | str) -> Ledger:
+        return cls(Path(path))
+
+    async def _writer(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
+        conn = self._write_conn
+        assert conn is not None
+        async with receive:
+            while True:
+                try:
+                    batch = [await receive.receive()]
+                except anyio.EndOfStream:
+                    return
+                while len(batch) < 512:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._commit_batch, conn, batch)
+                except BaseException as exc:  # e.g. disk full: fail every waiter, never hang one
+                    for _, slot in batch:
+                        slot.error = slot.error or exc
+                    raise
+                finally:
+                    for _, slot in batch:
+                        slot.done.set()
+
+    @staticmethod
+    def _commit_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            Ledger._apply(conn, batch)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        for fn, slot in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                slot.value = fn(conn)
+                conn.execute("RELEASE job")
+            except Exception as exc:  # one caller's failure must not undo the others' changes
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                slot.error = exc
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside the writer's next transaction; return once it is committed."""
+        assert self._send is not None, "ledger is not open"
+        slot = _Slot()
+        await self._send.send((fn, slot))
+        with anyio.CancelScope(shield=True):  # the change is queued: wait for it even if cancelled
+            await slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        return slot.value  # type: ignore[no-any-return]
+
+    # --- reads (sync: called from the producer thread or at report time) --------------------------
+
+    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
+        """Records for the given identities, in one query per 500 keys."""
+        conn = self._read_conn
+        assert conn is not None
+        found: dict[str, FileRecord] = {}
+        for start in range(0, len(file_keys), 500):
+            chunk = file_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT {_FILE_COLUMNS} FROM files WHERE file_key IN ({marks})"
+            for row in conn.execute(query, chunk):
+                record = FileRecord.from_row(row)
+                found[record.file_key] = record
+        return found
+
+    def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
+        """Every file record (optionally only some states), streamed."""
+        conn = _connect(self.path)
+        try:
+            query = f"SELECT {_FILE_COLUMNS} FROM files"
+            params: list[str] = []
+            wanted = list(states or ())
+            if wanted:
+                query += f" WHERE state IN ({','.join('?' * len(wanted))})"
+                params = wanted
+            for row in conn.execute(query + " ORDER BY id", params):
+                yield FileRecord.from_row(row)
+        finally:
+            conn.close()
+
+    def rejections(self, run_id: str | None = None) -> Iterator[tuple[str, int | None, str | None, str]]:
+        conn = _connect(self.path)
+        try:
+            query = "SELECT source, line, path, reason FROM rejections"
+            params: tuple[str, ...] = ()
+            if run_id is not None:
+                query += " WHERE run_id = ?"
+                params = (run_id,)
+            yield from conn.execute(query + " ORDER BY id", params)
+        finally:
+            conn.close()
+
+    def count_by_state(self) -> dict[str, int]:
+        conn = self._read_conn
+        assert conn is not None
+        return dict(conn.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def start_run(self, run_id: str) -> None:
+        now = time.time()
+        await self._write(
+            lambda c: c.execute("INSERT INTO runs(run_id, started_at) VALUES (?, ?)", (run_id, now))
+        )
+
+    async def finish_run(self, run_id: str, summary: dict[str, Any]) -> None:
+        text = redact(json.dumps(summary, sort_keys=True))
+        now = time.time()
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE runs SET finished_at = ?, summary_json = ? WHERE run_id = ?", (now, text, run_id)
+            )
+        )
+
+    async def admit(self, spec: FileSpec, file_key: str, job_id: str, run_id: str) -> Admission:
+        """Record a file before any remote call, or say why it cannot be taken.
+
+        A second row with the same identity in the same run is a duplicate; a job_id already
+        owned by another file is refused (it would create a job for the wrong audio).
+        """
+
+        def admit(conn: sqlite3.Connection) -> Admission:
+            now = time.time()
+            row = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE file_key = ?", (file_key,)).fetchone()
+            if row is not None:
+                record = FileRecord.from_row(row)
+                if record.seen_run == run_id:
+                    where = f"{record.source}:{record.line}" if record.line else record.source
+                    return Admission(None, f"duplicate of an earlier row ({where})")
+                conn.execute(
+                    "UPDATE files SET seen_run = ?, source = ?, line = ?, updated_at = ? WHERE id = ?",
+                    (run_id, spec.source, spec.line, now, record.id),
+                )
+                record.seen_run, record.source, record.line = run_id, spec.source, spec.line
+                return Admission(record)
+            owner = conn.execute("SELECT path FROM files WHERE job_id = ?", (job_id,)).fetchone()
+            if owner is not None:
+                return Admission(None, f"job_id {job_id} is already used by another file ({owner[0]})")
+            cursor = conn.execute(
+                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns, settings_hash,"
+                " settings_json, state, job_id, seen_run, admitted_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    file_key,
+                    spec.source,
+                    spec.line,
+                    str(spec.path),
+                    spec.relative_path,
+                    spec.size,
+                    spec.mtime_ns,
+                    spec.settings.settings_hash(),
+                    spec.settings.model_dump_json(exclude_none=True),
+                    FileState.PENDING.value,
+                    job_id,
+                    run_id,
+                    now,
+                    now,
+                ),
+            )
+            new = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            return Admission(FileRecord.from_row(new))
+
+        return await self._write(admit)
+
+    async def transition(self, record: FileRecord, state: FileState, **fields: Any) -> None:
+        """Move a file to `state` (and set other columns), durably, and mirror it on `record`."""
+        stamp_column = {
+            FileState.PRESIGNED: "presigned_at",
+            FileState.UPLOADED: "uploaded_at",
+            FileState.CREATING: "create_sent_at",
+            FileState.CREATED: "created_at",
+        }.get(state)
+        now = time.time()
+        values: dict[str, Any] = {"state": state.value, "updated_at": now, **fields}
+        if stamp_column:
+            values[stamp_column] = now
+        if "error" in values and values["error"] is not None:
+            values["error"] = redact(str(values["error"]))[:2000]
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        params = (*values.values(), record.id)
+        await self._write(lambda c: c.execute(f"UPDATE files SET {assignments} WHERE id = ?", params))
+        record.state = state
+        for column, value in fields.items():
+            if hasattr(record, column):
+                setattr(record, column, value)
+
+    async def count_attempt(self, record: FileRecord) -> None:
+        record.attempts += 1
+        attempts = record.attempts
+        await self._write(
+            lambda c: c.execute("UPDATE files SET attempts = ? WHERE id = ?", (attempts, record.id))
+        )
+
+    async def renew(self, record: FileRecord, new_job_id: str, reason: str) -> None:
+        """Start a file over as a new job (--force, retry-failed), keeping the old job in history."""
+        now = time.time()
+        old_job, old_state, generation = record.job_id, record.state.value, record.generation + 1
+
+        def renew(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO job_history(file_id, job_id, state, error, replaced_at) VALUES (?,?,?,?,?)",
+                (record.id, old_job, old_state, reason, now),
+            )
+            conn.execute(
+                "UPDATE files SET job_id = ?, generation = ?, state = ?, s3_key = NULL, echo_json = NULL,"
+                " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
+                " create_sent_at = NULL, created_at = NULL, updated_at = ? WHERE id = ?",
+                (new_job_id, generation, FileState.PENDING.value, now, record.id),
+            )
+
+        await self._write(renew)
+        record.job_id, record.generation, record.state = new_job_id, generation, FileState.PENDING
+        record.s3_key = record.echo_json = record.md5 = record.error = record.error_class = None
+
+    async def reject(self, run_id: str, rejection: Rejection) -> None:
+        reason = redact(rejection.reason)
+        now = time.time()
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (?,?,?,?,?,?)",
+                (run_id, rejection.source, rejection.line, rejection.path, reason, now),
+            )
+        )

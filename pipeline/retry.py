@@ -1,0 +1,93 @@
+"""Retry policy for transient failures: exponential backoff with full jitter, honouring Retry-After.
+
+Built on tenacity. Only errors classified TRANSIENT are retried here; expired URLs, conflicts and
+unknown create outcomes have their own handling in the runner, which knows what is safe.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+
+from pipeline.errors import TransferError
+
+T = TypeVar("T")
+
+RETRY_AFTER_CAP_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 6  # attempts after the first, per step
+    max_elapsed: float = 600.0  # seconds, per step
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if _looks_like_date(value) else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
+
+
+def _looks_like_date(value: str) -> bool:
+    try:
+        email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransferError) and exc.is_transient
+
+
+def backoff_seconds(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
+    """Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2**attempt)), never under Retry-After."""
+    jittered = random.uniform(0, min(policy.max_delay, policy.base_delay * 2 ** max(attempt - 1, 0)))
+    return max(jittered, retry_after or 0.0)
+
+
+async def retry_transient(
+    policy: RetryPolicy,
+    operation: Callable[[], Awaitable[T]],
+    on_retry: Callable[[TransferError], Awaitable[None]] | None = None,
+) -> T:
+    """Run `operation`, retrying transient TransferErrors per `policy`; re-raise the last error."""
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, TransferError) else None
+        return backoff_seconds(policy, state.attempt_number, retry_after)
+
+    async def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and isinstance(exc, TransferError):
+            await on_retry(exc)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_is_transient),
+        wait=wait,
+        stop=stop_after_attempt(policy.retries + 1) | stop_after_delay(policy.max_elapsed),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await operation()
+    raise AssertionError("unreachable: tenacity re-raises the last error")

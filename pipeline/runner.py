@@ -1,0 +1,440 @@
+"""The worker pool and the per-file state machine.
+
+A file's whole journey reads top to bottom in `Pipeline.process`: admit it to the ledger (its
+job_id fixed before any remote call), presign just in time, stream the PUT, create the job, and
+record each step durably before the next one depends on it. Everything else here is plumbing:
+a producer that streams rows into a bounded channel, N workers, signals and deadlines.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+from aiolimiter import AsyncLimiter
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from pipeline.client import ApiTimeouts, SlngClient
+from pipeline.errors import (
+    AuthenticationError,
+    ConfigError,
+    ErrorClass,
+    FileChangedError,
+    TransferError,
+)
+from pipeline.identity import derive_job_id, file_key
+from pipeline.jobspec import FileSpec, Rejection, Row
+from pipeline.ledger import Admission, FileRecord, FileState, Ledger, acquire_run_lock
+from pipeline.logs import log
+from pipeline.models import CreateFromUploadRequest, PresignRequest, UploadTarget
+from pipeline.progress import ProgressDisplay
+from pipeline.ratelimit import RateControl
+from pipeline.redact import register_secret
+from pipeline.report import Failure, RunStats, write_summary_json
+from pipeline.retry import RetryPolicy, backoff_seconds, retry_transient
+from pipeline.settings import Settings
+from pipeline.sources import ManifestError, SourceOptions, check_sources, iter_rows
+from pipeline.upload import UploadOptions, put_file
+
+PRODUCER_BATCH = 256
+URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    spec: FileSpec
+    key: str
+    job_id: str
+
+
+@dataclass(slots=True)
+class _LiveUrl:
+    """An upload URL held in memory only (it is a credential), with its deadline."""
+
+    target: UploadTarget
+    expires_at: float
+
+    @property
+    def seconds_left(self) -> float:
+        return self.expires_at - time.monotonic()
+
+
+class Pipeline:
+    """One `submit` run: owns the ledger, the HTTP session and the counters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        client: SlngClient,
+        session: aiohttp.ClientSession,
+        rates: RateControl,
+    ) -> None:
+        self.settings = settings
+        self.rates = rates
+        self.ledger = ledger
+        self.client = client
+        self.session = session
+        self.stats = RunStats(run_id=uuid.uuid4().hex[:12])
+        self.policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
+        self.upload_options = UploadOptions(
+            chunk_size=settings.chunk_size,
+            stall_timeout=settings.stall_timeout,
+            bandwidth=AsyncLimiter(settings.max_bandwidth, 1.0) if settings.max_bandwidth else None,
+        )
+        self.stopping = anyio.Event()  # no new files are taken once set
+        self.permanent_failures = 0
+
+    # --- one file's journey ---------------------------------------------------------------------
+
+    async def process(self, item: WorkItem) -> None:
+        admission: Admission = await self.ledger.admit(item.spec, item.key, item.job_id, self.stats.run_id)
+        if admission.record is None:
+            await self.reject(Rejection(item.spec.source, item.spec.line, str(item.spec.path), admission.refusal or "refused"))
+            return
+        record = admission.record
+        if record.state is FileState.CREATED and not self.settings.force:
+            self.stats.skipped_done += 1  # the same file came twice before the first was recorded
+            return
+        if self.settings.force and record.state in (FileState.CREATED, FileState.FAILED):
+            await self.ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)")
+        elif record.state is FileState.FAILED:
+            await self.ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), "retried after failure")
+        self.stats.queued += 1
+        self.stats.bytes_total += item.spec.size
+        self.stats.in_flight += 1
+        try:
+            if record.state is FileState.CREATING and await self.confirm_created(record):
+                return  # an earlier run's create did land: nothing to redo
+            if record.state in (FileState.PENDING, FileState.PRESIGNED):
+                url = await self.presign(record, item.spec)
+                if url is None:
+                    return  # the job already exists (409 on presign, confirmed)
+                await self.upload(record, item.spec, url)
+            await self.create(record, item.spec)
+        except AuthenticationError:
+            raise
+        except FileChangedError as exc:
+            self.stats.changed += 1
+            await self.ledger.transition(record, FileState.FAILED, error=str(exc), error_class="changed")
+            log.warning("%s", exc)
+        except TransferError as exc:
+            await self.fail(record, exc.error_class.value, str(exc))
+        finally:
+            self.stats.in_flight -= 1
+
+    async def presign(self, record: FileRecord, spec: FileSpec) -> _LiveUrl | None:
+        """Step 1, just in time (a worker is free now). None when the job turns out to exist."""
+        request = PresignRequest(
+            filename=spec.path.name,
+            content_type=None,
+            job_id=record.job_id,
+            transcription_config=spec.settings.transcription_config,
+            tracking=spec.settings.tracking,
+            output_config=spec.settings.output_config,
+        )
+        try:
+            response = await self.with_retries(record, lambda: self.client.presign(request))
+        except TransferError as exc:
+            if exc.error_class is ErrorClass.CONFLICT and await self.confirm_created(record):
+                return None
+            raise
+        self.stats.presigns += 1
+        echo = {k: v for k, v in (("transcription_config", response.transcription_config),
+                                  ("tracking", response.tracking), ("output_config", response.output_config)) if v}
+        await self.ledger.transition(record, FileState.PRESIGNED, s3_key=response.upload.s3_key,
+                                     echo_json=json.dumps(echo, sort_keys=True))
+        return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
+
+    async def upload(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> None:
+        """Step 2: stream the PUT; an expired or refused URL is replaced, never fatal by itself."""
+        for fresh_urls in range(self.settings.retries + 1):
+            if url.seconds_left < URL_SAFETY_MARGIN and fresh_urls == 0 and url.seconds_left < url.target.expires_in:
+                # Minted too long ago (or with a very short life): get a new one before sending anything.
+                url = await self.represign(record, spec, "URL about to expire")
+            try:
+                result = await self.with_retries(record, lambda u=url: self.put(record, spec, u))  # type: ignore[misc]
+            except TransferError as exc:
+                if exc.error_class is not ErrorClass.EXPIRED or fresh_urls == self.settings.retries:
+                    raise
+                url = await self.represign(record, spec, str(exc))
+                continue
+            self.stats.bytes_sent += result.bytes_sent
+            await self.ledger.transition(record, FileState.UPLOADED, md5=result.md5)
+            return
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def put(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> Any:
+        if url.seconds_left <= 0:
+            raise TransferError("upload URL expired before the PUT started", ErrorClass.EXPIRED)
+        await self.ledger.count_attempt(record)
+        sent = 0
+
+        def progress(nbytes: int) -> None:
+            nonlocal sent
+            sent += nbytes
+            self.stats.bytes_in_flight += nbytes
+
+        try:
+            return await put_file(
+                self.session, url.target, spec.path,
+                expected_size=spec.size, expected_mtime_ns=spec.mtime_ns, content_type=None,
+                options=self.upload_options, progress=progress,
+            )
+        finally:
+            self.stats.bytes_in_flight -= sent
+
+    async def represign(self, record: FileRecord, spec: FileSpec, why: str) -> _LiveUrl:
+        log.info("fresh upload URL for %s: %s", spec.path, why)
+        self.stats.represigns += 1
+        url = await self.presign(record, spec)
+        if url is None:
+            raise TransferError("job already exists", ErrorClass.CONFLICT)
+        return url
+
+    async def create(self, record: FileRecord, spec: FileSpec) -> None:
+        """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about."""
+        assert record.s3_key is not None, "create needs an uploaded object"
+        body = CreateFromUploadRequest(
+            s3_key=record.s3_key,
+            job_id=record.job_id,
+            model_code=spec.settings.model_code,
+            transcription_config=spec.settings.transcription_config,
+            metadata=spec.settings.metadata,
+            tracking=spec.settings.tracking,
+            output_config=spec.settings.output_config,
+        )
+        started = time.monotonic()
+        for attempt in range(1, self.policy.retries + 2):
+            await self.ledger.transition(record, FileState.CREATING)
+            await self.ledger.count_attempt(record)
+            try:
+                await self.client.create_from_upload(body, echo=record.echo)
+            except TransferError as exc:
+                if exc.error_class is ErrorClass.CONFLICT:
+                    if await self.confirm_created(record):
+                        return
+                    raise TransferError(f"{exc} (and the job is not visible)", ErrorClass.PERMANENT) from None
+                if not exc.is_transient:
+                    raise
+                # Timeout, 5xx, lost connection: the job may exist. Ask before sending again.
+                if await self.confirm_created(record):
+                    return
+                out_of_budget = attempt > self.policy.retries or time.monotonic() - started > self.policy.max_elapsed
+                if out_of_budget:
+                    raise
+                self.count_retry(exc)
+                await anyio.sleep(backoff_seconds(self.policy, attempt, exc.retry_after))
+                continue
+            await self.ledger.transition(record, FileState.CREATED, error=None, error_class=None)
+            self.stats.created += 1
+            return
+
+    async def confirm_created(self, record: FileRecord) -> bool:
+        """Ask the server whether the job exists; if it does, record it as created."""
+        job = await self.with_retries(record, lambda: self.client.get_job(record.job_id))
+        if job is None:
+            return False
+        await self.ledger.transition(record, FileState.CREATED, error=None, error_class=None)
+        self.stats.already_created += 1
+        return True
+
+    # --- failure bookkeeping -------------------------------------------------------------------
+
+    async def with_retries(self, record: FileRecord, operation: Any) -> Any:
+        async def on_retry(exc: TransferError) -> None:
+            self.count_retry(exc)
+            await self.ledger.count_attempt(record)
+
+        return await retry_transient(self.policy, operation, on_retry)
+
+    def count_retry(self, exc: TransferError) -> None:
+        self.stats.retries += 1
+        self.stats.retry_classes[f"HTTP {exc.status}" if exc.status else "connection"] += 1
+
+    async def fail(self, record: FileRecord, error_class: str, message: str) -> None:
+        await self.ledger.transition(record, FileState.FAILED, error=message, error_class=error_class)
+        self.stats.add_failure(Failure(record.path, record.job_id, error_class, message))
+        log.error("failed: %s: %s", record.path, message)
+        self.permanent_failures += 1
+        limit = self.settings.max_failures
+        if limit is not None and self.permanent_failures >= limit and not self.stopping.is_set():
+            self.stop(f"--max-failures {limit} reached")
+
+    async def reject(self, rejection: Rejection) -> None:
+        self.stats.rejected += 1
+        await self.ledger.reject(self.stats.run_id, rejection)
+        log.warning("rejected: %s", rejection.message())
+
+    def stop(self, why: str) -> None:
+        if not self.stopping.is_set():
+            log.warning("stopping: %s; no new files will be started", why)
+            self.stats.interrupted = why
+            self.stopping.set()
+
+    # --- the pool ------------------------------------------------------------------------------
+
+    async def produce(self, rows: Any, send: MemoryObjectSendStream[WorkItem]) -> None:
+        """Stream rows into the bounded channel; decide skips with one ledger query per batch."""
+        settle_ns = int(self.settings.settle * 1e9)
+        async with send:
+            while not self.stopping.is_set():
+                batch = await anyio.to_thread.run_sync(self._next_batch, rows)
+                if not batch:
+                    return
+                now_ns = time.time_ns()
+                for row, key, known in batch:
+                    if self.stopping.is_set():
+                        return
+                    self.stats.rows_seen += 1
+                    if isinstance(row, Rejection):
+                        await self.reject(row)
+                        continue
+                    if known is not None and known.state is FileState.CREATED and not self.settings.force:
+                        self.stats.skipped_done += 1
+                        continue
+                    if known is not None and known.state is FileState.FAILED and known.error_class == "permanent" \
+                            and not self.settings.force:
+                        self.stats.skipped_done += 1  # a permanent failure stays failed: retry-failed or --force
+                        continue
+                    if settle_ns and now_ns - row.mtime_ns < settle_ns:
+                        self.stats.skipped_unsettled += 1
+                        continue
+                    job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
+                    await send.send(WorkItem(row, key, job_id))
+
+    def _next_batch(self, rows: Any) -> list[tuple[Row, str, FileRecord | None]]:
+        """In a worker thread: read up to a batch of rows and look their identities up."""
+        batch: list[Row] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= PRODUCER_BATCH:
+                break
+        keys = [file_key(row) if isinstance(row, FileSpec) else "" for row in batch]
+        known = self.ledger.lookup([k for k in keys if k])
+        return [(row, key, known.get(key)) for row, key in zip(batch, keys, strict=True)]
+
+    async def work(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
+        async with receive:
+            async for item in receive:
+                await self.process(item)
+
+    async def watch_signals(self, cancel_workers: anyio.CancelScope) -> None:
+        """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.stopping.is_set() and self.stats.interrupted and self.stats.interrupted.startswith("signal"):
+                    log.warning("second signal: stopping now")
+                    cancel_workers.cancel()
+                    return
+                self.stop(f"signal {signal.Signals(signum).name}")
+                cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
+
+    async def watch_deadline(self, cancel_workers: anyio.CancelScope) -> None:
+        assert self.settings.max_duration is not None
+        await anyio.sleep(self.settings.max_duration)
+        self.stop(f"--max-duration {self.settings.max_duration:g} s reached")
+        cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
+
+    async def run(self, sources: Sequence[str], handle_signals: bool) -> RunStats:
+        options = SourceOptions(
+            include=tuple(self.settings.include),
+            exclude=tuple(self.settings.exclude),
+            follow_symlinks=self.settings.follow_symlinks,
+        )
+        rows = iter_rows(sources, self.settings.job_defaults(), options)
+        await self.ledger.start_run(self.stats.run_id)
+        send, receive = anyio.create_memory_object_stream[WorkItem](max_buffer_size=self.settings.concurrency)
+        display = ProgressDisplay(self.stats, self.settings.progress, self.settings.progress_interval,
+                                  self.settings.log_format)
+        try:
+            with display:
+                async with anyio.create_task_group() as outer:
+                    outer.start_soon(display.run)
+                    with anyio.CancelScope() as cancel_workers:
+                        if handle_signals:
+                            outer.start_soon(self.watch_signals, cancel_workers)
+                        if self.settings.max_duration is not None:
+                            outer.start_soon(self.watch_deadline, cancel_workers)
+                        async with anyio.create_task_group() as pool:
+                            pool.start_soon(self.produce, rows, send)
+                            for _ in range(self.settings.concurrency):
+                                pool.start_soon(self.work, receive.clone())
+                            receive.close()
+                    if cancel_workers.cancelled_caught:
+                        log.warning("grace period over: in-flight files stopped where the ledger says")
+                    outer.cancel_scope.cancel()
+        except AuthenticationError as exc:
+            self.stats.auth_failure = str(exc)
+            log.error("%s", exc)
+        except BaseExceptionGroup as group:
+            auth = group.subgroup(AuthenticationError)
+            if auth is None:
+                raise
+            self.stats.auth_failure = str(_first(auth))
+            log.error("%s", self.stats.auth_failure)
+        finally:
+            self.stats.rates = self.rates.snapshot()
+            with anyio.CancelScope(shield=True):
+                await self.ledger.finish_run(self.stats.run_id, self.stats.summary())
+        return self.stats
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+@asynccontextmanager
+async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    """The API URL and key to use: the in-process sandbox with --sandbox, else the settings'."""
+    if settings.sandbox:
+        from pipeline.sandbox import Sandbox, SandboxConfig
+
+        async with Sandbox(SandboxConfig(job_step_seconds=1.0)).run() as sandbox:
+            log.info("sandbox running: API %s, S3 %s", sandbox.api_url, sandbox.s3_url)
+            yield sandbox.api_url, sandbox.api_key
+        return
+    if settings.api_key is None:
+        raise ConfigError("no API key: set SLNG_API_KEY, use --api-key-file, or try --sandbox")
+    yield settings.api_url, settings.api_key.get_secret_value()
+
+
+async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: bool = False) -> RunStats:
+    """Submit every file named by `sources`; return the run's counters. The library entry point."""
+    try:
+        check_sources(sources, SourceOptions())
+    except ManifestError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings.api_key is not None:
+        register_secret(settings.api_key.get_secret_value())
+    ledger_path = Path(settings.ledger)
+    lock = acquire_run_lock(ledger_path)
+    try:
+        async with AsyncExitStack() as stack:
+            api_url, api_key = await stack.enter_async_context(api_target(settings))
+            register_secret(api_key)
+            ledger = await stack.enter_async_context(Ledger.open(ledger_path))
+            connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            rates = RateControl.from_limits(settings.max_create_rps, settings.max_presign_rps, settings.max_read_rps)
+            timeouts = ApiTimeouts(read=settings.request_timeout, total=settings.request_timeout * 2)
+            client = SlngClient(session, api_url, api_key, rates, timeouts, settings.allow_insecure_http)
+            pipeline = Pipeline(settings, ledger, client, session, rates)
+            stats = await pipeline.run(sources, handle_signals)
+    finally:
+        lock.release()
+    if settings.summary_json is not None:
+        write_summary_json(Path(settings.summary_json), stats)
+    return stats

@@ -1,0 +1,163 @@
+"""The streaming PUT of one file to a presigned S3 URL.
+
+What S3 demands and local servers forgive (see README, "What the upload guarantees"):
+- an explicit Content-Length (a chunked PUT is refused by AWS);
+- exactly the signed headers from `upload.headers`, nothing aiohttp would add on its own
+  (no automatic Content-Type) and never the SLNG Authorization header;
+- a body read from byte 0 on every attempt (the file is reopened each call), in fixed-size
+  chunks, hashed while streaming, its MD5 compared with the ETag S3 returns;
+- a file that did not change while it was read (size and mtime before and after).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+import aiohttp
+import anyio
+from aiolimiter import AsyncLimiter
+
+from pipeline.client import connection_error
+from pipeline.errors import ErrorClass, FileChangedError, TransferError, classify_s3_status
+from pipeline.models import DEFAULT_CONTENT_TYPE, UploadTarget
+from pipeline.redact import safe_url
+from pipeline.retry import parse_retry_after
+
+_S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    chunk_size: int = 1024 * 1024
+    stall_timeout: float = 60.0  # no byte accepted for this long: abort and retry from byte 0
+    response_timeout: float = 120.0  # after the last byte, for S3's answer
+    bandwidth: AsyncLimiter | None = None  # pool-wide bytes/s cap, shared by every worker
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    md5: str
+    bytes_sent: int
+    seconds: float
+
+
+def upload_headers(target: UploadTarget, requested_content_type: str | None) -> dict[str, str]:
+    """The headers the URL was signed for, verbatim; older servers omit them: send the asked type."""
+    if target.headers is not None:
+        return dict(target.headers)
+    return {"Content-Type": requested_content_type or DEFAULT_CONTENT_TYPE}
+
+
+async def put_file(
+    session: aiohttp.ClientSession,
+    target: UploadTarget,
+    path: Path,
+    *,
+    expected_size: int,
+    expected_mtime_ns: int,
+    content_type: str | None,
+    options: UploadOptions,
+    progress: ProgressCallback | None = None,
+) -> UploadResult:
+    """PUT the file at `path` to `target.url`. Raises TransferError or FileChangedError."""
+    _check_unchanged(path, expected_size, expected_mtime_ns)
+    digest = hashlib.md5(usedforsecurity=False)
+    sent = 0
+    last_progress = time.monotonic()
+    started = last_progress
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent, last_progress
+        async with aiofiles.open(path, "rb") as stream:
+            while sent < expected_size:
+                chunk = await stream.read(min(options.chunk_size, expected_size - sent))
+                if not chunk:
+                    raise FileChangedError(f"{path}: file shrank while uploading ({sent} of {expected_size} bytes)")
+                if options.bandwidth is not None:
+                    await _take_bandwidth(options.bandwidth, len(chunk))
+                digest.update(chunk)
+                sent += len(chunk)
+                yield chunk
+                last_progress = time.monotonic()
+                if progress is not None:
+                    progress(len(chunk))
+
+    headers = upload_headers(target, content_type)
+    headers["Content-Length"] = str(expected_size)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=options.response_timeout)
+    status, raw, retry_after, etag = 0, b"", None, None
+    with anyio.CancelScope() as stall_scope:
+        async with anyio.create_task_group() as watchdog_group:
+
+            async def watchdog() -> None:
+                while True:
+                    await anyio.sleep(min(1.0, options.stall_timeout / 4))
+                    if sent < expected_size and time.monotonic() - last_progress > options.stall_timeout:
+                        stall_scope.cancel()
+                        return
+
+            watchdog_group.start_soon(watchdog)
+            try:
+                async with session.put(
+                    target.url,
+                    data=body(),
+                    headers=headers,
+                    skip_auto_headers=("Content-Type",),
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    raw = await response.content.read(64 * 1024)
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    etag = response.headers.get("ETag")
+            except FileChangedError:
+                raise
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise connection_error(f"upload to {safe_url(target.url)}", exc) from None
+            finally:
+                watchdog_group.cancel_scope.cancel()
+    if stall_scope.cancelled_caught:
+        raise TransferError(
+            f"upload stalled: no byte accepted for {options.stall_timeout:g} s ({sent} of {expected_size} sent)",
+            ErrorClass.TRANSIENT,
+        )
+    if not 200 <= status < 300:
+        match = _S3_CODE.search(raw)
+        code = match.group(1).decode("ascii", "replace") if match else None
+        error_class = classify_s3_status(status, code, url_expired=False)
+        raise TransferError(
+            f"upload refused by S3: HTTP {status} {code or ''}".rstrip(), error_class, status=status, retry_after=retry_after
+        )
+    if sent != expected_size:  # S3 answered before taking the whole body: never call that a success
+        raise TransferError(f"upload incomplete: {sent} of {expected_size} bytes sent", ErrorClass.TRANSIENT)
+    md5 = digest.hexdigest()
+    returned = (etag or "").strip().strip('"').lower()
+    if returned and returned != md5:
+        raise TransferError(f"upload corrupted: S3 ETag {returned} != local MD5 {md5}", ErrorClass.TRANSIENT)
+    _check_unchanged(path, expected_size, expected_mtime_ns)
+    return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
+
+
+async def _take_bandwidth(limiter: AsyncLimiter, nbytes: int) -> None:
+    step = max(1, int(limiter.max_rate))
+    for offset in range(0, nbytes, step):
+        await limiter.acquire(min(step, nbytes - offset))
+
+
+def _check_unchanged(path: Path, size: int, mtime_ns: int) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FileChangedError(f"{path}: file disappeared before upload finished ({exc.strerror})") from None
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        raise FileChangedError(
+            f"{path}: file changed since it was listed (size {size} -> {st.st_size}); it will be picked up next run"
+        )
