@@ -177,14 +177,18 @@ class SlngClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise connection_error(operation, exc) from None
         if len(raw) > MAX_RESPONSE_BYTES:
-            raise TransferError(f"{operation}: response larger than {MAX_RESPONSE_BYTES} bytes", ErrorClass.TRANSIENT)
+            raise TransferError(
+                f"{operation}: response larger than {MAX_RESPONSE_BYTES} bytes", ErrorClass.TRANSIENT
+            )
         if 200 <= status < 300:
             rate.succeeded()
             try:
                 return json.loads(raw)
             except ValueError:
                 raise TransferError(
-                    f"{operation}: HTTP {status} with a body that is not JSON", ErrorClass.TRANSIENT, status=status
+                    f"{operation}: HTTP {status} with a body that is not JSON",
+                    ErrorClass.TRANSIENT,
+                    status=status,
                 ) from None
         if status in (429, 503):
             rate.throttled()
@@ -194,7 +198,9 @@ class SlngClient:
     def _error(operation: str, status: int, raw: bytes, retry_after: float | None) -> TransferError:
         message = _error_message(raw)
         if 300 <= status < 400:
-            return TransferError(f"{operation}: unexpected redirect (HTTP {status})", ErrorClass.PERMANENT, status=status)
+            return TransferError(
+                f"{operation}: unexpected redirect (HTTP {status})", ErrorClass.PERMANENT, status=status
+            )
         error_class = classify_api_status(status)
         text = f"{operation}: HTTP {status}: {message}"
         if error_class is ErrorClass.AUTH:

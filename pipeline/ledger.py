@@ -384,7 +384,9 @@ class Ledger:
 
         def admit(conn: sqlite3.Connection) -> Admission:
             now = time.time()
-            row = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE file_key = ?", (file_key,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE file_key = ?", (file_key,)
+            ).fetchone()
             if row is not None:
                 record = FileRecord.from_row(row)
                 if record.seen_run == run_id:
@@ -400,7 +402,8 @@ class Ledger:
             if owner is not None:
                 return Admission(None, f"job_id {job_id} is already used by another file ({owner[0]})")
             cursor = conn.execute(
-                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns, settings_hash,"
+                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
+                " settings_hash,"
                 " settings_json, state, job_id, seen_run, admitted_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -420,7 +423,9 @@ class Ledger:
                     now,
                 ),
             )
-            new = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            new = conn.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
             return Admission(FileRecord.from_row(new))
 
         return await self._write(admit)

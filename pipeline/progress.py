@@ -55,7 +55,9 @@ class ProgressDisplay:
             self._task = self._progress.add_task("upload", total=None, counts="")
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._progress is not None:
             self.refresh()
             self._progress.stop()
@@ -71,8 +73,10 @@ class ProgressDisplay:
 
     def counts_text(self) -> str:
         s = self.stats
-        return (f"{s.created + s.already_created} created, {s.in_flight} in flight, {s.failed} failed, "
-                f"{s.rejected} rejected, {s.skipped_done} skipped")
+        return (
+            f"{s.created + s.already_created} created, {s.in_flight} in flight, {s.failed} failed, "
+            f"{s.rejected} rejected, {s.skipped_done} skipped"
+        )
 
     def refresh(self) -> None:
         s = self.stats
@@ -88,11 +92,27 @@ class ProgressDisplay:
             return
         elapsed = max(s.elapsed, 1e-6)
         if self.log_format == "json":
-            log.info("progress", extra={"fields": {"event": "progress", "created": s.created + s.already_created,
-                     "in_flight": s.in_flight, "failed": s.failed, "rejected": s.rejected,
-                     "skipped": s.skipped_done, "bytes_sent": s.bytes_sent,
-                     "bytes_per_second": round(s.bytes_sent / elapsed), "elapsed_seconds": round(elapsed, 1)}})
+            log.info(
+                "progress",
+                extra={
+                    "fields": {
+                        "event": "progress",
+                        "created": s.created + s.already_created,
+                        "in_flight": s.in_flight,
+                        "failed": s.failed,
+                        "rejected": s.rejected,
+                        "skipped": s.skipped_done,
+                        "bytes_sent": s.bytes_sent,
+                        "bytes_per_second": round(s.bytes_sent / elapsed),
+                        "elapsed_seconds": round(elapsed, 1),
+                    }
+                },
+            )
         else:
-            log.info("progress: %s; %s uploaded (%s/s); %.0f s", self.counts_text(),
-                     human_bytes(s.bytes_sent), human_bytes(s.bytes_sent / elapsed), elapsed)
-
+            log.info(
+                "progress: %s; %s uploaded (%s/s); %.0f s",
+                self.counts_text(),
+                human_bytes(s.bytes_sent),
+                human_bytes(s.bytes_sent / elapsed),
+                elapsed,
+            )

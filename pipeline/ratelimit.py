@@ -71,7 +71,11 @@ class RateControl:
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         return {
-            rate.name: {"ceiling": rate.ceiling, "current": round(rate.current, 2),
-                        "lowest": round(rate.lowest, 2), "throttles": rate.throttles}
+            rate.name: {
+                "ceiling": rate.ceiling,
+                "current": round(rate.current, 2),
+                "lowest": round(rate.lowest, 2),
+                "throttles": rate.throttles,
+            }
             for rate in (self.create, self.presign, self.read)
         }

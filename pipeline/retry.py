@@ -58,7 +58,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def backoff_seconds(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
-    """Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2**attempt)), never under Retry-After."""
+    """Full jitter: uniform(0, min(cap, base * 2**attempt)), but never shorter than Retry-After."""
     jittered = random.uniform(0, min(policy.max_delay, policy.base_delay * 2 ** max(attempt - 1, 0)))
     return max(jittered, retry_after or 0.0)
 

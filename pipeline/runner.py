@@ -8,6 +8,7 @@ a producer that streams rows into a bounded channel, N workers, signals and dead
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import time
@@ -99,16 +100,24 @@ class Pipeline:
     async def process(self, item: WorkItem) -> None:
         admission: Admission = await self.ledger.admit(item.spec, item.key, item.job_id, self.stats.run_id)
         if admission.record is None:
-            await self.reject(Rejection(item.spec.source, item.spec.line, str(item.spec.path), admission.refusal or "refused"))
+            await self.reject(
+                Rejection(
+                    item.spec.source, item.spec.line, str(item.spec.path), admission.refusal or "refused"
+                )
+            )
             return
         record = admission.record
         if record.state is FileState.CREATED and not self.settings.force:
             self.stats.skipped_done += 1  # the same file came twice before the first was recorded
             return
         if self.settings.force and record.state in (FileState.CREATED, FileState.FAILED):
-            await self.ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)")
+            await self.ledger.renew(
+                record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)"
+            )
         elif record.state is FileState.FAILED:
-            await self.ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), "retried after failure")
+            await self.ledger.renew(
+                record, derive_job_id(record.file_key, record.generation + 1), "retried after failure"
+            )
         self.stats.queued += 1
         self.stats.bytes_total += item.spec.size
         self.stats.in_flight += 1
@@ -149,20 +158,35 @@ class Pipeline:
                 return None
             raise
         self.stats.presigns += 1
-        echo = {k: v for k, v in (("transcription_config", response.transcription_config),
-                                  ("tracking", response.tracking), ("output_config", response.output_config)) if v}
-        await self.ledger.transition(record, FileState.PRESIGNED, s3_key=response.upload.s3_key,
-                                     echo_json=json.dumps(echo, sort_keys=True))
+        echo = {
+            k: v
+            for k, v in (
+                ("transcription_config", response.transcription_config),
+                ("tracking", response.tracking),
+                ("output_config", response.output_config),
+            )
+            if v
+        }
+        await self.ledger.transition(
+            record,
+            FileState.PRESIGNED,
+            s3_key=response.upload.s3_key,
+            echo_json=json.dumps(echo, sort_keys=True),
+        )
         return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
 
     async def upload(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> None:
         """Step 2: stream the PUT; an expired or refused URL is replaced, never fatal by itself."""
         for fresh_urls in range(self.settings.retries + 1):
-            if url.seconds_left < URL_SAFETY_MARGIN and fresh_urls == 0 and url.seconds_left < url.target.expires_in:
+            if (
+                url.seconds_left < URL_SAFETY_MARGIN
+                and fresh_urls == 0
+                and url.seconds_left < url.target.expires_in
+            ):
                 # Minted too long ago (or with a very short life): get a new one before sending anything.
                 url = await self.represign(record, spec, "URL about to expire")
             try:
-                result = await self.with_retries(record, lambda u=url: self.put(record, spec, u))  # type: ignore[misc]
+                result = await self.with_retries(record, functools.partial(self.put, record, spec, url))
             except TransferError as exc:
                 if exc.error_class is not ErrorClass.EXPIRED or fresh_urls == self.settings.retries:
                     raise
@@ -186,9 +210,14 @@ class Pipeline:
 
         try:
             return await put_file(
-                self.session, url.target, spec.path,
-                expected_size=spec.size, expected_mtime_ns=spec.mtime_ns, content_type=None,
-                options=self.upload_options, progress=progress,
+                self.session,
+                url.target,
+                spec.path,
+                expected_size=spec.size,
+                expected_mtime_ns=spec.mtime_ns,
+                content_type=None,
+                options=self.upload_options,
+                progress=progress,
             )
         finally:
             self.stats.bytes_in_flight -= sent
@@ -229,7 +258,9 @@ class Pipeline:
                 # Timeout, 5xx, lost connection: the job may exist. Ask before sending again.
                 if await self.confirm_created(record):
                     return
-                out_of_budget = attempt > self.policy.retries or time.monotonic() - started > self.policy.max_elapsed
+                out_of_budget = (
+                    attempt > self.policy.retries or time.monotonic() - started > self.policy.max_elapsed
+                )
                 if out_of_budget:
                     raise
                 self.count_retry(exc)
@@ -302,9 +333,15 @@ class Pipeline:
                     if known is not None and known.state is FileState.CREATED and not self.settings.force:
                         self.stats.skipped_done += 1
                         continue
-                    if known is not None and known.state is FileState.FAILED and known.error_class == "permanent" \
-                            and not self.settings.force:
-                        self.stats.skipped_done += 1  # a permanent failure stays failed: retry-failed or --force
+                    if (
+                        known is not None
+                        and known.state is FileState.FAILED
+                        and known.error_class == "permanent"
+                        and not self.settings.force
+                    ):
+                        self.stats.skipped_done += (
+                            1  # a permanent failure stays failed: retry-failed or --force
+                        )
                         continue
                     if settle_ns and now_ns - row.mtime_ns < settle_ns:
                         self.stats.skipped_unsettled += 1
@@ -332,12 +369,18 @@ class Pipeline:
         """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                if self.stopping.is_set() and self.stats.interrupted and self.stats.interrupted.startswith("signal"):
+                if (
+                    self.stopping.is_set()
+                    and self.stats.interrupted
+                    and self.stats.interrupted.startswith("signal")
+                ):
                     log.warning("second signal: stopping now")
                     cancel_workers.cancel()
                     return
                 self.stop(f"signal {signal.Signals(signum).name}")
-                cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
+                cancel_workers.deadline = min(
+                    cancel_workers.deadline, anyio.current_time() + self.settings.grace
+                )
 
     async def watch_deadline(self, cancel_workers: anyio.CancelScope) -> None:
         assert self.settings.max_duration is not None
@@ -354,8 +397,9 @@ class Pipeline:
         rows = iter_rows(sources, self.settings.job_defaults(), options)
         await self.ledger.start_run(self.stats.run_id)
         send, receive = anyio.create_memory_object_stream[WorkItem](max_buffer_size=self.settings.concurrency)
-        display = ProgressDisplay(self.stats, self.settings.progress, self.settings.progress_interval,
-                                  self.settings.log_format)
+        display = ProgressDisplay(
+            self.stats, self.settings.progress, self.settings.progress_interval, self.settings.log_format
+        )
         try:
             with display:
                 async with anyio.create_task_group() as outer:
@@ -428,7 +472,9 @@ async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: 
             ledger = await stack.enter_async_context(Ledger.open(ledger_path))
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-            rates = RateControl.from_limits(settings.max_create_rps, settings.max_presign_rps, settings.max_read_rps)
+            rates = RateControl.from_limits(
+                settings.max_create_rps, settings.max_presign_rps, settings.max_read_rps
+            )
             timeouts = ApiTimeouts(read=settings.request_timeout, total=settings.request_timeout * 2)
             client = SlngClient(session, api_url, api_key, rates, timeouts, settings.allow_insecure_http)
             pipeline = Pipeline(settings, ledger, client, session, rates)

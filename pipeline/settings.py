@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from pipeline.errors import ConfigError
 from pipeline.jobspec import JobSettings
@@ -47,7 +53,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-CommaList = Annotated[list[str], BeforeValidator(_split_list)]
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 class Settings(BaseSettings):
@@ -55,51 +61,106 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
-    config: Path | None = Field(default=None, description="TOML config file (default: ./slng-bulk.toml, then ~/.config/slng-bulk/config.toml).")
+    config: Path | None = Field(
+        default=None,
+        description="TOML config file (default: ./slng-bulk.toml, then ~/.config/slng-bulk/config.toml).",
+    )
     # --- connection ---
     api_url: str = Field(default="https://api.batch.slng.ai", description="Base URL of the SLNG Batch API.")
-    api_key: SecretStr | None = Field(default=None, description="API key. Prefer SLNG_API_KEY or --api-key-file: a flag shows in `ps`.")
+    api_key: SecretStr | None = Field(
+        default=None, description="API key. Prefer SLNG_API_KEY or --api-key-file: a flag shows in `ps`."
+    )
     api_key_file: Path | None = Field(default=None, description="File holding the API key (first line).")
-    allow_insecure_http: bool = Field(default=False, description="Allow plain http to non-loopback API and upload hosts.")
-    sandbox: bool = Field(default=False, description="Start the built-in sandbox in-process and run against it (no key, no network).")
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow plain http to non-loopback API and upload hosts."
+    )
+    sandbox: bool = Field(
+        default=False,
+        description="Start the built-in sandbox in-process and run against it (no key, no network).",
+    )
     # --- ledger and run control ---
     ledger: Path = Field(default=Path("slng-bulk.db"), description="SQLite results ledger.")
     concurrency: int = Field(default=8, ge=1, le=1024, description="Files in flight at once.")
-    chunk_size: Size = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="Upload read buffer per file (e.g. 1M).")
+    chunk_size: Size = Field(
+        default=1024 * 1024,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="Upload read buffer per file (e.g. 1M).",
+    )
     retries: int = Field(default=6, ge=0, le=100, description="Retries per step for transient errors.")
-    retry_max_elapsed: float = Field(default=600.0, gt=0, description="Seconds a file may spend retrying one step.")
-    stall_timeout: float = Field(default=60.0, gt=0, description="Abort and retry an upload that accepts no byte for this many seconds.")
+    retry_max_elapsed: float = Field(
+        default=600.0, gt=0, description="Seconds a file may spend retrying one step."
+    )
+    stall_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Abort and retry an upload that accepts no byte for this many seconds.",
+    )
     request_timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for an API response.")
     max_create_rps: float = Field(default=10.0, gt=0, description="Job creations per second, whole pool.")
     max_presign_rps: float = Field(default=10.0, gt=0, description="Presign requests per second, whole pool.")
-    max_read_rps: float = Field(default=50.0, gt=0, description="Status/list/files reads per second, whole pool.")
-    max_bandwidth: OptionalSize = Field(default=None, gt=0, description="Total upload bytes per second (e.g. 50M); unlimited by default.")
-    max_failures: int | None = Field(default=None, ge=1, description="Stop taking new files after this many permanent failures.")
-    settle: float = Field(default=0.0, ge=0, description="Skip files modified within this many seconds (still being written).")
-    grace: float = Field(default=30.0, ge=0, description="On SIGINT/SIGTERM, seconds to let in-flight files finish.")
-    max_duration: float | None = Field(default=None, gt=0, description="Stop taking new files after this many seconds, like SIGTERM.")
+    max_read_rps: float = Field(
+        default=50.0, gt=0, description="Status/list/files reads per second, whole pool."
+    )
+    max_bandwidth: OptionalSize = Field(
+        default=None, gt=0, description="Total upload bytes per second (e.g. 50M); unlimited by default."
+    )
+    max_failures: int | None = Field(
+        default=None, ge=1, description="Stop taking new files after this many permanent failures."
+    )
+    settle: float = Field(
+        default=0.0, ge=0, description="Skip files modified within this many seconds (still being written)."
+    )
+    grace: float = Field(
+        default=30.0, ge=0, description="On SIGINT/SIGTERM, seconds to let in-flight files finish."
+    )
+    max_duration: float | None = Field(
+        default=None, gt=0, description="Stop taking new files after this many seconds, like SIGTERM."
+    )
     force: bool = Field(default=False, description="Resubmit files already done (as new jobs).")
-    dry_run: bool = Field(default=False, description="Validate every row and file and print totals; no remote call.")
-    error_on_nothing: bool = Field(default=False, description="Exit with code 7 when there was nothing to do.")
+    dry_run: bool = Field(
+        default=False, description="Validate every row and file and print totals; no remote call."
+    )
+    error_on_nothing: bool = Field(
+        default=False, description="Exit with code 7 when there was nothing to do."
+    )
     # --- sources ---
-    include: CommaList = Field(default_factory=list, description="Directory sources: only paths matching these globs.")
-    exclude: CommaList = Field(default_factory=list, description="Directory sources: skip paths matching these globs.")
-    follow_symlinks: bool = Field(default=False, description="Directory sources: follow symbolic links (never in a loop).")
+    include: CommaList = Field(
+        default_factory=list, description="Directory sources: only paths matching these globs."
+    )
+    exclude: CommaList = Field(
+        default_factory=list, description="Directory sources: skip paths matching these globs."
+    )
+    follow_symlinks: bool = Field(
+        default=False, description="Directory sources: follow symbolic links (never in a loop)."
+    )
     # --- defaults for every row (a manifest row's own values override them) ---
     language: str | None = Field(default=None, description="Default transcription language (e.g. en).")
-    operating_point: Literal["standard", "enhanced"] | None = Field(default=None, description="Default accuracy tier.")
-    diarization: Literal["none", "speaker", "channel"] | None = Field(default=None, description="Default speaker separation.")
+    operating_point: Literal["standard", "enhanced"] | None = Field(
+        default=None, description="Default accuracy tier."
+    )
+    diarization: Literal["none", "speaker", "channel"] | None = Field(
+        default=None, description="Default speaker separation."
+    )
     domain: str | None = Field(default=None, description="Default domain language model.")
     output_locale: str | None = Field(default=None, description="Default output locale.")
     enable_entities: bool | None = Field(default=None, description="Default entity formatting.")
     model_code: str = Field(default=DEFAULT_MODEL_CODE, description="Model to use.")
     tags: CommaList = Field(default_factory=list, description="Default tracking tags (comma-separated).")
-    srt_max_line_length: int | None = Field(default=None, ge=1, description="Default SRT max characters per line.")
+    srt_max_line_length: int | None = Field(
+        default=None, ge=1, description="Default SRT max characters per line."
+    )
     srt_max_lines: int | None = Field(default=None, ge=1, description="Default SRT max lines per block.")
     # --- output ---
-    progress: Literal["auto", "bar", "lines", "none"] = Field(default="auto", description="Progress display: a bar on a terminal, plain lines otherwise.")
-    progress_interval: float = Field(default=10.0, gt=0, description="Seconds between progress lines when not on a terminal.")
-    log_format: Literal["text", "json"] = Field(default="text", description="Log line format (json for log collectors).")
+    progress: Literal["auto", "bar", "lines", "none"] = Field(
+        default="auto", description="Progress display: a bar on a terminal, plain lines otherwise."
+    )
+    progress_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between progress lines when not on a terminal."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log line format (json for log collectors)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     summary_json: Path | None = Field(default=None, description="Write the run's JSON summary to this file.")
 

@@ -80,7 +80,9 @@ async def put_file(
             while sent < expected_size:
                 chunk = await stream.read(min(options.chunk_size, expected_size - sent))
                 if not chunk:
-                    raise FileChangedError(f"{path}: file shrank while uploading ({sent} of {expected_size} bytes)")
+                    raise FileChangedError(
+                        f"{path}: file shrank while uploading ({sent} of {expected_size} bytes)"
+                    )
                 if options.bandwidth is not None:
                     await _take_bandwidth(options.bandwidth, len(chunk))
                 digest.update(chunk)
@@ -126,7 +128,8 @@ async def put_file(
                 watchdog_group.cancel_scope.cancel()
     if stall_scope.cancelled_caught:
         raise TransferError(
-            f"upload stalled: no byte accepted for {options.stall_timeout:g} s ({sent} of {expected_size} sent)",
+            f"upload stalled: no byte accepted for {options.stall_timeout:g} s"
+            f" ({sent} of {expected_size} sent)",
             ErrorClass.TRANSIENT,
         )
     if not 200 <= status < 300:
@@ -134,7 +137,10 @@ async def put_file(
         code = match.group(1).decode("ascii", "replace") if match else None
         error_class = classify_s3_status(status, code, url_expired=False)
         raise TransferError(
-            f"upload refused by S3: HTTP {status} {code or ''}".rstrip(), error_class, status=status, retry_after=retry_after
+            f"upload refused by S3: HTTP {status} {code or ''}".rstrip(),
+            error_class,
+            status=status,
+            retry_after=retry_after,
         )
     if sent != expected_size:  # S3 answered before taking the whole body: never call that a success
         raise TransferError(f"upload incomplete: {sent} of {expected_size} bytes sent", ErrorClass.TRANSIENT)
@@ -159,5 +165,6 @@ def _check_unchanged(path: Path, size: int, mtime_ns: int) -> None:
         raise FileChangedError(f"{path}: file disappeared before upload finished ({exc.strerror})") from None
     if st.st_size != size or st.st_mtime_ns != mtime_ns:
         raise FileChangedError(
-            f"{path}: file changed since it was listed (size {size} -> {st.st_size}); it will be picked up next run"
+            f"{path}: file changed since it was listed (size {size} -> {st.st_size});"
+            " it will be picked up next run"
         )

@@ -1,0 +1,204 @@
+"""The `slng-bulk` command: a thin layer over the library.
+
+Options are generated from `pipeline.settings.Settings`, so every flag is also an environment
+variable (shown in `--help`) and a config-file key. Errors become one line on stderr and a
+documented exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import click
+from pydantic.fields import FieldInfo
+
+from pipeline import __version__
+from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.logs import configure_logging, log
+from pipeline.report import summary_lines
+from pipeline.settings import ENV_PREFIX, Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SUBMIT_SETTINGS = tuple(name for name in Settings.model_fields)
+LEDGER_SETTINGS = ("config", "ledger", "log_format", "log_level")
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, is_flag) for a settings field annotation."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _click_type(args[0])
+    if origin is typing.Annotated:
+        return _click_type(args[0])
+    if origin is Literal:
+        return click.Choice([str(a) for a in typing.get_args(annotation)]), False
+    if annotation is bool:
+        return None, True
+    if annotation is int:
+        return click.INT, False
+    if annotation is float:
+        return click.FLOAT, False
+    if annotation is Path:
+        return click.Path(path_type=Path), False
+    return click.STRING, False  # strings, sizes ("50M"), secrets, comma lists
+
+
+def _option(name: str, field: FieldInfo) -> Callable[[F], F]:
+    flag = name.replace("_", "-")
+    click_type, is_flag = _click_type(field.annotation)
+    help_text = f"{field.description or ''} [env: {ENV_PREFIX}{name.upper()}]"
+    if is_flag:
+        return click.option(f"--{flag}/--no-{flag}", name, default=None, help=help_text)
+    return click.option(f"--{flag}", name, type=click_type, default=None, help=help_text)
+
+
+def settings_options(names: tuple[str, ...]) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        for name in reversed(names):
+            func = _option(name, Settings.model_fields[name])(func)
+        return func
+
+    return decorate
+
+
+def _settings(flags: dict[str, Any]) -> Settings:
+    if flags.get("api_key"):
+        click.echo(
+            "warning: --api-key shows in the process list; prefer SLNG_API_KEY or --api-key-file", err=True
+        )
+    settings = load_settings(**flags)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _fail(exc: SlngBulkError) -> typing.NoReturn:
+    click.echo(f"slng-bulk: error: {exc}", err=True)
+    sys.exit(int(exc.exit_code))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="slng-bulk")
+def main() -> None:
+    """Push large batches of audio into the SLNG Batch transcription API."""
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@settings_options(SUBMIT_SETTINGS)
+def submit(sources: tuple[str, ...], **flags: Any) -> None:
+    """Upload every file named by SOURCES (CSV or JSONL manifests, directories, or - for stdin) and
+    create one transcription job per file. Safe to rerun: finished files are skipped."""
+    from pipeline.dryrun import dry_run
+    from pipeline.runner import submit as run_submit
+
+    try:
+        settings = _settings(flags)
+        if settings.dry_run:
+            sys.exit(int(dry_run(list(sources), settings)))
+        stats = anyio.run(lambda: run_submit(list(sources), settings, handle_signals=True))
+    except SlngBulkError as exc:
+        _fail(exc)
+    for line in summary_lines(stats):
+        click.echo(line, err=True)
+    if stats.nothing_to_do():
+        click.echo("nothing to do: every file is already done", err=True)
+    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+
+
+@main.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["pending", "presigned", "uploaded", "creating", "created", "failed", "rejected"]),
+    help="Only files in these states (repeatable).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Write to this file (mode 0600) instead of stdout.",
+)
+@settings_options(LEDGER_SETTINGS)
+def report(
+    fmt: Literal["csv", "jsonl", "json"], states: tuple[str, ...], output: Path | None, **flags: Any
+) -> None:
+    """Export per-file results from the ledger."""
+    import io
+
+    from pipeline.ledger import Ledger
+    from pipeline.report import export_rows, write_export, write_private
+
+    try:
+        settings = _settings(flags)
+        if not settings.ledger.exists():
+            raise SlngBulkError(f"no ledger at {settings.ledger}")
+        ledger = Ledger.open(settings.ledger)
+        rows = export_rows(ledger, states)
+        if output is None:
+            write_export(rows, fmt)
+        else:
+            buffer = io.StringIO()
+            count = write_export(rows, fmt, buffer)
+            write_private(output, buffer.getvalue())
+            log.info("wrote %d rows to %s", count, output)
+    except SlngBulkError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option("--api-port", type=int, default=8765, show_default=True, envvar=f"{ENV_PREFIX}SANDBOX_API_PORT")
+@click.option("--s3-port", type=int, default=8766, show_default=True, envvar=f"{ENV_PREFIX}SANDBOX_S3_PORT")
+@click.option(
+    "--faults",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar=f"{ENV_PREFIX}SANDBOX_FAULTS",
+    help="TOML or JSON fault plan.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=f"{ENV_PREFIX}SANDBOX_DATA_DIR",
+    help="Keep jobs and objects here across restarts (default: in memory).",
+)
+@click.option(
+    "--job-step-seconds",
+    type=float,
+    default=2.0,
+    show_default=True,
+    envvar=f"{ENV_PREFIX}SANDBOX_JOB_STEP_SECONDS",
+    help="Time between job status steps.",
+)
+def sandbox(
+    api_port: int, s3_port: int, faults: Path | None, data_dir: Path | None, job_step_seconds: float
+) -> None:
+    """Run the local SLNG Batch API emulator (API + strict S3) in the foreground, on 127.0.0.1."""
+    from pipeline.sandbox import FaultPlan, SandboxConfig, serve
+
+    plan = FaultPlan.from_file(faults) if faults else FaultPlan()
+    serve(
+        SandboxConfig(
+            api_port=api_port,
+            s3_port=s3_port,
+            faults=plan,
+            data_dir=data_dir,
+            job_step_seconds=job_step_seconds,
+        )
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["ExitCode", "main"]
