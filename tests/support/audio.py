@@ -1,0 +1,25 @@
+"""Small, real audio files for tests (stdlib `wave`), each distinct so MD5s differ."""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from pathlib import Path
+
+
+def write_wav(path: Path, seconds: float = 0.05, freq: float = 440.0, rate: int = 8000) -> Path:
+    frames = max(1, int(rate * seconds))
+    samples = [int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{frames}h", *samples))
+    return path
+
+
+def make_tree(root: Path, count: int, seconds: float = 0.02) -> list[Path]:
+    """`count` distinct WAV files spread over a few sub-folders."""
+    return [write_wav(root / f"d{i % 5}" / f"f{i:05d}.wav", seconds, 200.0 + i) for i in range(count)]
