@@ -103,11 +103,22 @@ _MIGRATIONS: tuple[str, ...] = (
         replaced_at REAL NOT NULL
     );
     """,
+    # 2: follow-through: the server's view of each job, and what was fetched
+    """
+    ALTER TABLE files ADD COLUMN job_status TEXT;
+    ALTER TABLE files ADD COLUMN job_error TEXT;
+    ALTER TABLE files ADD COLUMN status_checked_at REAL;
+    ALTER TABLE files ADD COLUMN fetched_formats TEXT;
+    ALTER TABLE files ADD COLUMN fetched_at REAL;
+    ALTER TABLE files ADD COLUMN server_deleted_at REAL;
+    CREATE INDEX files_job_status ON files(job_status);
+    """,
 )
 
 _FILE_COLUMNS = (
     "id, file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json, "
-    "state, job_id, generation, s3_key, echo_json, md5, attempts, error, error_class, seen_run"
+    "state, job_id, generation, s3_key, echo_json, md5, attempts, error, error_class, seen_run, "
+    "job_status, job_error, fetched_formats, created_at"
 )
 
 
@@ -135,6 +146,10 @@ class FileRecord:
     error: str | None
     error_class: str | None
     seen_run: str | None
+    job_status: str | None = None  # the server's status, as last seen (QUEUED ... DONE, FAILED)
+    job_error: str | None = None  # the server's error_message for a FAILED job
+    fetched_formats: str | None = None  # comma list of transcript formats on disk
+    created_at: float | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> FileRecord:
@@ -451,6 +466,29 @@ class Ledger:
         for column, value in fields.items():
             if hasattr(record, column):
                 setattr(record, column, value)
+
+    async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> None:
+        """The server's view of the job (from status polling, list paging or reconcile)."""
+        now = time.time()
+        message = redact(error)[:2000] if error else None
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE files SET job_status = ?, job_error = ?, status_checked_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (status, message, now, now, record.id),
+            )
+        )
+        record.job_status, record.job_error = status, message
+
+    async def set_fetched(self, record: FileRecord, formats: str) -> None:
+        now = time.time()
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE files SET fetched_formats = ?, fetched_at = ?, updated_at = ? WHERE id = ?",
+                (formats, now, now, record.id),
+            )
+        )
+        record.fetched_formats = formats
 
     async def count_attempt(self, record: FileRecord) -> None:
         record.attempts += 1

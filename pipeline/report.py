@@ -58,6 +58,10 @@ class RunStats:
     failures: list[Failure] = field(default_factory=list)
     retry_classes: Counter[str] = field(default_factory=Counter)
     rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    job_statuses: dict[str, int] = field(default_factory=dict)  # after --wait
+    jobs_failed: list[str] = field(default_factory=list)  # FAILED on the server, with its message
+    transcripts_written: int = 0
+    fetch_errors: list[str] = field(default_factory=list)
 
     MAX_LISTED_FAILURES = 1000
 
@@ -79,7 +83,7 @@ class RunStats:
             return ExitCode.AUTH
         if self.interrupted:
             return ExitCode.INTERRUPTED
-        if self.failed or self.changed:
+        if self.failed or self.changed or self.jobs_failed or self.fetch_errors:
             return ExitCode.FAILED
         if self.rejected:
             return ExitCode.REJECTED
@@ -119,6 +123,12 @@ class RunStats:
                 "retries_by_class": dict(self.retry_classes),
             },
             "rates": self.rates,
+            "jobs": {
+                "by_status": self.job_statuses,
+                "failed": self.jobs_failed[: self.MAX_LISTED_FAILURES],
+                "transcripts_written": self.transcripts_written,
+                "fetch_errors": self.fetch_errors,
+            },
             "interrupted": self.interrupted,
             "auth_failure": self.auth_failure,
             "failures": [
@@ -173,6 +183,16 @@ def summary_lines(stats: RunStats) -> Iterator[str]:
         yield f"  FAILED {failure.path}: {failure.error}"
     if len(stats.failures) > 20:
         yield f"  ... {stats.failed - 20} more failures: see `slng-bulk report --state failed`"
+    if stats.job_statuses:
+        yield "  jobs: " + ", ".join(
+            f"{status} {count}" for status, count in sorted(stats.job_statuses.items())
+        )
+    for line in stats.jobs_failed[:20]:
+        yield f"  JOB FAILED {line}"
+    if stats.transcripts_written:
+        yield f"  {'transcripts written':<26}{stats.transcripts_written:>10}"
+    for line in stats.fetch_errors[:20]:
+        yield f"  FETCH FAILED {line}"
     if stats.interrupted:
         yield f"  stopped early: {stats.interrupted}"
     if stats.auth_failure:

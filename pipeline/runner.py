@@ -13,8 +13,7 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import anyio
 from aiolimiter import AsyncLimiter
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from pipeline.client import ApiTimeouts, SlngClient
+from pipeline.client import SlngClient
 from pipeline.errors import (
     AuthenticationError,
     ConfigError,
@@ -32,16 +31,17 @@ from pipeline.errors import (
     FileChangedError,
     TransferError,
 )
+from pipeline.follow import fetch_transcripts, wait_for_jobs
 from pipeline.identity import derive_job_id, file_key
 from pipeline.jobspec import FileSpec, Rejection, Row
-from pipeline.ledger import Admission, FileRecord, FileState, Ledger, acquire_run_lock
+from pipeline.ledger import Admission, FileRecord, FileState, Ledger
 from pipeline.logs import log
 from pipeline.models import CreateFromUploadRequest, PresignRequest, UploadTarget
 from pipeline.progress import ProgressDisplay
 from pipeline.ratelimit import RateControl
-from pipeline.redact import register_secret
 from pipeline.report import Failure, RunStats, write_summary_json
 from pipeline.retry import RetryPolicy, backoff_seconds, retry_transient
+from pipeline.session import Connection, connect
 from pipeline.settings import Settings
 from pipeline.sources import ManifestError, SourceOptions, check_sources, iter_rows
 from pipeline.upload import UploadOptions, put_file
@@ -440,47 +440,45 @@ def _first(group: BaseExceptionGroup[Any]) -> BaseException:
     return exc
 
 
-@asynccontextmanager
-async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    """The API URL and key to use: the in-process sandbox with --sandbox, else the settings'."""
-    if settings.sandbox:
-        from pipeline.sandbox import Sandbox, SandboxConfig
-
-        async with Sandbox(SandboxConfig(job_step_seconds=1.0)).run() as sandbox:
-            log.info("sandbox running: API %s, S3 %s", sandbox.api_url, sandbox.s3_url)
-            yield sandbox.api_url, sandbox.api_key
-        return
-    if settings.api_key is None:
-        raise ConfigError("no API key: set SLNG_API_KEY, use --api-key-file, or try --sandbox")
-    yield settings.api_url, settings.api_key.get_secret_value()
-
-
 async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: bool = False) -> RunStats:
-    """Submit every file named by `sources`; return the run's counters. The library entry point."""
+    """Submit every file named by `sources`; return the run's counters. The library entry point.
+
+    With `settings.wait`, then follow the jobs to the end and, with `settings.out`, fetch transcripts.
+    """
     try:
         check_sources(sources, SourceOptions())
     except ManifestError as exc:
         raise ConfigError(str(exc)) from None
-    if settings.api_key is not None:
-        register_secret(settings.api_key.get_secret_value())
-    ledger_path = Path(settings.ledger)
-    lock = acquire_run_lock(ledger_path)
-    try:
-        async with AsyncExitStack() as stack:
-            api_url, api_key = await stack.enter_async_context(api_target(settings))
-            register_secret(api_key)
-            ledger = await stack.enter_async_context(Ledger.open(ledger_path))
-            connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
-            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-            rates = RateControl.from_limits(
-                settings.max_create_rps, settings.max_presign_rps, settings.max_read_rps
-            )
-            timeouts = ApiTimeouts(read=settings.request_timeout, total=settings.request_timeout * 2)
-            client = SlngClient(session, api_url, api_key, rates, timeouts, settings.allow_insecure_http)
-            pipeline = Pipeline(settings, ledger, client, session, rates)
-            stats = await pipeline.run(sources, handle_signals)
-    finally:
-        lock.release()
+    async with connect(settings) as conn:
+        pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates)
+        stats = await pipeline.run(sources, handle_signals)
+        if settings.wait and not (stats.auth_failure or stats.interrupted):
+            await follow_through(conn, stats)
     if settings.summary_json is not None:
         write_summary_json(Path(settings.summary_json), stats)
     return stats
+
+
+async def follow_through(conn: Connection, stats: RunStats) -> None:
+    """`--wait`: poll until every job is terminal (or --wait-timeout), then fetch with --out."""
+    settings = conn.settings
+    report = await wait_for_jobs(conn.ledger, conn.client, conn.policy, settings.wait_timeout)
+    stats.job_statuses = dict(report.by_status)
+    stats.jobs_failed = [f"{path}: {message}" for path, _job, message in report.failed_jobs]
+    if report.open_jobs:
+        stats.interrupted = (
+            f"--wait-timeout {settings.wait_timeout:g} s reached with {report.open_jobs} jobs open"
+        )
+    if settings.out is not None:
+        fetched = await fetch_transcripts(
+            conn.ledger,
+            conn.client,
+            conn.session,
+            Path(settings.out),
+            settings.formats,
+            conn.policy,
+            delete_after=settings.delete_after_fetch,
+            concurrency=settings.concurrency,
+        )
+        stats.transcripts_written = fetched.written
+        stats.fetch_errors = [f"{path}: {message}" for path, message in fetched.errors]

@@ -124,6 +124,18 @@ class Settings(BaseSettings):
     error_on_nothing: bool = Field(
         default=False, description="Exit with code 7 when there was nothing to do."
     )
+    # --- follow-through ---
+    wait: bool = Field(default=False, description="After submitting, poll until every job is DONE or FAILED.")
+    wait_timeout: float = Field(default=3600.0, gt=0, description="Give up waiting after this many seconds.")
+    out: Path | None = Field(
+        default=None, description="Download transcripts into this folder (with --wait, or fetch)."
+    )
+    formats: CommaList = Field(
+        default_factory=lambda: ["json", "txt", "srt"], description="Transcript formats to download."
+    )
+    delete_after_fetch: bool = Field(
+        default=False, description="Delete jobs on the server once their transcripts are on disk."
+    )
     # --- sources ---
     include: CommaList = Field(
         default_factory=list, description="Directory sources: only paths matching these globs."
