@@ -1,0 +1,399 @@
+"""`POST /v1/batch/jobs`: the four create shapes (upload, URL, presign step 1, presign step 3).
+
+Also keeps the create-attempt log behind `/__sandbox__/jobs`, which is how tests prove that a lost
+response still created a job and that a retried create was refused as a duplicate.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import aiofiles
+import anyio
+import anyio.to_thread
+from aiohttp import BodyPartReader, web
+
+from pipeline.models import (
+    DEFAULT_CONTENT_TYPE,
+    CreateFromUploadRequest,
+    CreateFromUrlRequest,
+    JobAcknowledgement,
+    OutputConfig,
+    PresignRequest,
+    PresignResponse,
+    Tracking,
+    TranscriptionConfig,
+    UploadTarget,
+)
+from pipeline.sandbox.api_errors import ApiError, error_response, model_response
+from pipeline.sandbox.audio import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
+from pipeline.sandbox.config import SandboxConfig
+from pipeline.sandbox.fault_middleware import DECISION_KEY
+from pipeline.sandbox.injector import FaultInjector
+from pipeline.sandbox.objects import ObjectStore
+from pipeline.sandbox.state import CreateAttempt, JobRecord, PresignRecord, SandboxState
+from pipeline.sandbox.stats import StatsRecorder
+from pipeline.sandbox.timeutil import iso_z, round_ms
+from pipeline.sandbox.validation import (
+    check_input_url,
+    check_job_id,
+    check_model_code,
+    filled_config,
+    input_key,
+    job_config,
+    parse_json_part,
+    parse_model,
+    safe_filename,
+)
+
+JSON_BODY_KEY = web.RequestKey("sandbox_json_body", object)
+TOO_LARGE = "File too large. Maximum size is 1 GB."
+MULTIPART_FIELDS = {
+    "file",
+    "transcription_config",
+    "job_id",
+    "model_code",
+    "metadata",
+    "tracking",
+    "output_config",
+}
+FIELD_LIMIT = 1024 * 1024
+Source = Literal["upload", "url", "presign"]
+
+
+class NotJson:
+    """Marker stored instead of a body that did not parse as JSON."""
+
+
+class JobCreator:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        state: SandboxState,
+        store: ObjectStore,
+        injector: FaultInjector,
+        stats: StatsRecorder,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.store = store
+        self.injector = injector
+        self.stats = stats
+        self.clock = clock
+
+    # --- entry point ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request, api_key_id: str) -> web.Response:
+        if request.content_type == "multipart/form-data":
+            return await self._attempt(request, "upload", None, self._upload(request, api_key_id))
+        if request.content_type != "application/json":
+            return error_response(400, "Content-Type must be application/json or multipart/form-data")
+        body = request.get(JSON_BODY_KEY)
+        if isinstance(body, NotJson) or not isinstance(body, dict):
+            return error_response(400, "Request body must be a JSON object")
+        if "mode" in body:
+            try:
+                return await self._presign(body)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message)
+        job_id = body.get("job_id") if isinstance(body.get("job_id"), str) else None
+        if "s3_key" in body:
+            return await self._attempt(request, "presign", job_id, self._from_upload(body, api_key_id))
+        if "input_url" in body:
+            return await self._attempt(request, "url", job_id, self._from_url(body, api_key_id))
+        return await self._attempt(
+            request, "unknown", job_id, _fail(400, "One of input_url, s3_key or mode=presign is required")
+        )
+
+    async def _attempt(
+        self, request: web.Request, mode: str, job_id: str | None, work: Awaitable[JobRecord]
+    ) -> web.Response:
+        """Run one create and log the attempt, whatever its outcome."""
+        try:
+            job: JobRecord = await work
+        except ApiError as exc:
+            self.record_attempt(request, mode, job_id, exc.status, created=False)
+            return error_response(exc.status, exc.message)
+        self.record_attempt(request, mode, job.job_id, 202, created=True)
+        return model_response(JobAcknowledgement(job_id=job.job_id, status="QUEUED"), status=202)
+
+    def record_attempt(
+        self,
+        request: web.Request,
+        mode: str,
+        job_id: str | None,
+        status: int,
+        created: bool,
+        injected: str | None = None,
+    ) -> None:
+        decision = request.get(DECISION_KEY)
+        lost = bool(decision is not None and decision.lose_response)
+        self.state.attempts.append(
+            CreateAttempt(
+                seq=len(self.state.attempts) + 1,
+                job_id=job_id,
+                mode=mode,
+                status=status,
+                created=created,
+                injected=injected or ("lost_response" if lost else None),
+                response_lost=lost,
+                at=iso_z(self.clock()),
+            )
+        )
+        self.state.save()
+
+    # --- presign step 1 ------------------------------------------------------------------------
+
+    async def _presign(self, body: dict[str, Any]) -> web.Response:
+        # Not in the step-1 schema; the guide says the service may ignore them, so do we.
+        cleaned = {k: v for k, v in body.items() if k not in ("model_code", "metadata")}
+        req = parse_model(PresignRequest, cleaned)
+        filename = safe_filename(req.filename)
+        job_id = check_job_id(req.job_id)
+        if job_id in self.state.jobs:
+            raise ApiError(409, "Job already exists")
+        key = input_key(job_id, filename)
+        content_type = req.content_type or DEFAULT_CONTENT_TYPE
+        expires, reported = self.injector.presign_expiry("presign", self.config.presign_expires_in)
+        if expires != self.config.presign_expires_in:
+            self.stats.injected("presign", "short_expiry")
+        url = self.store.presign_put(key, content_type, expires)
+        self.state.presigns[key] = PresignRecord(
+            job_id=job_id, s3_key=key, filename=filename, content_type=content_type, created_at=self.clock()
+        )
+        self.state.save()
+        bucket = self.store.bucket
+        response = PresignResponse(
+            job_id=job_id,
+            transcription_config=filled_config(req.transcription_config),
+            tracking=req.tracking.model_dump(exclude_none=True) if req.tracking else None,
+            output_config=req.output_config.model_dump(exclude_none=True) if req.output_config else None,
+            input_s3_uri=f"s3://{bucket}/{key}",
+            output_s3_prefix=f"s3://{bucket}/outputs/{job_id}/",
+            upload=UploadTarget(
+                url=url,
+                s3_key=key,
+                s3_uri=f"s3://{bucket}/{key}",
+                expires_in=reported,
+                headers={"Content-Type": content_type},
+            ),
+        )
+        return model_response(response, status=200, exclude_none=True)
+
+    # --- presign step 3 ------------------------------------------------------------------------
+
+    async def _from_upload(self, body: dict[str, Any], api_key_id: str) -> JobRecord:
+        req = parse_model(CreateFromUploadRequest, body)
+        model_code = check_model_code(req.model_code)
+        presign = self.state.presigns.get(req.s3_key)
+        if presign is None:
+            raise ApiError(400, "s3_key was not issued by a presign request")
+        job_id = check_job_id(req.job_id) if req.job_id is not None else presign.job_id
+        if job_id != presign.job_id:
+            raise ApiError(400, "job_id does not match the job_id the s3_key was presigned for")
+        if job_id in self.state.jobs:
+            raise ApiError(409, "Job already exists")
+        info = await self.store.head(req.s3_key)
+        if info is None:
+            raise ApiError(400, "No uploaded object found at s3_key")
+        if info.size == 0:
+            raise ApiError(400, "Uploaded object is empty")
+        if info.size > self.config.max_upload_bytes:
+            raise ApiError(413, TOO_LARGE)
+        head = await self.store.read(req.s3_key, SNIFF_BYTES)
+        audio = await anyio.to_thread.run_sync(analyse, head, self.store.local_path(req.s3_key))
+        if job_id in self.state.jobs:  # re-check: the awaits above let a twin request in
+            raise ApiError(409, "Job already exists")
+        return self._add_job(
+            job_id,
+            api_key_id,
+            model_code,
+            req.transcription_config,
+            req.tracking,
+            req.output_config,
+            req.metadata,
+            "presign",
+            audio,
+            presign.filename,
+            info.size,
+            key=req.s3_key,
+        )
+
+    # --- URL input -----------------------------------------------------------------------------
+
+    async def _from_url(self, body: dict[str, Any], api_key_id: str) -> JobRecord:
+        req = parse_model(CreateFromUrlRequest, body)
+        url = check_input_url(req.input_url)
+        model_code = check_model_code(req.model_code)
+        job_id = check_job_id(req.job_id)
+        if job_id in self.state.jobs:
+            raise ApiError(409, "Job already exists")
+        # The sandbox never downloads input_url: it records it and treats the audio as decodable.
+        name = url.split("?", 1)[0].rsplit("/", 1)[-1]
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else None
+        audio = AudioInfo(decodable=True, format=ext, mime_type=MIME_TYPES.get(ext or ""))
+        return self._add_job(
+            job_id,
+            api_key_id,
+            model_code,
+            req.transcription_config,
+            req.tracking,
+            req.output_config,
+            req.metadata,
+            "url",
+            audio,
+            name or None,
+            None,
+            url=url,
+        )
+
+    # --- multipart upload ----------------------------------------------------------------------
+
+    async def _upload(self, request: web.Request, api_key_id: str) -> JobRecord:
+        fields: dict[str, str] = {}
+        upload: tuple[Path, str, str, int] | None = None
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise ApiError(400, "Nested multipart bodies are not supported")
+                name = part.name or ""
+                if name not in MULTIPART_FIELDS:
+                    raise ApiError(400, f"Unknown field: {name}")
+                if name == "file":
+                    if upload is not None:
+                        raise ApiError(400, "Only one file may be uploaded")
+                    upload = await self._receive_file(part)
+                else:
+                    fields[name] = await _read_field(part, name)
+            return await self._create_from_parts(fields, upload, api_key_id)
+        finally:
+            if upload is not None:
+                await anyio.Path(upload[0]).unlink(missing_ok=True)
+
+    async def _receive_file(self, part: BodyPartReader) -> tuple[Path, str, str, int]:
+        filename = safe_filename(part.filename or "")
+        content_type = part.headers.get("Content-Type", DEFAULT_CONTENT_TYPE)
+        fd, name = tempfile.mkstemp(prefix="slng-sandbox-upload-")
+        path = Path(name)
+        size = 0
+        try:
+            async with aiofiles.open(fd, "wb") as fh:
+                while chunk := await part.read_chunk(256 * 1024):
+                    size += len(chunk)
+                    if size > self.config.max_upload_bytes:
+                        raise ApiError(413, TOO_LARGE)
+                    await fh.write(chunk)
+        except BaseException:
+            await anyio.Path(path).unlink(missing_ok=True)
+            raise
+        return path, filename, content_type, size
+
+    async def _create_from_parts(
+        self, fields: dict[str, str], upload: tuple[Path, str, str, int] | None, api_key_id: str
+    ) -> JobRecord:
+        if upload is None:
+            raise ApiError(400, "file is required")
+        if "transcription_config" not in fields:
+            raise ApiError(400, "transcription_config is required")
+        config = parse_json_part("transcription_config", fields["transcription_config"], TranscriptionConfig)
+        tracking = parse_json_part("tracking", fields.get("tracking"), Tracking)
+        output_config = parse_json_part("output_config", fields.get("output_config"), OutputConfig)
+        metadata = parse_json_part("metadata", fields.get("metadata"))
+        model_code = check_model_code(fields.get("model_code"))
+        job_id = check_job_id(fields.get("job_id"))
+        path, filename, content_type, size = upload
+        if size == 0:
+            raise ApiError(400, "Uploaded file is empty")
+        if job_id in self.state.jobs:
+            raise ApiError(409, "Job already exists")
+        audio = await anyio.to_thread.run_sync(_analyse_file, path)
+        key = input_key(job_id, filename)
+        if job_id in self.state.jobs:
+            raise ApiError(409, "Job already exists")
+        await self.store.put_file(key, path, content_type)
+        return self._add_job(
+            job_id,
+            api_key_id,
+            model_code,
+            config,
+            tracking,
+            output_config,
+            metadata,
+            "upload",
+            audio,
+            filename,
+            size,
+            key=key,
+        )
+
+    # --- shared --------------------------------------------------------------------------------
+
+    def _add_job(
+        self,
+        job_id: str,
+        api_key_id: str,
+        model_code: str,
+        config: TranscriptionConfig,
+        tracking: Tracking | None,
+        output_config: OutputConfig | None,
+        metadata: dict[str, Any] | None,
+        source: str,
+        audio: AudioInfo,
+        filename: str | None,
+        size: int | None,
+        key: str | None = None,
+        url: str | None = None,
+    ) -> JobRecord:
+        ext = filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else None
+        fmt = audio.format or ext
+        input_metadata: dict[str, Any] = {
+            "source": source,
+            "filename": filename,
+            "size_bytes": size,
+            "format": fmt,
+            "mime_type": audio.mime_type or MIME_TYPES.get(fmt or ""),
+            "duration_seconds": audio.duration_seconds,
+        }
+        job = JobRecord(
+            seq=self.state.next_seq(),
+            job_id=job_id,
+            api_key_id=api_key_id,
+            model_code=model_code,
+            job_config=job_config(config, tracking, output_config),
+            metadata=metadata,
+            source=source,
+            input_key=key,
+            input_url=url,
+            input_metadata={k: v for k, v in input_metadata.items() if v is not None},
+            decodable=audio.decodable,
+            duration_seconds=audio.duration_seconds,
+            submitted_at=round_ms(self.clock()),
+        )
+        self.state.jobs[job_id] = job
+        self.state.save()
+        return job
+
+
+async def _fail(status: int, message: str) -> JobRecord:
+    raise ApiError(status, message)
+
+
+async def _read_field(part: BodyPartReader, name: str) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        data.extend(chunk)
+        if len(data) > FIELD_LIMIT:
+            raise ApiError(400, f"{name} is too large")
+    return data.decode(part.get_charset("utf-8"))
+
+
+def _analyse_file(path: Path) -> AudioInfo:
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    return analyse(head, path)

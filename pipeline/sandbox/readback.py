@@ -1,0 +1,76 @@
+"""`/__sandbox__/*`: what tests (and humans) use to see what really happened inside the sandbox.
+
+No auth, never subject to faults. GET stats / jobs / objects; POST faults replaces the fault plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from pipeline.models import BatchJob
+from pipeline.sandbox.api_errors import error_response, model_response, validation_message
+from pipeline.sandbox.faults import FaultPlan
+from pipeline.sandbox.objects import ObjectInfo
+from pipeline.sandbox.state import CreateAttempt
+from pipeline.sandbox.stats import SandboxStats
+
+PREFIX = "/__sandbox__"
+
+
+class JobsReadback(BaseModel):
+    jobs: list[BatchJob] = Field(default_factory=list)  # every job ever created, deleted ones included
+    attempts: list[CreateAttempt] = Field(default_factory=list)
+
+
+class ObjectsReadback(BaseModel):
+    objects: list[ObjectInfo] = Field(default_factory=list)
+
+
+class Readback:
+    """The data sources behind the routes, as plain callables (the Sandbox object provides them)."""
+
+    def __init__(
+        self,
+        stats: Callable[[], SandboxStats],
+        jobs: Callable[[], JobsReadback],
+        objects: Callable[[], ObjectsReadback],
+        set_faults: Callable[[FaultPlan], None],
+        get_faults: Callable[[], FaultPlan],
+    ) -> None:
+        self._stats = stats
+        self._jobs = jobs
+        self._objects = objects
+        self._set_faults = set_faults
+        self._get_faults = get_faults
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(PREFIX + "/stats", self._stats_handler),
+            web.get(PREFIX + "/jobs", self._jobs_handler),
+            web.get(PREFIX + "/objects", self._objects_handler),
+            web.get(PREFIX + "/faults", self._faults_get),
+            web.post(PREFIX + "/faults", self._faults_post),
+        ]
+
+    async def _stats_handler(self, request: web.Request) -> web.StreamResponse:
+        return model_response(self._stats())
+
+    async def _jobs_handler(self, request: web.Request) -> web.StreamResponse:
+        return model_response(self._jobs())
+
+    async def _objects_handler(self, request: web.Request) -> web.StreamResponse:
+        return model_response(self._objects())
+
+    async def _faults_get(self, request: web.Request) -> web.StreamResponse:
+        return model_response(self._get_faults())
+
+    async def _faults_post(self, request: web.Request) -> web.StreamResponse:
+        try:
+            plan = FaultPlan.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return error_response(400, validation_message(exc))
+        self._set_faults(plan)
+        return model_response(plan)
