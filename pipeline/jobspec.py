@@ -31,6 +31,8 @@ _M = TypeVar("_M", bound=BaseModel)
 # C0, DEL, C1 and the Unicode line/paragraph separators: anything that could break a log line.
 _CONTROL_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
 _CONTROL_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+# Lone surrogates (undecodable file-name bytes under surrogateescape) cannot be written as UTF-8.
+_CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
 
 
 def escape_control(text: str) -> str:
@@ -78,7 +80,7 @@ class JobSettings(BaseModel):
     def _known_model(cls, value: str) -> str:
         if value not in SUPPORTED_MODEL_CODES:
             allowed = ", ".join(sorted(SUPPORTED_MODEL_CODES))
-            raise ValueError(f"unknown model_code {value[:80]!r} (supported: {allowed})")
+            raise ValueError(f"unknown model code {value[:80]!r} (supported: {allowed})")
         return value
 
     @cached_property

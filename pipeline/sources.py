@@ -98,11 +98,13 @@ class _RowError(Exception):
 
 
 def _quote(value: object) -> str:
-    """Quote a user value for a reason: truncated, control characters escaped by repr."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    if len(text) > _QUOTE_CHARS:
-        return repr(text[:_QUOTE_CHARS]) + "..."
-    return repr(text)
+    """Quote a user value for a reason: strings repr'd (escapes controls), others as JSON; truncated."""
+    if not isinstance(value, str):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "..."
+    if len(value) > _QUOTE_CHARS:
+        return repr(value[:_QUOTE_CHARS]) + "..."
+    return repr(value)
 
 
 def _one_line(text: str) -> str:
@@ -753,6 +755,8 @@ def _walk_rows(source: str, defaults: JobSettings, options: SourceOptions) -> It
                 if key in on_path or key in visited:
                     continue  # a loop, or already walked through another link
                 children = _scan_sorted(full)
+            except FileNotFoundError:
+                continue  # removed while we walked: nothing left to upload
             except OSError as exc:
                 yield _reject(source, None, full, f"cannot read directory: {_os_reason(exc)}")
                 continue
