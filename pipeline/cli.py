@@ -19,7 +19,7 @@ import click
 from pydantic.fields import FieldInfo
 
 from pipeline import __version__
-from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.errors import ConfigError, ExitCode, SlngBulkError
 from pipeline.logs import configure_logging, log
 from pipeline.report import summary_lines
 from pipeline.settings import ENV_PREFIX, Settings, load_settings
@@ -111,6 +111,147 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
     if stats.nothing_to_do():
         click.echo("nothing to do: every file is already done", err=True)
     sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+
+
+FOLLOW_SETTINGS = (
+    "config",
+    "api_url",
+    "api_key",
+    "api_key_file",
+    "allow_insecure_http",
+    "ledger",
+    "concurrency",
+    "retries",
+    "retry_max_elapsed",
+    "request_timeout",
+    "max_create_rps",
+    "max_read_rps",
+    "log_format",
+    "log_level",
+)
+
+
+@main.command()
+@settings_options(FOLLOW_SETTINGS)
+def status(**flags: Any) -> None:
+    """Refresh the server status of every submitted job that is not finished; print counts."""
+    from pipeline.follow import refresh_statuses
+    from pipeline.session import connect
+
+    async def run(settings: Settings) -> ExitCode:
+        async with connect(settings) as conn:
+            report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
+        for name, count in sorted(report.by_status.items()):
+            click.echo(f"{name:<16}{count:>8}")
+        for path, job_id, message in report.failed_jobs:
+            click.echo(f"FAILED {path} ({job_id}): {message}", err=True)
+        return ExitCode.FAILED if report.failed_jobs else ExitCode.OK
+
+    _run_command(flags, run)
+
+
+@main.command()
+@settings_options((*FOLLOW_SETTINGS, "out", "formats", "delete_after_fetch"))
+def fetch(**flags: Any) -> None:
+    """Download the transcripts of DONE jobs into --out (OUT/<relative path>.<format>), atomically."""
+    from pipeline.follow import fetch_transcripts, refresh_statuses
+    from pipeline.session import connect
+
+    async def run(settings: Settings) -> ExitCode:
+        if settings.out is None:
+            raise ConfigError("fetch needs --out DIR")
+        async with connect(settings) as conn:
+            await refresh_statuses(conn.ledger, conn.client, conn.policy)
+            report = await fetch_transcripts(
+                conn.ledger,
+                conn.client,
+                conn.session,
+                settings.out,
+                settings.formats,
+                conn.policy,
+                delete_after=settings.delete_after_fetch,
+                concurrency=settings.concurrency,
+            )
+        click.echo(f"{report.written} transcripts written, {report.skipped} jobs already fetched", err=True)
+        for path, fmt in report.missing:
+            click.echo(f"missing: {path}: the server has no {fmt} output", err=True)
+        for path, message in report.errors:
+            click.echo(f"FAILED {path}: {message}", err=True)
+        return ExitCode.FAILED if report.errors else ExitCode.OK
+
+    _run_command(flags, run)
+
+
+@main.command(name="retry-failed")
+@settings_options(SUBMIT_SETTINGS)
+def retry_failed(**flags: Any) -> None:
+    """Resubmit files whose job FAILED on the server, as new jobs (the old ones stay in the history)."""
+    from pipeline.runner import resubmit_failed
+
+    try:
+        settings = _settings(flags)
+        stats = anyio.run(lambda: resubmit_failed(settings, handle_signals=True))
+    except SlngBulkError as exc:
+        _fail(exc)
+    for line in summary_lines(stats):
+        click.echo(line, err=True)
+    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+
+
+@main.command()
+@click.argument("sources", nargs=-1)
+@settings_options(
+    (
+        *FOLLOW_SETTINGS,
+        "include",
+        "exclude",
+        "follow_symlinks",
+        "language",
+        "operating_point",
+        "diarization",
+        "domain",
+        "output_locale",
+        "enable_entities",
+        "model_code",
+        "tags",
+        "srt_max_line_length",
+        "srt_max_lines",
+    )
+)
+def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
+    """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
+    missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing."""
+    from pipeline.follow import reconcile as run_reconcile
+    from pipeline.runner import admit_sources
+    from pipeline.session import connect
+
+    async def run(settings: Settings) -> ExitCode:
+        async with connect(settings) as conn:
+            added = await admit_sources(conn, list(sources)) if sources else 0
+            report = await run_reconcile(conn.ledger, conn.client, conn.policy)
+        click.echo(
+            f"{added} files added from sources; {report.matched} jobs found on the server and marked "
+            f"created; {report.already} already known",
+            err=True,
+        )
+        if report.unknown_on_server:
+            click.echo(
+                f"{len(report.unknown_on_server)} jobs on the server are unknown to this ledger:", err=True
+            )
+            for job_id in report.unknown_on_server[:50]:
+                click.echo(f"  {job_id}", err=True)
+        return ExitCode.OK
+
+    _run_command(flags, run)
+
+
+def _run_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> None:
+    try:
+        settings = _settings(flags)
+        code = anyio.run(run, settings)
+    except SlngBulkError as exc:
+        _fail(exc)
+    sys.exit(int(code))
 
 
 @main.command()

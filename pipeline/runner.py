@@ -9,11 +9,12 @@ a producer that streams rows into a bounded channel, N workers, signals and dead
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import signal
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from pipeline.errors import (
 )
 from pipeline.follow import fetch_transcripts, wait_for_jobs
 from pipeline.identity import derive_job_id, file_key
-from pipeline.jobspec import FileSpec, Rejection, Row
+from pipeline.jobspec import FileSpec, JobSettings, Rejection, Row
 from pipeline.ledger import Admission, FileRecord, FileState, Ledger
 from pipeline.logs import log
 from pipeline.models import CreateFromUploadRequest, PresignRequest, UploadTarget
@@ -114,10 +115,8 @@ class Pipeline:
             await self.ledger.renew(
                 record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)"
             )
-        elif record.state is FileState.FAILED:
-            await self.ledger.renew(
-                record, derive_job_id(record.file_key, record.generation + 1), "retried after failure"
-            )
+        elif record.state is FileState.FAILED:  # ran out of retries last time: same job_id, fresh start
+            await self.ledger.transition(record, FileState.PENDING, error=None, error_class=None)
         self.stats.queued += 1
         self.stats.bytes_total += item.spec.size
         self.stats.in_flight += 1
@@ -388,13 +387,8 @@ class Pipeline:
         self.stop(f"--max-duration {self.settings.max_duration:g} s reached")
         cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
 
-    async def run(self, sources: Sequence[str], handle_signals: bool) -> RunStats:
-        options = SourceOptions(
-            include=tuple(self.settings.include),
-            exclude=tuple(self.settings.exclude),
-            follow_symlinks=self.settings.follow_symlinks,
-        )
-        rows = iter_rows(sources, self.settings.job_defaults(), options)
+    async def run(self, rows: Iterator[Row], handle_signals: bool) -> RunStats:
+        """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
         await self.ledger.start_run(self.stats.run_id)
         send, receive = anyio.create_memory_object_stream[WorkItem](max_buffer_size=self.settings.concurrency)
         display = ProgressDisplay(
@@ -449,14 +443,85 @@ async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: 
         check_sources(sources, SourceOptions())
     except ManifestError as exc:
         raise ConfigError(str(exc)) from None
+    options = SourceOptions(
+        include=tuple(settings.include),
+        exclude=tuple(settings.exclude),
+        follow_symlinks=settings.follow_symlinks,
+    )
     async with connect(settings) as conn:
         pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates)
-        stats = await pipeline.run(sources, handle_signals)
+        stats = await pipeline.run(iter_rows(sources, settings.job_defaults(), options), handle_signals)
         if settings.wait and not (stats.auth_failure or stats.interrupted):
             await follow_through(conn, stats)
     if settings.summary_json is not None:
         write_summary_json(Path(settings.summary_json), stats)
     return stats
+
+
+async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -> RunStats:
+    """`retry-failed`: every file whose job FAILED on the server becomes a new job (history kept)."""
+    async with connect(settings) as conn:
+        failed = [r for r in conn.ledger.records([FileState.CREATED.value]) if r.job_status == "FAILED"]
+        for record in failed:
+            reason = f"job FAILED on the server: {record.job_error or 'no message'}"
+            await conn.ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), reason)
+        pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates)
+        stats = await pipeline.run(iter(rows_from_ledger(failed)), handle_signals)
+        if settings.wait and not (stats.auth_failure or stats.interrupted):
+            await follow_through(conn, stats)
+    return stats
+
+
+async def admit_sources(conn: Connection, sources: Sequence[str]) -> int:
+    """Record every valid file of `sources` in the ledger (state pending) without any remote call.
+
+    Used by reconcile: with the files' deterministic job_ids in the ledger, the server's job list
+    can be matched to them.
+    """
+    settings = conn.settings
+    options = SourceOptions(
+        include=tuple(settings.include),
+        exclude=tuple(settings.exclude),
+        follow_symlinks=settings.follow_symlinks,
+    )
+    try:
+        check_sources(sources, options)
+    except ManifestError as exc:
+        raise ConfigError(str(exc)) from None
+    run_id = f"reconcile-{uuid.uuid4().hex[:8]}"
+    added = 0
+    rows = iter_rows(sources, settings.job_defaults(), options)
+    while batch := await anyio.to_thread.run_sync(lambda: list(itertools.islice(rows, PRODUCER_BATCH))):
+        for row in batch:
+            if isinstance(row, FileSpec):
+                key = file_key(row)
+                admission = await conn.ledger.admit(row, key, derive_job_id(key, 0, row.job_id), run_id)
+                added += admission.record is not None
+    return added
+
+
+def rows_from_ledger(records: Sequence[FileRecord]) -> Iterator[Row]:
+    """Rebuild rows for files the ledger knows; a file that changed or vanished is rejected."""
+    for record in records:
+        path = Path(record.path)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            yield Rejection(record.source, record.line, record.path, f"file is gone: {exc.strerror}")
+            continue
+        if st.st_size != record.size or st.st_mtime_ns != record.mtime_ns:
+            yield Rejection(record.source, record.line, record.path, "file changed since it was submitted")
+            continue
+        yield FileSpec(
+            source=record.source,
+            line=record.line,
+            path=path,
+            size=record.size,
+            mtime_ns=record.mtime_ns,
+            job_id=None,
+            settings=JobSettings.model_validate_json(record.settings_json),
+            relative_path=record.relative_path,
+        )
 
 
 async def follow_through(conn: Connection, stats: RunStats) -> None:
