@@ -107,16 +107,13 @@ def _quote(value: object) -> str:
     return repr(value)
 
 
-def _one_line(text: str) -> str:
-    return escape_control(text)
-
-
 def _reject(source: str, line: int | None, path: str | None, reason: str) -> Rejection:
-    return Rejection(source, line, path, _one_line(reason))
+    """Rejection whose reason is safe to log as is (the path is escaped by Rejection.message)."""
+    return Rejection(source, line, path, escape_control(reason))
 
 
 def _manifest_error(source: str, problem: str) -> ManifestError:
-    return ManifestError(_one_line(f"{source}: {problem}"))
+    return ManifestError(escape_control(f"{source}: {problem}"))
 
 
 def _os_reason(exc: OSError) -> str:
