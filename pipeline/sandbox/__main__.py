@@ -18,10 +18,16 @@ def main() -> None:
     parser.add_argument("--job-step-seconds", type=float, default=2.0)
     args = parser.parse_args()
     faults = FaultPlan.from_file(args.faults) if args.faults else FaultPlan()
-    serve(SandboxConfig(
-        host=args.host, api_port=args.api_port, s3_port=args.s3_port, faults=faults,
-        data_dir=args.data_dir, job_step_seconds=args.job_step_seconds,
-    ))
+    serve(
+        SandboxConfig(
+            host=args.host,
+            api_port=args.api_port,
+            s3_port=args.s3_port,
+            faults=faults,
+            data_dir=args.data_dir,
+            job_step_seconds=args.job_step_seconds,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ INJECTED_API_ERRORS: dict[int, str] = {
 class ApiError(Exception):
     """Raised anywhere in a handler; becomes an error response with this status and message."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, job_id: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.job_id = job_id  # for the attempt log, when only the handler knew it
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -117,7 +117,7 @@ class JobCreator:
         try:
             job: JobRecord = await work
         except ApiError as exc:
-            self.record_attempt(request, mode, job_id, exc.status, created=False)
+            self.record_attempt(request, mode, exc.job_id or job_id, exc.status, created=False)
             return error_response(exc.status, exc.message)
         self.record_attempt(request, mode, job.job_id, 202, created=True)
         return model_response(JobAcknowledgement(job_id=job.job_id, status="QUEUED"), status=202)
@@ -272,6 +272,9 @@ class JobCreator:
                 else:
                     fields[name] = await _read_field(part, name)
             return await self._create_from_parts(fields, upload, api_key_id)
+        except ApiError as exc:
+            exc.job_id = exc.job_id or fields.get("job_id")
+            raise
         finally:
             if upload is not None:
                 await anyio.Path(upload[0]).unlink(missing_ok=True)

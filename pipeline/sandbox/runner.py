@@ -25,7 +25,7 @@ from pipeline.sandbox.faults import FaultPlan
 from pipeline.sandbox.injector import FaultInjector
 from pipeline.sandbox.lifecycle import render
 from pipeline.sandbox.local_store import LocalBucket, LocalObjectStore
-from pipeline.sandbox.objects import ObjectStore
+from pipeline.sandbox.objects import ObjectInfo, ObjectStore
 from pipeline.sandbox.readback import JobsReadback, ObjectsReadback, Readback
 from pipeline.sandbox.s3_server import S3Server
 from pipeline.sandbox.signing import Presigner
@@ -63,6 +63,27 @@ class Sandbox:
     @property
     def s3_credentials(self) -> S3Credentials:
         return self.config.s3_credentials
+
+    # --- the local bucket store (thread-safe; local mode only) ----------------------------------
+
+    def _local(self) -> LocalObjectStore:
+        if self.s3_store is None:
+            raise RuntimeError("no local S3 store: the sandbox is not running, or runs in external mode")
+        return self.s3_store
+
+    def create_bucket(self, name: str) -> None:
+        self._local().create_bucket(name)
+
+    def object_info(self, key: str, bucket: str | None = None) -> ObjectInfo | None:
+        return self._local().info(bucket or self.bucket, key)
+
+    def read_object(self, key: str, bucket: str | None = None) -> bytes:
+        return self._local().read_bytes(bucket or self.bucket, key)
+
+    def write_object(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream", bucket: str | None = None
+    ) -> ObjectInfo:
+        return self._local().write_bytes(bucket or self.bucket, key, data, content_type)
 
     # --- read-back (thread-safe) -----------------------------------------------------------------
 
