@@ -7,6 +7,7 @@ duration, so a long file gets a long transcript. SRT cues honour `srt_overrides`
 from __future__ import annotations
 
 import json
+import math
 import random
 import textwrap
 from dataclasses import dataclass
@@ -77,13 +78,15 @@ def make_words(job_id: str, duration: float | None) -> list[Word]:
     words: list[Word] = []
     t = min(0.3, total / 10)
     sentence_len = 0
-    while t < total and len(words) < MAX_WORDS:
+    while t < total - 0.05 and len(words) < MAX_WORDS:
         length = rng.uniform(0.18, 0.55)
         end = min(total, t + length)
         sentence_len += 1
         ends = sentence_len >= rng.randint(6, 14) or end >= total
         text = rng.choice(WORDS)
-        words.append(Word(text.capitalize() if sentence_len == 1 else text, round(t, 3), round(end, 3), ends))
+        words.append(
+            Word(text.capitalize() if sentence_len == 1 else text, _ms_floor(t), _ms_floor(end), ends)
+        )
         if ends:
             sentence_len = 0
         t = end + rng.uniform(0.02, 0.25) + (0.4 if ends else 0.0)
@@ -91,6 +94,11 @@ def make_words(job_id: str, duration: float | None) -> list[Word]:
         last = words[-1]
         words[-1] = Word(last.text, last.start, last.end, True)
     return words
+
+
+def _ms_floor(seconds: float) -> float:
+    """Millisecond precision without ever rounding past the end of the audio."""
+    return math.floor(seconds * 1000) / 1000
 
 
 def to_json(job_id: str, words: list[Word], duration: float | None, language: str) -> str:

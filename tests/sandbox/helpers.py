@@ -6,8 +6,12 @@ import asyncio
 import json
 import struct
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import aiohttp
+import botocore.session
+from botocore.config import Config
 from pydantic import BaseModel
 
 from pipeline.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
@@ -122,3 +126,68 @@ async def wait_terminal(
         if job.is_terminal or asyncio.get_running_loop().time() > deadline:
             return job
         await asyncio.sleep(0.03)
+
+
+def s3_client(sb: Sandbox, secret: str | None = None, access: str | None = None) -> Any:
+    """An independent botocore client that presigns against the sandbox S3 (no request goes through it)."""
+    creds = sb.s3_credentials
+    return botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=sb.s3_url,
+        aws_access_key_id=access or creds.access_key,
+        aws_secret_access_key=secret or creds.secret_key,
+        region_name=creds.region,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+
+
+def presign_put_url(
+    client: Any, bucket: str, key: str, content_type: str = "application/octet-stream", expires: int = 300
+) -> str:
+    params = {"Bucket": bucket, "Key": key, "ContentType": content_type}
+    return str(client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires))
+
+
+def presign_get_url(client: Any, bucket: str, key: str, expires: int = 300) -> str:
+    params = {"Bucket": bucket, "Key": key}
+    return str(client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
+
+
+async def raw_http(
+    url: str,
+    method: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    host: str | None = None,
+    half_close: bool = False,
+) -> tuple[int | None, bytes]:
+    """Send exactly these bytes (no client library fixing up headers); return (status, body)."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    head = [
+        f"{method} {parts.path}?{parts.query} HTTP/1.1",
+        f"Host: {host or parts.netloc}",
+        "Connection: close",
+    ]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    await writer.drain()
+    if half_close:
+        writer.write_eof()
+    try:
+        data = await asyncio.wait_for(reader.read(), 10)
+    except (ConnectionError, TimeoutError):
+        data = b""
+    finally:
+        writer.close()
+    if not data.startswith(b"HTTP/1.1 "):
+        return None, data
+    status = int(data.split(b" ", 2)[1])
+    return status, data.partition(b"\r\n\r\n")[2]
+
+
+def s3_error_code(body: bytes) -> tuple[str, str]:
+    """(Code, Message) of an S3 XML error body."""
+    root = ElementTree.fromstring(body)
+    assert root.tag == "Error"
+    return root.findtext("Code") or "", root.findtext("Message") or ""
