@@ -196,7 +196,8 @@ class Sandbox:
 
         thread = threading.Thread(target=lambda: asyncio.run(main()), name="slng-sandbox", daemon=True)
         thread.start()
-        ready.wait(timeout=30)
+        if not ready.wait(timeout=30):
+            raise TimeoutError("the sandbox thread did not start within 30 s")
         if failure:
             thread.join(timeout=5)
             raise failure[0]

@@ -56,7 +56,7 @@ def fresh_session() -> aiohttp.ClientSession:
 
 
 async def test_status_probability_is_seeded_and_counted(sandbox: Sandbox) -> None:
-    sequences = []
+    sequences: list[list[int]] = []
     for _ in range(2):
         sandbox.set_faults(plan(create={"errors": [{"status": 503, "probability": 0.5}]}))
         async with aiohttp.ClientSession() as http:
