@@ -257,7 +257,6 @@ async def test_represign_pending_allowed_existing_job_409(sandbox: Sandbox) -> N
         first = await presign(http, sandbox, job_id="again")
         second = await presign(http, sandbox, job_id="again")
         assert second.upload.s3_key == first.upload.s3_key
-        assert second.upload.url != first.upload.url or second.upload.url == first.upload.url  # a fresh mint
         await presigned_job(http, sandbox, job_id="done1")
         resp = await post_json(
             http,
