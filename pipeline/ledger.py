@@ -369,9 +369,12 @@ class Ledger:
             conn.close()
 
     def count_by_state(self) -> dict[str, int]:
-        conn = self._read_conn
-        assert conn is not None
-        return dict(conn.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
+        conn = self._read_conn or _connect(self.path)
+        try:
+            return dict(conn.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall())
+        finally:
+            if conn is not self._read_conn:
+                conn.close()
 
     # --- writes ----------------------------------------------------------------------------------
 

@@ -390,6 +390,13 @@ class Pipeline:
     async def run(self, rows: Iterator[Row], handle_signals: bool) -> RunStats:
         """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
         await self.ledger.start_run(self.stats.run_id)
+        log.info(
+            "run %s started: concurrency %d, ledger %s",
+            self.stats.run_id,
+            self.settings.concurrency,
+            self.settings.ledger,
+            extra={"fields": {"event": "run_started", "run_id": self.stats.run_id}},
+        )
         send, receive = anyio.create_memory_object_stream[WorkItem](max_buffer_size=self.settings.concurrency)
         display = ProgressDisplay(
             self.stats, self.settings.progress, self.settings.progress_interval, self.settings.log_format

@@ -45,7 +45,8 @@ def successful_creates(sb: Sandbox) -> list[str]:
 
 
 def objects_by_key(sb: Sandbox) -> dict[str, str]:
-    return {o.key: o.md5 for o in sb.objects().objects}
+    """Uploaded inputs only (transcripts the sandbox writes live under outputs/)."""
+    return {o.key: o.md5 for o in sb.objects().objects if o.key.startswith("inputs/")}
 
 
 def total_requests(sb: Sandbox) -> int:
