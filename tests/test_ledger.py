@@ -25,8 +25,16 @@ def make_spec(tmp_path: Path, name: str = "a.wav", language: str = "en") -> File
         path.write_bytes(b"RIFF0000WAVEdata")
     st = path.stat()
     settings = JobSettings(transcription_config=TranscriptionConfig(language=language))
-    return FileSpec(source="m.csv", line=2, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, job_id=None,
-                    settings=settings, relative_path=name)
+    return FileSpec(
+        source="m.csv",
+        line=2,
+        path=path,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        job_id=None,
+        settings=settings,
+        relative_path=name,
+    )
 
 
 async def test_admit_records_before_any_remote_step_and_survives_reopen(tmp_path: Path) -> None:
@@ -81,7 +89,9 @@ async def test_renew_keeps_history_and_changes_job_id(tmp_path: Path) -> None:
         await ledger.renew(record, derive_job_id(key, 1), "retry")
         assert record.state is FileState.PENDING and record.job_id == derive_job_id(key, 1)
     conn = sqlite3.connect(tmp_path / "l.db")
-    assert conn.execute("SELECT job_id, state FROM job_history").fetchall() == [(derive_job_id(key), "failed")]
+    assert conn.execute("SELECT job_id, state FROM job_history").fetchall() == [
+        (derive_job_id(key), "failed")
+    ]
 
 
 async def test_many_concurrent_writers_share_commits_and_all_land(tmp_path: Path) -> None:
@@ -109,10 +119,15 @@ async def test_ledger_file_is_owner_only_and_secrets_are_redacted(tmp_path: Path
     async with Ledger.open(tmp_path / "l.db") as ledger:
         record = (await ledger.admit(spec, file_key(spec), "jobone", "r")).record
         assert record is not None
-        await ledger.transition(record, FileState.FAILED, error="PUT https://s3/x?X-Amz-Signature=abcdef123 failed")
+        await ledger.transition(
+            record, FileState.FAILED, error="PUT https://s3/x?X-Amz-Signature=abcdef123 failed"
+        )
     assert stat.S_IMODE(os.stat(tmp_path / "l.db").st_mode) == 0o600
-    raw = (tmp_path / "l.db").read_bytes() + (tmp_path / "l.db-wal").read_bytes() if (tmp_path / "l.db-wal").exists() \
+    raw = (
+        (tmp_path / "l.db").read_bytes() + (tmp_path / "l.db-wal").read_bytes()
+        if (tmp_path / "l.db-wal").exists()
         else (tmp_path / "l.db").read_bytes()
+    )
     assert b"abcdef123" not in raw
 
 

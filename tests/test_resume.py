@@ -35,12 +35,18 @@ def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Pop
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
     full_env.update(env)
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args], env=full_env, cwd=cwd, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env=full_env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
-def kill_when(sb: Sandbox, proc: subprocess.Popen[str], operation: str, threshold: int, limit: float = 30.0) -> bool:
+def kill_when(
+    sb: Sandbox, proc: subprocess.Popen[str], operation: str, threshold: int, limit: float = 30.0
+) -> bool:
     """SIGKILL `proc` once the sandbox has seen `threshold` requests of `operation`. True if killed."""
     deadline = time.monotonic() + limit
     while proc.poll() is None and time.monotonic() < deadline:
@@ -59,14 +65,18 @@ def test_sigkill_at_many_points_then_rerun_creates_every_job_exactly_once(
 ) -> None:
     files = make_tree(tmp_path / "audio", 300)
     ledger = tmp_path / "l.db"
-    sandbox_thread.set_faults(FaultPlan.model_validate({
-        "seed": 11,
-        "operations": {
-            "create": {"lost_response": {"probability": 0.03}, "latency": {"fixed_ms": 2}},
-            "put": {"latency": {"fixed_ms": 2}},
-            "presign": {"latency": {"fixed_ms": 1}},
-        },
-    }))
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate(
+            {
+                "seed": 11,
+                "operations": {
+                    "create": {"lost_response": {"probability": 0.03}, "latency": {"fixed_ms": 2}},
+                    "put": {"latency": {"fixed_ms": 2}},
+                    "presign": {"latency": {"fixed_ms": 1}},
+                },
+            }
+        )
+    )
     env = cli_env(sandbox_thread, ledger)
     args = ["submit", str(tmp_path / "audio"), "--concurrency", "16"]
     rng = random.Random(5)
@@ -97,7 +107,9 @@ def test_sigkill_at_many_points_then_rerun_creates_every_job_exactly_once(
 def test_sigterm_stops_cleanly_and_rerun_finishes(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 60)
     ledger = tmp_path / "l.db"
-    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 50}}}}))
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 50}}}})
+    )
     env = cli_env(sandbox_thread, ledger)
     proc = start_cli(["submit", str(tmp_path / "audio"), "--concurrency", "4", "--grace", "5"], env, tmp_path)
     kill_when_seen = time.monotonic() + 20
@@ -120,10 +132,20 @@ def test_sigterm_stops_cleanly_and_rerun_finishes(sandbox_thread: Sandbox, tmp_p
 
 def test_max_duration_stops_taking_files(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "audio", 40)
-    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": {"create": {"latency": {"fixed_ms": 100}}}}))
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate({"operations": {"create": {"latency": {"fixed_ms": 100}}}})
+    )
     env = cli_env(sandbox_thread, tmp_path / "l.db")
-    result = run_cli("submit", str(tmp_path / "audio"), "--concurrency", "2", "--max-duration", "0.5",
-                     env=env, cwd=tmp_path)
+    result = run_cli(
+        "submit",
+        str(tmp_path / "audio"),
+        "--concurrency",
+        "2",
+        "--max-duration",
+        "0.5",
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == ExitCode.INTERRUPTED, result.stderr
     assert "--max-duration" in result.stderr
     assert len(sandbox_thread.jobs().jobs) < 40
@@ -133,8 +155,9 @@ def test_lock_held_by_another_run(sandbox_thread: Sandbox, tmp_path: Path) -> No
     make_tree(tmp_path / "audio", 2)
     lock = acquire_run_lock(tmp_path / "l.db")
     try:
-        result = run_cli("submit", str(tmp_path / "audio"), env=cli_env(sandbox_thread, tmp_path / "l.db"),
-                         cwd=tmp_path)
+        result = run_cli(
+            "submit", str(tmp_path / "audio"), env=cli_env(sandbox_thread, tmp_path / "l.db"), cwd=tmp_path
+        )
     finally:
         lock.release()
     assert result.returncode == ExitCode.LOCKED
@@ -144,7 +167,9 @@ def test_lock_held_by_another_run(sandbox_thread: Sandbox, tmp_path: Path) -> No
 
 def test_two_concurrent_runs_do_not_both_proceed(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 30)
-    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 20}}}}))
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 20}}}})
+    )
     env = cli_env(sandbox_thread, tmp_path / "l.db")
     procs = [start_cli(["submit", str(tmp_path / "audio")], env, tmp_path) for _ in range(2)]
     codes = sorted(p.wait(timeout=60) for p in procs)
@@ -154,14 +179,25 @@ def test_two_concurrent_runs_do_not_both_proceed(sandbox_thread: Sandbox, tmp_pa
 
 def test_dead_holder_lock_is_taken_over(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "audio", 3)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pipeline.ledger import acquire_run_lock; "
-        f"acquire_run_lock(__import__('pathlib').Path({str(tmp_path / 'l.db')!r})); print('held', flush=True); "
-        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import pathlib, time; from pipeline.ledger import acquire_run_lock; "
+                f"acquire_run_lock(pathlib.Path({str(tmp_path / 'l.db')!r})); "
+                "print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait()
-    result = run_cli("submit", str(tmp_path / "audio"), env=cli_env(sandbox_thread, tmp_path / "l.db"), cwd=tmp_path)
+    result = run_cli(
+        "submit", str(tmp_path / "audio"), env=cli_env(sandbox_thread, tmp_path / "l.db"), cwd=tmp_path
+    )
     assert result.returncode == ExitCode.OK, result.stderr
 
 
@@ -195,10 +231,15 @@ async def test_a_changed_file_is_a_new_file(sandbox: Sandbox, tmp_path: Path) ->
     assert (again.created, again.skipped_done) == (1, 1)
 
 
-async def test_transient_failures_exhausted_exit_failed_and_rerun_recovers(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_transient_failures_exhausted_exit_failed_and_rerun_recovers(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     files = make_tree(tmp_path / "audio", 3)
-    sandbox.set_faults(FaultPlan.model_validate(
-        {"operations": {"create": {"errors": [{"status": 500, "probability": 1.0}]}}}))
+    sandbox.set_faults(
+        FaultPlan.model_validate(
+            {"operations": {"create": {"errors": [{"status": 500, "probability": 1.0}]}}}
+        )
+    )
     stats = await run_submit(sandbox, [tmp_path / "audio"], tmp_path / "l.db", retries=1)
     assert stats.failed == 3 and stats.exit_code() is ExitCode.FAILED
     assert all("HTTP 500" in f.error for f in stats.failures)
@@ -211,8 +252,13 @@ async def test_transient_failures_exhausted_exit_failed_and_rerun_recovers(sandb
 def test_dry_run_counts_without_remote_calls(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "audio", 4, seconds=0.5)
     (tmp_path / "audio" / "empty.wav").write_bytes(b"")
-    result = run_cli("submit", str(tmp_path / "audio"), "--dry-run", env=cli_env(sandbox_thread, tmp_path / "l.db"),
-                     cwd=tmp_path)
+    result = run_cli(
+        "submit",
+        str(tmp_path / "audio"),
+        "--dry-run",
+        env=cli_env(sandbox_thread, tmp_path / "l.db"),
+        cwd=tmp_path,
+    )
     assert result.returncode == ExitCode.REJECTED, result.stderr
     assert "4 valid files, 1 rejected rows" in result.stdout
     assert "0.00 h of audio" in result.stdout or "h of audio" in result.stdout
@@ -224,7 +270,16 @@ def test_json_logs_and_report_export(sandbox_thread: Sandbox, tmp_path: Path) ->
     make_tree(tmp_path / "audio", 2)
     env = cli_env(sandbox_thread, tmp_path / "l.db")
     env["SLNG_BULK_LOG_LEVEL"] = "info"
-    result = run_cli("submit", str(tmp_path / "audio"), "--log-format", "json", "--progress", "lines", env=env, cwd=tmp_path)
+    result = run_cli(
+        "submit",
+        str(tmp_path / "audio"),
+        "--log-format",
+        "json",
+        "--progress",
+        "lines",
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     import json
 

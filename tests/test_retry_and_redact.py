@@ -10,7 +10,13 @@ import pytest
 from pipeline.errors import ErrorClass, TransferError
 from pipeline.ratelimit import AdaptiveRate
 from pipeline.redact import redact, register_secret, safe_url
-from pipeline.retry import RETRY_AFTER_CAP_SECONDS, RetryPolicy, backoff_seconds, parse_retry_after, retry_transient
+from pipeline.retry import (
+    RETRY_AFTER_CAP_SECONDS,
+    RetryPolicy,
+    backoff_seconds,
+    parse_retry_after,
+    retry_transient,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_flag_over_env_over_file_over_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "slng-bulk.toml"
     config.write_text("concurrency = 3\nmax_create_rps = 2.5\nlanguage = 'de'\n")
     assert load_settings().concurrency == 3  # file beats default

@@ -28,12 +28,16 @@ def _isolated_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
-async def test_csv_manifest_creates_one_job_per_file_with_its_settings(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_csv_manifest_creates_one_job_per_file_with_its_settings(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     files = make_tree(tmp_path / "audio", 6)
     manifest = tmp_path / "m.csv"
     lines = ["path,language,diarization,title,tags,metadata,srt_max_lines"]
     for i, f in enumerate(files):
-        lines.append(f'{f.relative_to(tmp_path)},{"fr" if i % 2 else "en"},speaker,T{i},a;b,"{{""n"": {i}}}",2')
+        lines.append(
+            f'{f.relative_to(tmp_path)},{"fr" if i % 2 else "en"},speaker,T{i},a;b,"{{""n"": {i}}}",2'
+        )
     manifest.write_text("\n".join(lines) + "\n")
 
     stats = await run_submit(sandbox, [manifest], tmp_path / "l.db")
@@ -52,11 +56,20 @@ async def test_csv_manifest_creates_one_job_per_file_with_its_settings(sandbox: 
 async def test_jsonl_manifest_and_rerun_makes_zero_requests(sandbox: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 4)
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(
-        json.dumps({"path": str(f), "transcription_config": {"language": "de"}, "metadata": {"i": i},
-                    "tracking": {"title": f"t{i}"}}) + "\n"
-        for i, f in enumerate(files)
-    ))
+    manifest.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "path": str(f),
+                    "transcription_config": {"language": "de"},
+                    "metadata": {"i": i},
+                    "tracking": {"title": f"t{i}"},
+                }
+            )
+            + "\n"
+            for i, f in enumerate(files)
+        )
+    )
     first = await run_submit(sandbox, [manifest], tmp_path / "l.db")
     assert first.created == 4
     before = total_requests(sandbox)
@@ -130,7 +143,9 @@ async def test_bad_rows_are_rejected_with_their_line_and_the_rest_go_through(
 
 async def test_lost_create_response_does_not_duplicate_the_job(sandbox: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "a", 4)
-    sandbox.set_faults(FaultPlan.model_validate({"operations": {"create": {"lost_response": {"nth": [1, 3]}}}}))
+    sandbox.set_faults(
+        FaultPlan.model_validate({"operations": {"create": {"lost_response": {"nth": [1, 3]}}}})
+    )
 
     stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db")
 
@@ -141,7 +156,9 @@ async def test_lost_create_response_does_not_duplicate_the_job(sandbox: Sandbox,
     assert len(lost) == 2 and all(a.created for a in lost)
 
 
-async def test_put_is_rejected_by_sandbox_s3_when_streamed_without_length(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_put_is_rejected_by_sandbox_s3_when_streamed_without_length(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     """Control: the strict S3 refuses a chunked PUT, so the pipeline's success above proves it sends
     Content-Length and exactly the signed headers."""
     import aiohttp
@@ -162,19 +179,28 @@ async def test_put_is_rejected_by_sandbox_s3_when_streamed_without_length(sandbo
         headers = dict(presigned.upload.headers or {})
         async with session.put(presigned.upload.url, data=body(), headers=headers) as response:
             assert response.status in (411, 501)
-        async with session.put(presigned.upload.url, data=b"RIFF", headers={**headers, "x-amz-meta-a": "1"}) as r:
+        async with session.put(
+            presigned.upload.url, data=b"RIFF", headers={**headers, "x-amz-meta-a": "1"}
+        ) as r:
             assert r.status == 403
-        async with session.put(presigned.upload.url, data=b"RIFF", headers={"Content-Type": "audio/wav"}) as r:
+        async with session.put(
+            presigned.upload.url, data=b"RIFF", headers={"Content-Type": "audio/wav"}
+        ) as r:
             assert r.status == 403
 
 
 def test_cli_stdin_paths_and_exit_codes(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "in", 3)
-    env = {"SLNG_API_KEY": sandbox_thread.api_key, "SLNG_BULK_API_URL": sandbox_thread.api_url,
-           "SLNG_BULK_LEDGER": str(tmp_path / "l.db")}
+    env = {
+        "SLNG_API_KEY": sandbox_thread.api_key,
+        "SLNG_BULK_API_URL": sandbox_thread.api_url,
+        "SLNG_BULK_LEDGER": str(tmp_path / "l.db"),
+    }
     stdin = "\n".join(str(f) for f in files) + "\n" + str(tmp_path / "nope.wav") + "\n"
 
-    result = run_cli("submit", "-", "--summary-json", str(tmp_path / "s.json"), env=env, stdin=stdin, cwd=tmp_path)
+    result = run_cli(
+        "submit", "-", "--summary-json", str(tmp_path / "s.json"), env=env, stdin=stdin, cwd=tmp_path
+    )
 
     assert result.returncode == ExitCode.REJECTED, result.stderr
     assert "Traceback" not in result.stderr
@@ -183,7 +209,9 @@ def test_cli_stdin_paths_and_exit_codes(sandbox_thread: Sandbox, tmp_path: Path)
     assert summary["counts"]["created"] == 3 and summary["counts"]["rejected"] == 1
     assert_exactly_once(sandbox_thread, files)
 
-    again = run_cli("submit", "-", "--error-on-nothing", env=env, stdin="\n".join(map(str, files)), cwd=tmp_path)
+    again = run_cli(
+        "submit", "-", "--error-on-nothing", env=env, stdin="\n".join(map(str, files)), cwd=tmp_path
+    )
     assert again.returncode == ExitCode.NOTHING_TO_DO, again.stderr
     assert "nothing to do" in again.stderr
 
@@ -205,7 +233,9 @@ def test_cli_usage_errors_are_one_line_without_traceback(tmp_path: Path) -> None
 def test_cli_wrong_key_is_an_auth_failure(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 20)
     env = {"SLNG_API_KEY": "sk-wrong-key-123", "SLNG_BULK_API_URL": sandbox_thread.api_url}
-    result = run_cli("submit", str(tmp_path / "in"), "--ledger", str(tmp_path / "l.db"), env=env, cwd=tmp_path)
+    result = run_cli(
+        "submit", str(tmp_path / "in"), "--ledger", str(tmp_path / "l.db"), env=env, cwd=tmp_path
+    )
     assert result.returncode == ExitCode.AUTH, result.stderr
     assert "refused the key" in result.stderr and "sk-wrong-key-123" not in result.stderr
     presigns = sandbox_thread.stats().requests["presign"].total

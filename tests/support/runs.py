@@ -62,11 +62,22 @@ def assert_exactly_once(sb: Sandbox, files: list[Path]) -> None:
     assert sorted(md5_of(f) for f in files) == uploaded
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-            cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], input=stdin, capture_output=True, text=True,
-        env=full_env, cwd=cwd, timeout=timeout, check=False,
+        [sys.executable, "-m", "pipeline.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
     )
