@@ -35,6 +35,7 @@ from pipeline.retry import parse_retry_after
 M = TypeVar("M", bound=BaseModel)
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a larger API answer is refused, not read into memory
+ERROR_BODY_BYTES = 64 * 1024  # of an error answer, only this much is read (for its message)
 USER_AGENT = f"slng-bulk/{__version__}"
 JOBS_PATH = "/v1/batch/jobs"
 
@@ -64,10 +65,44 @@ def check_transport(url: str, what: str, allow_insecure_http: bool) -> None:
     )
 
 
+async def read_capped(response: aiohttp.ClientResponse, limit: int, operation: str) -> bytes:
+    """The whole body; a TransferError (transient) when it is larger than `limit` bytes.
+
+    `StreamReader.read(n)` returns whatever has arrived, not n bytes: loop until EOF or the cap.
+    A declared Content-Length over the cap is refused before a byte of the body is read.
+    """
+    declared = response.content_length
+    size = 0
+    chunks: list[bytes] = []
+    if declared is None or declared <= limit:
+        while size <= limit:
+            chunk = await response.content.read(limit + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+    raise TransferError(f"{operation}: response larger than {limit} bytes", ErrorClass.TRANSIENT)
+
+
+async def read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most the first `limit` bytes of the body (the rest is dropped with the connection)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def connection_error(operation: str, exc: BaseException) -> TransferError:
     """A network-level failure (reset, timeout, refused): always transient, outcome unknown."""
     kind = type(exc).__name__
-    detail = str(exc) or kind
+    if isinstance(exc, TimeoutError):
+        return TransferError(f"{operation}: timed out ({kind})", ErrorClass.TRANSIENT)
+    detail = " ".join(str(exc).split())[:300] or kind
     return TransferError(f"{operation}: {kind}: {detail}", ErrorClass.TRANSIENT)
 
 
@@ -107,7 +142,10 @@ class SlngClient:
         body = request.model_dump(mode="json", exclude_none=True)
         response = await self._call("presign", "POST", JOBS_PATH, self._rates.presign, json_body=body)
         presigned = self._parse("presign", response, PresignResponse)
-        check_transport(presigned.upload.url, "upload URL from the API", self.allow_insecure_http)
+        try:
+            check_transport(presigned.upload.url, "upload URL from the API", self.allow_insecure_http)
+        except ConfigError as exc:  # this file cannot be sent safely; the run goes on
+            raise TransferError(str(exc), ErrorClass.PERMANENT) from None
         return presigned
 
     async def create_from_upload(
@@ -171,20 +209,19 @@ class SlngClient:
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect could carry our bearer key elsewhere
             ) as response:
-                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if 200 <= status < 300:
+                    raw = await read_capped(response, MAX_RESPONSE_BYTES, operation)
+                else:  # only the message is wanted: a prefix, however large the body
+                    raw = await read_prefix(response, ERROR_BODY_BYTES)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise connection_error(operation, exc) from None
-        if len(raw) > MAX_RESPONSE_BYTES:
-            raise TransferError(
-                f"{operation}: response larger than {MAX_RESPONSE_BYTES} bytes", ErrorClass.TRANSIENT
-            )
         if 200 <= status < 300:
             rate.succeeded()
             try:
                 return json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise TransferError(
                     f"{operation}: HTTP {status} with a body that is not JSON",
                     ErrorClass.TRANSIENT,
@@ -216,10 +253,15 @@ class SlngClient:
         try:
             return model.model_validate(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])[:100] or "body"
+            message = "".join(ch if ch.isprintable() else " " for ch in first["msg"])[:200]
             raise TransferError(
-                f"{operation}: unexpected response shape ({where}: {first['msg']})", ErrorClass.TRANSIENT
+                f"{operation}: unexpected response shape ({where}: {message})", ErrorClass.TRANSIENT
+            ) from None
+        except RecursionError:
+            raise TransferError(
+                f"{operation}: unexpected response shape (nested too deeply)", ErrorClass.TRANSIENT
             ) from None
 
 
@@ -228,8 +270,9 @@ def _error_message(raw: bytes) -> str:
     try:
         payload = json.loads(raw)
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-            return redact(payload["error"])[:300]
-    except ValueError:
+            text = "".join(ch if ch.isprintable() else " " for ch in payload["error"][:1000])
+            return redact(text)[:300]
+    except (ValueError, RecursionError):
         pass
     text = raw[:200].decode("utf-8", "replace")
     return redact("".join(ch if ch.isprintable() else " " for ch in text)).strip() or "(empty body)"
