@@ -1,4 +1,10 @@
-"""Logging set-up: plain or JSON lines on stderr, always passed through the secret filter."""
+"""Logging set-up: plain or JSON lines on stderr, always passed through the secret filter.
+
+Every logger that can write to stderr during a run goes through one handler whose formatter
+redacts (see `pipeline.redact`): ours, aiohttp's (client, and the access log of the in-process
+sandbox, whose request lines carry presigned query strings), asyncio's, Python warnings, and the
+root logger. An uncaught exception's traceback is redacted too (`sys.excepthook`).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,19 @@ import json
 import logging
 import sys
 import time
-from typing import Literal
+import traceback
+import types
+from typing import Any, Literal
 
 from pipeline.redact import redact
 
 LOGGER_NAME = "slng_bulk"
 log = logging.getLogger(LOGGER_NAME)
+
+# Library loggers that share our handler. At `debug`, aiohttp's go down to debug with us (the
+# sandbox's access log then shows every request, redacted); otherwise they only say warnings.
+_LIBRARY_LOGGERS = ("aiohttp", "pipeline")
+_QUIET_LOGGERS = ("asyncio", "py.warnings", "filelock")
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -19,20 +32,45 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def _clean(value: Any) -> Any:
+    """Redact every string inside a JSON-able value (before encoding: escapes cannot hide a secret)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
+        if record.name != LOGGER_NAME:
+            payload["logger"] = record.name
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             payload.update(extra)
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(payload, default=str))
+        # Redact the values, then the encoded line (a belt over the braces).
+        return redact(json.dumps(_clean(payload), default=str))
+
+
+def _redacting_excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: types.TracebackType | None
+) -> None:
+    """Last resort for an exception nobody caught: the traceback is printed, but redacted."""
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write(redact(text))
+    sys.stderr.flush()
 
 
 def configure_logging(fmt: Literal["text", "json"], level: str) -> None:
@@ -44,9 +82,24 @@ def configure_logging(fmt: Literal["text", "json"], level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    # Libraries log too (aiohttp access logs of the in-process sandbox, for instance): same filter.
-    for name in ("aiohttp", "pipeline"):
+    library_level = logging.DEBUG if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for name in _LIBRARY_LOGGERS:
+        other = logging.getLogger(name)
+        other.handlers[:] = [handler]
+        other.setLevel(library_level)
+        other.propagate = False
+    for name in _QUIET_LOGGERS:
         other = logging.getLogger(name)
         other.handlers[:] = [handler]
         other.setLevel(max(logging.WARNING, root.level))
         other.propagate = False
+    # Anything else that logs (a library we do not know of) reaches the root; when nobody set the
+    # root up (the command line), it gets the same handler instead of Python's unfiltered last resort.
+    top = logging.getLogger()
+    if not top.handlers or all(getattr(h, "_slng_bulk", False) for h in top.handlers):
+        handler._slng_bulk = True  # type: ignore[attr-defined]
+        top.handlers[:] = [handler]
+        top.setLevel(max(logging.WARNING, root.level))
+    logging.captureWarnings(True)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _redacting_excepthook

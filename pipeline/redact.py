@@ -3,39 +3,80 @@
 Presigned URLs carry credentials in their query string; the API key travels in a header. Both
 must never reach logs, the ledger, reports or exception text, so every such sink passes through
 `redact`. The API key is registered once at start-up with `register_secret`.
+
+What is masked:
+- the values of `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token` (and the older
+  `Signature`, `AWSAccessKeyId`, and `Credential` of an AWS Authorization header), whether written
+  `name=value` (a query string, raw or percent-encoded as `name%3Dvalue`) or `"name": "value"`
+  (JSON, a Python dict);
+- the contents of the S3 error-body elements that echo signing material (`<SignatureProvided>`,
+  `<StringToSign>`, `<CanonicalRequest>`, `<AWSAccessKeyId>` and their `...Bytes` forms);
+- anything after `Bearer `;
+- every registered secret, also in its JSON-escaped, repr-escaped and percent-encoded spellings.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
+_NAMES = (
+    r"X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|AWSAccessKeyId|Signature|Credential"
+    r"|x-amz-security-token"
+)
 _SIGNED_QUERY = re.compile(
-    r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)|Signature|AWSAccessKeyId|x-amz-security-token)"
-    r"=[^&\s\"'<>]*"
+    rf"(?i)(?<![A-Za-z0-9])({_NAMES})"  # the parameter name
+    r"(=|%3D|[\"']?\s*:\s*[\"']?)"  # name=value, name%3Dvalue, "name": "value", 'name': 'value'
+    r"[^&\s\"'<>,;\\]*"  # the value
+)
+_S3_ECHO = re.compile(
+    r"(?i)<(SignatureProvided|StringToSign(?:Bytes)?|CanonicalRequest(?:Bytes)?|AWSAccessKeyId)>"
+    r"[^<]*(</)"
 )
 _BEARER = re.compile(r"(?i)(Bearer\s+)[^\s\"',]+")
+MIN_SECRET_LENGTH = 4
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
+def _spellings(secret: str) -> set[str]:
+    """The secret as it may appear in text: literal, JSON- or repr-escaped, percent-encoded."""
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
 def register_secret(secret: str | None) -> None:
     """Remember a literal secret (the API key) so that it is masked wherever it appears."""
-    if secret and len(secret) >= 4:
+    if secret and len(secret) >= MIN_SECRET_LENGTH:
         with _lock:
-            _secrets.add(secret)
+            _secrets.update(_spellings(secret))
 
 
 def redact(text: str) -> str:
-    text = _SIGNED_QUERY.sub(lambda m: f"{m.group(1)}=REDACTED", text)
+    text = _SIGNED_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}REDACTED", text)
+    text = _S3_ECHO.sub(lambda m: f"<{m.group(1)}>REDACTED{m.group(2)}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)}REDACTED", text)
-    for secret in tuple(_secrets):
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, "REDACTED")
     return text
 
 
 def safe_url(url: str) -> str:
-    """A URL fit for logs: scheme, host and path only; the query (the signature) is dropped."""
-    head, _, _query = url.partition("?")
-    return head
+    """A URL fit for logs: scheme, host and path only; user info, query (the signature) and
+    fragment are dropped."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        port = parts.port
+    except ValueError:  # not parseable as a URL: keep what precedes any query, minus user info
+        head = url.partition("?")[0].partition("#")[0]
+        return redact(head.rpartition("@")[2] if "@" in head else head)
+    netloc = f"{host}:{port}" if port is not None else host
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
