@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +21,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -190,13 +193,20 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _key_from_file_or_env(self) -> Settings:
         if self.api_key is None and self.api_key_file is not None:
-            try:
-                key = self.api_key_file.read_text(encoding="utf-8").strip().splitlines()[0].strip()
-            except (OSError, IndexError, UnicodeDecodeError) as exc:
-                raise ValueError(f"cannot read the API key from {self.api_key_file}: {exc}") from None
-            self.api_key = SecretStr(key)
+            self.api_key = SecretStr(_read_key_file(self.api_key_file))
         if self.api_key is None and os.environ.get("SLNG_API_KEY"):
             self.api_key = SecretStr(os.environ["SLNG_API_KEY"].strip())
+        if self.api_key is not None:
+            key = self.api_key.get_secret_value().strip()
+            # Never quote the key in the message: it is the secret.
+            if not key:
+                raise ValueError("api_key: the API key is empty")
+            if any(not ch.isprintable() or ch.isspace() or not ch.isascii() for ch in key):
+                raise ValueError(
+                    "api_key: the API key contains spaces, control or non-ASCII characters"
+                    " (a copy-paste accident?)"
+                )
+            self.api_key = SecretStr(key)
         return self
 
     def job_defaults(self) -> JobSettings:
@@ -219,6 +229,36 @@ class Settings(BaseSettings):
         )
 
 
+KEY_FILE_MAX_BYTES = 64 * 1024
+
+
+def _read_key_file(path: Path) -> str:
+    """The first non-empty line of a key file (or a pipe: `--api-key-file <(pass slng)`).
+
+    Bounded: a device such as /dev/zero is refused, and at most 64 KiB is read.
+    """
+    try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise ValueError(f"api_key_file: {path} is not a regular file")
+        with path.open("rb") as stream:
+            raw = stream.read(KEY_FILE_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ValueError(f"api_key_file: {path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"api_key_file: cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > KEY_FILE_MAX_BYTES:
+        raise ValueError(f"api_key_file: {path} is larger than {KEY_FILE_MAX_BYTES} bytes; not a key file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"api_key_file: {path} is not UTF-8 text") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"api_key_file: {path} is empty")
+    return lines[0]
+
+
 _config_path_override: Path | None = None
 
 
@@ -239,16 +279,29 @@ def load_settings(**flags: Any) -> Settings:
     """Settings from flags (only those given), environment and config file; a clear error otherwise."""
     global _config_path_override
     config = flags.get("config")
-    if config is not None and not Path(config).is_file():
-        raise ConfigError(f"config file {config} does not exist")
     _config_path_override = Path(config) if config is not None else None
     try:
+        chosen = _config_file()
+        if (config is not None or os.environ.get(f"{ENV_PREFIX}CONFIG")) and chosen is not None:
+            if not chosen.exists():
+                raise ConfigError(f"config file {chosen} does not exist")
+            if not chosen.is_file():
+                raise ConfigError(f"config file {chosen} is not a regular file")
         return Settings(**{name: value for name, value in flags.items() if value is not None})
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"{name}: {error['msg']}")
+        for error in exc.errors(include_url=False, include_input=False):
+            name = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
         raise ConfigError("invalid setting " + "; ".join(problems)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {_config_file()} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {_config_file()} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {_config_file()}: {exc.strerror or exc}") from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from None
     finally:
         _config_path_override = None
