@@ -67,10 +67,15 @@ class _JsonFormatter(logging.Formatter):
 def _redacting_excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: types.TracebackType | None
 ) -> None:
-    """Last resort for an exception nobody caught: the traceback is printed, but redacted."""
-    text = "".join(traceback.format_exception(exc_type, exc, tb))
-    sys.stderr.write(redact(text))
-    sys.stderr.flush()
+    """Last resort for an exception nobody caught: logged (so redacted, and JSON with --log-format
+    json) with its traceback, instead of Python's unfiltered print."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    try:
+        log.critical("internal error: %s", exc_type.__name__, exc_info=(exc_type, exc, tb))
+    except Exception:  # logging itself broke: still never print an unfiltered traceback
+        sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
 def configure_logging(fmt: Literal["text", "json"], level: str) -> None:
