@@ -554,26 +554,49 @@ def _parse_header(source: str, record: list[str]) -> _CsvHeader:
 
 
 class _CsvStream:
-    """Feeds csv.reader one physical line at a time and remembers the first damaged line of a record."""
+    """Feeds csv.reader one physical line at a time and keeps the lines of the record being read.
+
+    A stray quote makes csv.reader run one field over every line up to the next quote, possibly
+    the end of the file. Such a record can be handed back (`give_back`): its first line is rejected
+    and the lines after it are read again, so one bad quote costs one row, not the rest of the file.
+    csv.reader never reads ahead of the record it returns, so lines can be pushed back in between;
+    this is an iterator object, not a generator, so it can go on after having reported the end.
+    """
 
     def __init__(self, lines: Iterator[_Line]) -> None:
         self._lines = lines
-        self.problem: tuple[int, str] | None = None
+        self._pushed: list[_Line] = []  # a stack: next line to read last
+        self.record: list[_Line] = []  # physical lines of the current record
 
-    def __iter__(self) -> Iterator[str]:
-        for lineno, text, problem in self._lines:
-            if problem is not None and self.problem is None:
-                self.problem = (lineno, problem)
-            yield text
+    def __iter__(self) -> _CsvStream:
+        return self
+
+    def __next__(self) -> str:
+        item = self._pushed.pop() if self._pushed else next(self._lines)
+        self.record.append(item)
+        return item[1]
+
+    def start_record(self) -> None:
+        self.record = []
 
     def take_problem(self) -> tuple[int, str] | None:
-        problem, self.problem = self.problem, None
-        return problem
+        """The first damaged line of the current record (line number, problem), if any."""
+        return next(((lineno, problem) for lineno, _t, problem in self.record if problem is not None), None)
+
+    def give_back(self, lines: Sequence[_Line]) -> None:
+        self._pushed.extend(reversed(lines))
+
+
+# Free-text columns where a quoted value may legitimately hold line breaks.
+_MULTILINE_COLUMNS: Final = frozenset(
+    {"title", "reference", "details", "metadata", "additional_vocab", "tags"}
+)
 
 
 def _read_csv_header(source: str, stream: _CsvStream, reader: Iterator[list[str]]) -> _CsvHeader:
     """First non-blank record; a damaged or unparsable header makes the whole manifest unusable."""
     while True:
+        stream.start_record()
         try:
             record = next(reader)
         except StopIteration:
@@ -585,8 +608,26 @@ def _read_csv_header(source: str, stream: _CsvStream, reader: Iterator[list[str]
         problem = stream.take_problem()
         if problem is not None:
             raise _manifest_error(source, f"CSV header (line {problem[0]}): {problem[1]}")
+        if len(stream.record) > 1:
+            raise _manifest_error(source, "CSV header: a quoted column name runs over several lines")
         if record:
             return _parse_header(source, record)
+
+
+def _runaway_quote(record: list[str], names: Sequence[str], lines: int) -> bool:
+    """A record over several lines that no well-formed row explains: a quote opened and never closed.
+
+    Line breaks are fine in free-text columns; a file name may hold one (a record of two lines);
+    anywhere else, or a record of the wrong width, it is a quote that ran away.
+    """
+    if lines <= 1:
+        return False
+    if len(record) != len(names):
+        return True
+    return any(
+        ("\n" in cell or "\r" in cell) and name not in _MULTILINE_COLUMNS and (name != "path" or lines > 2)
+        for cell, name in zip(record, names, strict=True)
+    )
 
 
 def _csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iterator[Row]:
@@ -600,22 +641,36 @@ def _csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Ite
         path_index, job_index = header.path_index, header.job_index
         setting_indexes, setting_names = header.setting_indexes, header.setting_names
         cache = ctx.cache
-        end = reader.line_num
+        end = max((lineno for lineno, _t, _p in stream.record), default=0)
         while True:
-            start = end + 1
+            stream.start_record()
             try:
                 record = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                end = reader.line_num
-                stream.take_problem()
+                lines = stream.record
+                start = lines[0][0] if lines else end + 1
+                stream.give_back(lines[1:])  # read again whatever the broken record swallowed
                 yield _reject(source, start, None, f"malformed CSV record: {exc}")
+                end = start
                 continue
             except OSError as exc:
-                yield _reject(source, start, None, f"cannot read manifest: {_os_reason(exc)}")
+                yield _reject(source, end + 1, None, f"cannot read manifest: {_os_reason(exc)}")
                 return
-            end = reader.line_num
+            lines = stream.record
+            start, end = lines[0][0], lines[-1][0]
+            if _runaway_quote(record, header.names, len(lines)):
+                stream.give_back(lines[1:])
+                end = start
+                yield _reject(
+                    source,
+                    start,
+                    None,
+                    f"unbalanced quote: a quoted field opened on this line runs over {len(lines)} lines"
+                    " (the lines after it are read on their own)",
+                )
+                continue
             problem = stream.take_problem()
             if problem is not None:
                 yield _reject(source, problem[0], None, problem[1])
