@@ -530,3 +530,96 @@ class Ledger:
                 (run_id, rejection.source, rejection.line, rejection.path, reason, now),
             )
         )
+
+    # --- follow-through (status, fetch, retry-failed, reconcile) ----------------------------------
+
+    async def set_job_statuses(self, updates: Sequence[tuple[FileRecord, str, str | None]]) -> None:
+        """Many jobs' server status in one transaction (a page of the job list is one commit)."""
+        if not updates:
+            return
+        now = time.time()
+        rows = [
+            (status, redact(error)[:2000] if error else None, now, now, record.id)
+            for record, status, error in updates
+        ]
+        await self._write(
+            lambda c: c.executemany(
+                "UPDATE files SET job_status = ?, job_error = ?, status_checked_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                rows,
+            )
+        )
+        for (record, status, _error), row in zip(updates, rows, strict=True):
+            record.job_status, record.job_error = status, row[1]
+
+    async def clear_job_view(self, record: FileRecord) -> None:
+        """Forget the server status and fetched outputs of the file's previous job (after a renew)."""
+        now = time.time()
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE files SET job_status = NULL, job_error = NULL, status_checked_at = NULL,"
+                " fetched_formats = NULL, fetched_at = NULL, server_deleted_at = NULL, updated_at = ?"
+                " WHERE id = ?",
+                (now, record.id),
+            )
+        )
+        record.job_status = record.job_error = record.fetched_formats = None
+
+    async def set_server_deleted(self, record: FileRecord) -> None:
+        """The job was deleted on the server (--delete-after-fetch); its outputs are on disk."""
+        now = time.time()
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE files SET job_status = 'DELETED', server_deleted_at = ?, status_checked_at = ?,"
+                " updated_at = ? WHERE id = ?",
+                (now, now, now, record.id),
+            )
+        )
+        record.job_status = "DELETED"
+
+    def history_job_ids(self) -> set[str]:
+        """Every job_id a file once had and gave up (--force, retry-failed)."""
+        conn = _connect(self.path)
+        try:
+            return {row[0] for row in conn.execute("SELECT job_id FROM job_history")}
+        finally:
+            conn.close()
+
+    def renewed_not_created(self, reason_prefix: str) -> list[FileRecord]:
+        """Files renewed with a history reason starting with `reason_prefix` whose new job does not
+        exist yet (e.g. retry-failed was interrupted between the renew and the create)."""
+        states = [s.value for s in RESUMABLE_STATES]
+        pattern = reason_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conn = _connect(self.path)
+        try:
+            query = (
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE generation > 0"
+                f" AND state IN ({','.join('?' * len(states))})"
+                " AND (SELECT h.error FROM job_history h WHERE h.file_id = files.id"
+                " ORDER BY h.id DESC LIMIT 1) LIKE ? ESCAPE '\\' ORDER BY id"
+            )
+            return [FileRecord.from_row(row) for row in conn.execute(query, (*states, pattern))]
+        finally:
+            conn.close()
+
+    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> None:
+        """Point a file at a later job found on the server (reconcile), the current one into history."""
+        now = time.time()
+        old_job, old_state = record.job_id, record.state.value
+
+        def adopt(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO job_history(file_id, job_id, state, error, replaced_at) VALUES (?,?,?,?,?)",
+                (record.id, old_job, old_state, reason, now),
+            )
+            conn.execute(
+                "UPDATE files SET job_id = ?, generation = ?, state = ?, error = NULL, error_class = NULL,"
+                " job_status = NULL, job_error = NULL, fetched_formats = NULL, fetched_at = NULL,"
+                " created_at = ?, updated_at = ? WHERE id = ?",
+                (job_id, generation, FileState.CREATED.value, now, now, record.id),
+            )
+
+        await self._write(adopt)
+        record.job_id, record.generation, record.state = job_id, generation, FileState.CREATED
+        record.error = record.error_class = record.job_status = record.job_error = None
+        record.fetched_formats = None

@@ -150,6 +150,8 @@ def _check_file(path: str, max_bytes: int) -> os.stat_result | str:
         st = os.stat(path)
     except OSError as exc:
         return _os_reason(exc)
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no file can have that name
+        return "path is not valid Unicode (a lone surrogate)"
     except ValueError:  # embedded NUL
         return "path contains a NUL byte"
     mode = st.st_mode
