@@ -27,9 +27,17 @@ _LIBRARY_LOGGERS = ("aiohttp", "pipeline")
 _QUIET_LOGGERS = ("asyncio", "py.warnings", "filelock")
 
 
+# Invisible format characters that can reorder or hide text on a terminal (bidi overrides and
+# isolates, zero-width characters, BOM): shown as escapes in text logs, whatever wrote them. JSON
+# lines are ASCII (json.dumps escapes them).
+_INVISIBLE = {
+    c: f"\\u{c:04x}" for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)
+}
+
+
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return redact(super().format(record)).translate(_INVISIBLE)
 
 
 def _clean(value: Any) -> Any:

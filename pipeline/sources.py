@@ -108,7 +108,15 @@ def _quote(value: object) -> str:
 
 
 def _reject(source: str, line: int | None, path: str | None, reason: str) -> Rejection:
-    """Rejection whose reason is safe to log as is (the path is escaped by Rejection.message)."""
+    """Rejection whose reason is safe to log as is (the path is escaped by Rejection.message).
+
+    A source or path holding surrogates (undecodable file-name bytes, or a JSON "\\ud800") cannot
+    be stored as UTF-8 text (the ledger would fail on it): those are kept in their escaped spelling.
+    """
+    if path is not None and _has_surrogates(path):
+        path = escape_control(path)
+    if _has_surrogates(source):
+        source = escape_control(source)
     return Rejection(source, line, path, escape_control(reason))
 
 
@@ -654,7 +662,14 @@ def _csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Ite
                 lines = stream.record
                 start = lines[0][0] if lines else end + 1
                 stream.give_back(lines[1:])  # read again whatever the broken record swallowed
-                yield _reject(source, start, None, f"malformed CSV record: {exc}")
+                if len(lines) > 1:
+                    reason = (
+                        f"malformed CSV record: {exc} (unbalanced quote: a quoted field opened on this line"
+                        f" runs over {len(lines)} lines; the lines after it are read on their own)"
+                    )
+                else:
+                    reason = f"malformed CSV record: {exc}"
+                yield _reject(source, start, None, reason)
                 end = start
                 continue
             except OSError as exc:
