@@ -513,13 +513,16 @@ class Ledger:
             conn.execute(
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, s3_key = NULL, echo_json = NULL,"
                 " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
-                " create_sent_at = NULL, created_at = NULL, updated_at = ? WHERE id = ?",
+                " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
+                " status_checked_at = NULL, fetched_formats = NULL, fetched_at = NULL,"
+                " server_deleted_at = NULL, updated_at = ? WHERE id = ?",
                 (new_job_id, generation, FileState.PENDING.value, now, record.id),
             )
 
         await self._write(renew)
         record.job_id, record.generation, record.state = new_job_id, generation, FileState.PENDING
         record.s3_key = record.echo_json = record.md5 = record.error = record.error_class = None
+        record.job_status = record.job_error = record.fetched_formats = None  # the new job has neither
 
     async def reject(self, run_id: str, rejection: Rejection) -> None:
         reason = redact(rejection.reason)
@@ -551,19 +554,6 @@ class Ledger:
         )
         for (record, status, _error), row in zip(updates, rows, strict=True):
             record.job_status, record.job_error = status, row[1]
-
-    async def clear_job_view(self, record: FileRecord) -> None:
-        """Forget the server status and fetched outputs of the file's previous job (after a renew)."""
-        now = time.time()
-        await self._write(
-            lambda c: c.execute(
-                "UPDATE files SET job_status = NULL, job_error = NULL, status_checked_at = NULL,"
-                " fetched_formats = NULL, fetched_at = NULL, server_deleted_at = NULL, updated_at = ?"
-                " WHERE id = ?",
-                (now, record.id),
-            )
-        )
-        record.job_status = record.job_error = record.fetched_formats = None
 
     async def set_server_deleted(self, record: FileRecord) -> None:
         """The job was deleted on the server (--delete-after-fetch); its outputs are on disk."""

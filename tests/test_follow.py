@@ -279,7 +279,6 @@ async def test_retry_failed_after_an_interrupted_renew_picks_the_file_up(
     async with Ledger.open(ledger) as led:  # what retry-failed records before it creates anything
         record = next(iter(led.records()))
         await led.renew(record, "sbrenewedbutnotcreated0", f"job FAILED on the server: {UNDECODABLE}")
-        await led.clear_job_view(record)
 
     again = await resubmit_failed(settings_for(sandbox, ledger))
 
