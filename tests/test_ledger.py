@@ -86,8 +86,11 @@ async def test_renew_keeps_history_and_changes_job_id(tmp_path: Path) -> None:
         record = (await ledger.admit(spec, key, derive_job_id(key), "r")).record
         assert record is not None
         await ledger.transition(record, FileState.FAILED, error="boom", error_class="permanent")
+        await ledger.set_job_status(record, "FAILED", "could not be decoded")
         await ledger.renew(record, derive_job_id(key, 1), "retry")
         assert record.state is FileState.PENDING and record.job_id == derive_job_id(key, 1)
+        again = ledger.lookup([key])[key]
+        assert (again.job_status, again.job_error, again.fetched_formats) == (None, None, None)
     conn = sqlite3.connect(tmp_path / "l.db")
     assert conn.execute("SELECT job_id, state FROM job_history").fetchall() == [
         (derive_job_id(key), "failed")
