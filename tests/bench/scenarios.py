@@ -104,10 +104,28 @@ def ledger_stats(ledger: Path) -> dict[str, Any]:
         upload = conn.execute(
             "SELECT SUM(uploaded_at - presigned_at) FROM files WHERE uploaded_at IS NOT NULL"
         ).fetchone()[0]
+        steps = conn.execute(
+            "SELECT AVG(presigned_at - admitted_at), AVG(uploaded_at - presigned_at),"
+            " AVG(create_sent_at - uploaded_at), AVG(created_at - create_sent_at),"
+            " AVG(created_at - admitted_at) FROM files WHERE state = 'created'"
+        ).fetchone()
     finally:
         conn.close()
     span = (last - first) if first is not None and last is not None else None
-    return {"states": states, "created": created, "in_run_span_s": span, "upload_seconds": upload}
+    names = (
+        "admit_to_presigned",
+        "presigned_to_uploaded",
+        "uploaded_to_create_sent",
+        "create_sent_to_created",
+    )
+    step_ms = {k: round(v * 1000, 1) for k, v in zip((*names, "total"), steps, strict=True) if v is not None}
+    return {
+        "states": states,
+        "created": created,
+        "in_run_span_s": span,
+        "upload_seconds": upload,
+        "step_ms": step_ms,
+    }
 
 
 def in_run_rate(stats: dict[str, Any]) -> float | None:
@@ -316,6 +334,7 @@ def latency_bound(ctx: Context) -> None:
                     "whole_run_files_per_s": count / run.wall_s,
                     "ideal_files_per_s": ideal,
                     "sandbox_cpu_ms_per_file": sandbox_ms,
+                    "mean_step_ms": stats["step_ms"],
                 },
             )
         )
@@ -403,6 +422,7 @@ def large_file(ctx: Context) -> None:
             extra={
                 "upload_only_mb_per_s": mb / stats["upload_seconds"] if stats["upload_seconds"] else None,
                 "cpu_s": run.cpu_s,
+                "mean_step_ms": stats["step_ms"],
             },
         )
     )
@@ -629,6 +649,7 @@ def chaos(ctx: Context) -> None:
                     "injected": injected,
                     "client_summary": summary_tail(run),
                     "sandbox_cpu_ms_per_file": sandbox_ms,
+                    "mean_step_ms": stats["step_ms"],
                 },
             )
         )
