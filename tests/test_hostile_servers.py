@@ -35,13 +35,6 @@ pytestmark = pytest.mark.anyio
 
 TIMEOUTS = ApiTimeouts(connect=2.0, read=0.5, total=1.5)
 
-# pipeline/upload.py raises its TransferError for a dropped connection (and FileChangedError for a
-# file that shrank mid-stream) *inside* the watchdog's anyio task group, so it comes out wrapped in
-# an ExceptionGroup: not retried, not recorded, and the whole run dies with a traceback. upload.py is
-# not ours to edit (see the hardening report); strict, so this mark must go once it is fixed.
-UPLOAD_GROUP_BUG = pytest.mark.xfail(
-    strict=True, reason="upload.py: errors raised inside the watchdog task group escape as ExceptionGroup"
-)
 DEADLINE = 10.0  # no single call may take longer than this, whatever the server does
 
 
@@ -223,7 +216,7 @@ async def _put(server: HostileServer, path: Path, options: UploadOptions) -> Non
         ("hang", "upload stalled"),
         ("status_500", "HTTP 500 InternalError"),
         ("echo_secrets", "HTTP 403 SignatureDoesNotMatch"),
-        pytest.param("reset", "upload to http://127.0.0.1", marks=UPLOAD_GROUP_BUG),
+        ("reset", "upload to http://127.0.0.1"),
     ],
 )
 async def test_hostile_s3_put_is_a_clear_error_and_redirects_are_not_followed(
@@ -268,13 +261,7 @@ CLI_CASES: dict[str, tuple[dict[str, str], str]] = {
 }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=UPLOAD_GROUP_BUG) if case == "S3 drops the connection" else case
-        for case in sorted(CLI_CASES)
-    ],
-)
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
 def test_cli_against_a_hostile_server_fails_files_cleanly(tmp_path: Path, case: str) -> None:
     behaviours, phrase = CLI_CASES[case]
     files = make_tree(tmp_path / "in", 2)
