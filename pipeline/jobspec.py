@@ -33,6 +33,9 @@ _CONTROL_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7
 _CONTROL_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 # Lone surrogates (undecodable file-name bytes under surrogateescape) cannot be written as UTF-8.
 _CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
+# Bidi overrides, zero-width characters and the BOM can reorder or hide text on screen.
+_INVISIBLE = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)
+_CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in _INVISIBLE})
 
 
 def escape_control(text: str) -> str:

@@ -29,7 +29,7 @@ import filelock
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import ConfigError, LockHeldError
-from pipeline.jobspec import FileSpec, Rejection
+from pipeline.jobspec import FileSpec, Rejection, escape_control
 from pipeline.redact import redact
 
 T = TypeVar("T")
@@ -461,7 +461,7 @@ class Ledger:
         if stamp_column:
             values[stamp_column] = now
         if "error" in values and values["error"] is not None:
-            values["error"] = redact(str(values["error"]))[:2000]
+            values["error"] = escape_control(redact(str(values["error"])))[:2000]
         assignments = ", ".join(f"{column} = ?" for column in values)
         params = (*values.values(), record.id)
         await self._write(lambda c: c.execute(f"UPDATE files SET {assignments} WHERE id = ?", params))
@@ -525,12 +525,15 @@ class Ledger:
         record.job_status = record.job_error = record.fetched_formats = None  # the new job has neither
 
     async def reject(self, run_id: str, rejection: Rejection) -> None:
-        reason = redact(rejection.reason)
+        # Text from other people's manifests: escaped, so it stores as UTF-8 and prints on one line.
+        reason = escape_control(redact(rejection.reason))
+        source = escape_control(rejection.source)
+        path = escape_control(rejection.path) if rejection.path is not None else None
         now = time.time()
         await self._write(
             lambda c: c.execute(
                 "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (?,?,?,?,?,?)",
-                (run_id, rejection.source, rejection.line, rejection.path, reason, now),
+                (run_id, source, rejection.line, path, reason, now),
             )
         )
 

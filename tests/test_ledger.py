@@ -149,3 +149,13 @@ def test_second_lock_holder_is_refused_and_released_lock_is_free(tmp_path: Path)
         acquire_run_lock(tmp_path / "l.db")
     first.release()
     acquire_run_lock(tmp_path / "l.db").release()
+
+
+async def test_rejections_store_hostile_text_escaped(tmp_path: Path) -> None:
+    hostile = Rejection("m\u202e.csv", 4, "/x/\udcff\u200bevil\n.wav", "bad\x1b[31m value")
+    async with Ledger.open(tmp_path / "l.db") as ledger:
+        await ledger.reject("r", hostile)
+        [(source, line, path, reason)] = list(ledger.rejections("r"))
+    assert (source, line) == ("m\\u202e.csv", 4)
+    assert path == "/x/\\udcff\\u200bevil\\n.wav"
+    assert reason == "bad\\x1b[31m value"
