@@ -81,6 +81,25 @@ class AuthenticationError(TransferError):
         super().__init__(message, ErrorClass.AUTH, status=status)
 
 
+class UrlRefusedError(TransferError):
+    """S3 refused the presigned URL (HTTP 403). `expired`: S3 said so, or the URL was past its life.
+
+    Either way the cure is a fresh URL; a 403 that is not about expiry and that a fresh URL does not
+    cure is permanent (the runner decides, since only it knows whether the URL was fresh).
+    """
+
+    def __init__(self, message: str, *, expired: bool, status: int | None = 403) -> None:
+        super().__init__(message, ErrorClass.EXPIRED, status=status)
+        self.expired = expired
+
+
+class StalledUploadError(TransferError):
+    """An upload that made no progress for --stall-timeout seconds; aborted, retried from byte 0."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ErrorClass.TRANSIENT)
+
+
 class FileChangedError(SlngBulkError):
     """The file changed (size or mtime) while it was being uploaded."""
 
@@ -101,14 +120,23 @@ def classify_api_status(status: int) -> ErrorClass:
     return ErrorClass.PERMANENT
 
 
+S3_TRANSIENT_CODES: Final = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"})
+
+
 def classify_s3_status(status: int, code: str | None, url_expired: bool) -> ErrorClass:
     """Class of an error from the presigned S3 URL.
 
     A 403 usually means the URL expired or its signature no longer matches what we send; a fresh
-    URL cures the first and proves the second, so both go through re-presign (bounded by retries).
+    URL cures the first and proves the second, so both go through re-presign (the runner turns a
+    403 that a fresh URL does not cure into a permanent failure).
     """
     if status == 403 or url_expired:
         return ErrorClass.EXPIRED
-    if status in TRANSIENT_STATUSES or code in ("SlowDown", "RequestTimeout", "InternalError"):
+    if status in TRANSIENT_STATUSES or code in S3_TRANSIENT_CODES:
         return ErrorClass.TRANSIENT
     return ErrorClass.PERMANENT
+
+
+def s3_says_expired(status: int, code: str | None, message: str | None) -> bool:
+    """AWS answers an expired presigned URL with 403 AccessDenied "Request has expired"."""
+    return status == 403 and code == "AccessDenied" and "expired" in (message or "").lower()

@@ -12,6 +12,7 @@ What S3 demands and local servers forgive (see README, "What the upload guarante
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import time
@@ -25,19 +26,31 @@ import anyio
 from aiolimiter import AsyncLimiter
 
 from pipeline.client import connection_error
-from pipeline.errors import ErrorClass, FileChangedError, TransferError, classify_s3_status
+from pipeline.errors import (
+    ErrorClass,
+    FileChangedError,
+    StalledUploadError,
+    TransferError,
+    UrlRefusedError,
+    classify_s3_status,
+    s3_says_expired,
+)
 from pipeline.models import DEFAULT_CONTENT_TYPE, UploadTarget
 from pipeline.redact import safe_url
 from pipeline.retry import parse_retry_after
 
 _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
+_S3_MESSAGE = re.compile(rb"<Message>([^<]{1,300})</Message>")
 ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class UploadOptions:
     chunk_size: int = 1024 * 1024
-    stall_timeout: float = 60.0  # no byte accepted for this long: abort and retry from byte 0
+    # No byte taken by the connection for this long, or (all bytes handed to the socket) no answer
+    # for this long: abort and retry from byte 0. Bytes sitting in socket buffers are not accepted
+    # bytes, so a small file that fits in them is still watched until S3 answers.
+    stall_timeout: float = 60.0
     response_timeout: float = 120.0  # after the last byte, for S3's answer
     bandwidth: AsyncLimiter | None = None  # pool-wide bytes/s cap, shared by every worker
 
@@ -66,16 +79,26 @@ async def put_file(
     content_type: str | None,
     options: UploadOptions,
     progress: ProgressCallback | None = None,
+    url_deadline: float | None = None,
 ) -> UploadResult:
-    """PUT the file at `path` to `target.url`. Raises TransferError or FileChangedError."""
+    """PUT the file at `path` to `target.url`. Raises TransferError or FileChangedError.
+
+    `url_deadline` (time.monotonic()) is when the URL stops being valid, as far as we know: a 403
+    after it is an expired URL whatever S3's message says.
+    """
     _check_unchanged(path, expected_size, expected_mtime_ns)
     digest = hashlib.md5(usedforsecurity=False)
     sent = 0
-    last_progress = time.monotonic()
-    started = last_progress
+    started = time.monotonic()
+    # The stall watchdog: a cancel scope whose deadline every chunk taken pushes forward. No task
+    # group, so an error from the PUT comes out as itself (never wrapped in an exception group).
+    stall_scope = anyio.CancelScope(deadline=anyio.current_time() + options.stall_timeout)
+
+    def made_progress() -> None:
+        stall_scope.deadline = anyio.current_time() + options.stall_timeout
 
     async def body() -> AsyncIterator[bytes]:
-        nonlocal sent, last_progress
+        nonlocal sent
         async with aiofiles.open(path, "rb") as stream:
             while sent < expected_size:
                 chunk = await stream.read(min(options.chunk_size, expected_size - sent))
@@ -84,11 +107,13 @@ async def put_file(
                         f"{path}: file shrank while uploading ({sent} of {expected_size} bytes)"
                     )
                 if options.bandwidth is not None:
+                    stall_scope.deadline = math.inf  # waiting for our own --max-bandwidth is no stall
                     await _take_bandwidth(options.bandwidth, len(chunk))
+                    made_progress()
                 digest.update(chunk)
                 sent += len(chunk)
                 yield chunk
-                last_progress = time.monotonic()
+                made_progress()  # the connection took the chunk (it asks for the next one)
                 if progress is not None:
                     progress(len(chunk))
 
@@ -96,46 +121,44 @@ async def put_file(
     headers["Content-Length"] = str(expected_size)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=options.response_timeout)
     status, raw, retry_after, etag = 0, b"", None, None
-    with anyio.CancelScope() as stall_scope:
-        async with anyio.create_task_group() as watchdog_group:
-
-            async def watchdog() -> None:
-                while True:
-                    await anyio.sleep(min(1.0, options.stall_timeout / 4))
-                    if sent < expected_size and time.monotonic() - last_progress > options.stall_timeout:
-                        stall_scope.cancel()
-                        return
-
-            watchdog_group.start_soon(watchdog)
-            try:
-                async with session.put(
-                    target.url,
-                    data=body(),
-                    headers=headers,
-                    skip_auto_headers=("Content-Type",),
-                    timeout=timeout,
-                    allow_redirects=False,
-                ) as response:
-                    status = response.status
-                    raw = await response.content.read(64 * 1024)
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    etag = response.headers.get("ETag")
-            except FileChangedError:
-                raise
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise connection_error(f"upload to {safe_url(target.url)}", exc) from None
-            finally:
-                watchdog_group.cancel_scope.cancel()
+    with stall_scope:
+        try:
+            async with session.put(
+                target.url,
+                data=body(),
+                headers=headers,
+                skip_auto_headers=("Content-Type",),
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                stall_scope.deadline = math.inf  # S3 answered: from here sock_read bounds the wait
+                status = response.status
+                raw = await response.content.read(64 * 1024)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                etag = response.headers.get("ETag")
+        except FileChangedError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise connection_error(f"upload to {safe_url(target.url)}", exc) from None
     if stall_scope.cancelled_caught:
-        raise TransferError(
-            f"upload stalled: no byte accepted for {options.stall_timeout:g} s"
-            f" ({sent} of {expected_size} sent)",
-            ErrorClass.TRANSIENT,
+        raise StalledUploadError(
+            f"upload stalled: no progress for {options.stall_timeout:g} s"
+            f" ({sent} of {expected_size} bytes handed to the connection, no answer from S3)"
         )
     if not 200 <= status < 300:
         match = _S3_CODE.search(raw)
         code = match.group(1).decode("ascii", "replace") if match else None
-        error_class = classify_s3_status(status, code, url_expired=False)
+        found = _S3_MESSAGE.search(raw)
+        message = found.group(1).decode("utf-8", "replace") if found else None
+        past_deadline = url_deadline is not None and time.monotonic() >= url_deadline
+        if status == 403:
+            expired = past_deadline or s3_says_expired(status, code, message)
+            raise UrlRefusedError(
+                f"upload refused by S3: HTTP 403 {code or ''}: {message or 'no message'}"
+                + (" (the URL expired)" if expired else ""),
+                expired=expired,
+            )
+        error_class = classify_s3_status(status, code, url_expired=past_deadline)
         raise TransferError(
             f"upload refused by S3: HTTP {status} {code or ''}".rstrip(),
             error_class,
