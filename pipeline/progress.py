@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from pipeline.logs import log
+from pipeline.ratelimit import slowed_rates_text
 from pipeline.report import RunStats, human_bytes
 
 Mode = Literal["auto", "bar", "lines", "none"]
@@ -73,10 +74,14 @@ class ProgressDisplay:
 
     def counts_text(self) -> str:
         s = self.stats
-        return (
+        text = (
             f"{s.created + s.already_created} created, {s.in_flight} in flight, {s.failed} failed, "
             f"{s.rejected} rejected, {s.skipped_done} skipped"
         )
+        if s.retries:
+            text += f", {s.retries} retries"
+        slowed = slowed_rates_text(s.rates)
+        return f"{text}; slowed by the server: {slowed}" if slowed else text
 
     def refresh(self) -> None:
         s = self.stats
@@ -105,6 +110,9 @@ class ProgressDisplay:
                         "bytes_sent": s.bytes_sent,
                         "bytes_per_second": round(s.bytes_sent / elapsed),
                         "elapsed_seconds": round(elapsed, 1),
+                        "retries": s.retries,
+                        "represigns": s.represigns,
+                        "rates": {name: dict(view) for name, view in s.rates.items()},
                     }
                 },
             )

@@ -1,16 +1,22 @@
 """Pool-wide request-rate control with additive increase, multiplicative decrease.
 
 aiolimiter provides the leaky bucket. To slow down without touching its internals, each request
-asks for `ceiling / current_rate` units of a bucket that refills at `ceiling` units per second:
+asks for `ceiling / current_rate` units of a bucket that drains at `ceiling` units per second:
 at full speed a request costs one unit; after a 429 it costs more, so every worker slows at once.
+
+Every change is mirrored into `RateControl.live` (plain dicts, updated in place), which the run's
+counters point at, so the progress display shows the current rates without knowing this module.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
+
+RateView = dict[str, float]
 
 
 @dataclass
@@ -25,32 +31,61 @@ class AdaptiveRate:
     current: float = field(init=False)
     throttles: int = field(init=False, default=0)
     lowest: float = field(init=False)
+    view: RateView = field(init=False, default_factory=dict)
+    _capacity: float = field(init=False, repr=False)
     _limiter: AsyncLimiter = field(init=False, repr=False)
-    _last_decrease: float = field(init=False, default=0.0)
+    _last_decrease: float = field(init=False, default=-1e9)
 
     def __post_init__(self) -> None:
         self.current = self.ceiling
         self.lowest = self.ceiling
-        # A burst of at most one second's worth; the bucket holds `ceiling` units.
-        self._limiter = AsyncLimiter(max(self.ceiling, 1.0), 1.0)
+        # A burst of at most one second's worth (and at least one request): the bucket holds
+        # `capacity` units and drains at `ceiling` units per second, also below 1 rps.
+        self._capacity = max(self.ceiling, 1.0)
+        self._limiter = AsyncLimiter(self._capacity, self._capacity / self.ceiling)
+        self._publish()
+
+    @property
+    def floor(self) -> float:
+        """The slowest the rate goes: a fraction of the ceiling, but not below 1 rps (or the ceiling)."""
+        return min(self.ceiling, max(self.ceiling * self.floor_fraction, 1.0))
+
+    @property
+    def cost(self) -> float:
+        """Bucket units one request takes now (1 at full speed)."""
+        return min(self._capacity, max(1.0, self.ceiling / self.current))
 
     async def acquire(self) -> None:
-        cost = min(max(self.ceiling, 1.0), max(1.0, self.ceiling / self.current))
-        await self._limiter.acquire(cost)
+        """Wait for this request's turn. The cost is read again each time the bucket lets us
+        through: a worker that queued at full speed pays the difference if the rate dropped
+        meanwhile, so a throttle slows the requests already waiting, not only later ones."""
+        paid = 0.0
+        while (due := self.cost - paid) > 1e-9:
+            await self._limiter.acquire(due)
+            paid += due
 
     def throttled(self) -> None:
         """A 429/503 was seen: halve the rate, at most once per second (one burst is one signal)."""
         self.throttles += 1
         now = time.monotonic()
-        if now - self._last_decrease < 1.0:
-            return
-        self._last_decrease = now
-        self.current = max(self.ceiling * self.floor_fraction, self.current * self.decrease_factor, 1.0)
-        self.lowest = min(self.lowest, self.current)
+        if now - self._last_decrease >= 1.0:
+            self._last_decrease = now
+            self.current = max(self.floor, self.current * self.decrease_factor)
+            self.lowest = min(self.lowest, self.current)
+        self._publish()
 
     def succeeded(self) -> None:
         if self.current < self.ceiling:
             self.current = min(self.ceiling, self.current + self.ceiling * self.increase_per_success)
+            self._publish()
+
+    def _publish(self) -> None:
+        self.view.update(
+            ceiling=self.ceiling,
+            current=round(self.current, 2),
+            lowest=round(self.lowest, 2),
+            throttles=self.throttles,
+        )
 
 
 @dataclass
@@ -69,13 +104,33 @@ class RateControl:
             read=AdaptiveRate("read", read_rps),
         )
 
+    @property
+    def live(self) -> dict[str, RateView]:
+        """name → {ceiling, current, lowest, throttles}, kept up to date in place."""
+        return {rate.name: rate.view for rate in (self.create, self.presign, self.read)}
+
     def snapshot(self) -> dict[str, dict[str, float]]:
-        return {
-            rate.name: {
-                "ceiling": rate.ceiling,
-                "current": round(rate.current, 2),
-                "lowest": round(rate.lowest, 2),
-                "throttles": rate.throttles,
-            }
-            for rate in (self.create, self.presign, self.read)
-        }
+        return {name: dict(view) for name, view in self.live.items()}
+
+
+def _rps(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def slowed_rates_text(rates: Mapping[str, Mapping[str, float]]) -> str:
+    """For live progress: the rates below their ceiling now, e.g. "create 5.0/10 rps"; "" if none."""
+    return ", ".join(
+        f"{name} {_rps(view['current'])}/{view['ceiling']:g} rps"
+        for name, view in rates.items()
+        if view.get("current", 0.0) < view.get("ceiling", 0.0)
+    )
+
+
+def throttle_summary_lines(rates: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """For the end-of-run summary: each rate the server slowed down, how far, and where it ended."""
+    return [
+        f"{name} rate: slowed {int(view['throttles'])}x by 429/503, lowest {_rps(view['lowest'])}"
+        f"/{view['ceiling']:g} rps, ended at {_rps(view['current'])}"
+        for name, view in rates.items()
+        if view.get("throttles", 0)
+    ]
