@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
+from tenacity.stop import stop_base
 
 from pipeline.errors import TransferError
 
@@ -63,12 +70,30 @@ def backoff_seconds(policy: RetryPolicy, attempt: int, retry_after: float | None
     return max(jittered, retry_after or 0.0)
 
 
+class _stop_past_deadline(stop_base):
+    """Stop when the next sleep would end after `deadline` (a time.monotonic() value)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) > self.deadline
+
+
 async def retry_transient(
     policy: RetryPolicy,
     operation: Callable[[], Awaitable[T]],
     on_retry: Callable[[TransferError], Awaitable[None]] | None = None,
+    *,
+    deadline: float | None = None,
 ) -> T:
-    """Run `operation`, retrying transient TransferErrors per `policy`; re-raise the last error."""
+    """Run `operation`, retrying transient TransferErrors per `policy`; re-raise the last error.
+
+    At most `policy.retries` retries, and never a sleep that would end more than
+    `policy.max_elapsed` after the first attempt (or after `deadline`, a time.monotonic() value,
+    for a budget shared by several steps): a Retry-After longer than what is left ends the
+    retries at once instead of being cut short.
+    """
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -80,10 +105,13 @@ async def retry_transient(
         if on_retry is not None and isinstance(exc, TransferError):
             await on_retry(exc)
 
+    stop = stop_after_attempt(policy.retries + 1) | stop_before_delay(policy.max_elapsed)
+    if deadline is not None:
+        stop = stop | _stop_past_deadline(deadline)
     retrying = AsyncRetrying(
         retry=retry_if_exception(_is_transient),
         wait=wait,
-        stop=stop_after_attempt(policy.retries + 1) | stop_after_delay(policy.max_elapsed),
+        stop=stop,
         before_sleep=before_sleep,
         reraise=True,
     )

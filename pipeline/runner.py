@@ -30,7 +30,9 @@ from pipeline.errors import (
     ConfigError,
     ErrorClass,
     FileChangedError,
+    StalledUploadError,
     TransferError,
+    UrlRefusedError,
 )
 from pipeline.follow import (
     RETRY_REASON,
@@ -51,7 +53,7 @@ from pipeline.retry import RetryPolicy, backoff_seconds, retry_transient
 from pipeline.session import Connection, connect
 from pipeline.settings import Settings
 from pipeline.sources import ManifestError, SourceOptions, check_sources, iter_rows
-from pipeline.upload import UploadOptions, put_file
+from pipeline.upload import UploadOptions, UploadResult, put_file
 
 PRODUCER_BATCH = 256
 URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
@@ -147,7 +149,10 @@ class Pipeline:
             self.stats.in_flight -= 1
 
     async def presign(self, record: FileRecord, spec: FileSpec) -> _LiveUrl | None:
-        """Step 1, just in time (a worker is free now). None when the job turns out to exist."""
+        """Step 1, just in time (a worker is free now). None when the job turns out to exist.
+
+        Each call is one attempt of the file in the ledger: a new pass at it, or a fresh URL.
+        """
         request = PresignRequest(
             filename=spec.path.name,
             content_type=None,
@@ -156,6 +161,7 @@ class Pipeline:
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
+        await self.ledger.count_attempt(record)
         try:
             response = await self.with_retries(record, lambda: self.client.presign(request))
         except TransferError as exc:
@@ -181,31 +187,44 @@ class Pipeline:
         return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
 
     async def upload(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> None:
-        """Step 2: stream the PUT; an expired or refused URL is replaced, never fatal by itself."""
+        """Step 2: stream the PUT. An expired URL means presign again, then PUT again (bounded by
+        --retries fresh URLs); a 403 that is not about expiry gets one fresh URL, and is permanent
+        if that one is refused too."""
+        refusals = 0
         for fresh_urls in range(self.settings.retries + 1):
-            if (
-                url.seconds_left < URL_SAFETY_MARGIN
-                and fresh_urls == 0
-                and url.seconds_left < url.target.expires_in
-            ):
-                # Minted too long ago (or with a very short life): get a new one before sending anything.
-                url = await self.represign(record, spec, "URL about to expire")
             try:
-                result = await self.with_retries(record, functools.partial(self.put, record, spec, url))
+                result: UploadResult = await self.with_retries(
+                    record, functools.partial(self.put, record, spec, url)
+                )
             except TransferError as exc:
-                if exc.error_class is not ErrorClass.EXPIRED or fresh_urls == self.settings.retries:
+                if exc.error_class is not ErrorClass.EXPIRED:
                     raise
-                url = await self.represign(record, spec, str(exc))
+                if isinstance(exc, UrlRefusedError) and not exc.expired:
+                    refusals += 1
+                    if refusals > 1:
+                        raise TransferError(
+                            f"{exc}; a fresh URL did not cure it", ErrorClass.PERMANENT, status=exc.status
+                        ) from None
+                if fresh_urls == self.settings.retries:
+                    raise TransferError(
+                        f"{exc}; {fresh_urls} fresh URLs did not help",
+                        ErrorClass.TRANSIENT,
+                        status=exc.status,
+                    ) from None
+                fresh = await self.represign(record, spec, str(exc))
+                if fresh is None:
+                    return  # the job exists after all (confirmed and recorded as created)
+                url = fresh
                 continue
             self.stats.bytes_sent += result.bytes_sent
             await self.ledger.transition(record, FileState.UPLOADED, md5=result.md5)
             return
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def put(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> Any:
-        if url.seconds_left <= 0:
-            raise TransferError("upload URL expired before the PUT started", ErrorClass.EXPIRED)
-        await self.ledger.count_attempt(record)
+    async def put(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> UploadResult:
+        """One PUT attempt, the file read from byte 0. A URL too close to its end is not even tried."""
+        if url.seconds_left < min(URL_SAFETY_MARGIN, url.target.expires_in / 4):
+            raise UrlRefusedError("upload URL expired (or about to) before the PUT started", expired=True)
         sent = 0
 
         def progress(nbytes: int) -> None:
@@ -223,20 +242,25 @@ class Pipeline:
                 content_type=None,
                 options=self.upload_options,
                 progress=progress,
+                url_deadline=url.expires_at,
             )
         finally:
             self.stats.bytes_in_flight -= sent
 
-    async def represign(self, record: FileRecord, spec: FileSpec, why: str) -> _LiveUrl:
+    async def represign(self, record: FileRecord, spec: FileSpec, why: str) -> _LiveUrl | None:
+        """A fresh upload URL (same job_id and key); None when the job turns out to exist."""
         log.info("fresh upload URL for %s: %s", spec.path, why)
         self.stats.represigns += 1
-        url = await self.presign(record, spec)
-        if url is None:
-            raise TransferError("job already exists", ErrorClass.CONFLICT)
-        return url
+        return await self.presign(record, spec)
 
     async def create(self, record: FileRecord, spec: FileSpec) -> None:
-        """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about."""
+        """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about.
+
+        The job_id is fixed, so a repeated create can only be refused (409), never a second job;
+        asking first (GET) after an unknown outcome still saves the resend and the 409.
+        """
+        if record.state is FileState.CREATED:
+            return  # found to exist while uploading (409 on a fresh presign, confirmed)
         assert record.s3_key is not None, "create needs an uploaded object"
         body = CreateFromUploadRequest(
             s3_key=record.s3_key,
@@ -249,8 +273,8 @@ class Pipeline:
         )
         started = time.monotonic()
         for attempt in range(1, self.policy.retries + 2):
-            await self.ledger.transition(record, FileState.CREATING)
-            await self.ledger.count_attempt(record)
+            resend = {"attempts": record.attempts + 1} if attempt > 1 else {}
+            await self.ledger.transition(record, FileState.CREATING, **resend)
             try:
                 await self.client.create_from_upload(body, echo=record.echo)
             except TransferError as exc:
@@ -261,15 +285,18 @@ class Pipeline:
                 if not exc.is_transient:
                     raise
                 # Timeout, 5xx, lost connection: the job may exist. Ask before sending again.
-                if await self.confirm_created(record):
+                # A 429 was refused before any work was done: nothing to ask about.
+                if exc.status != 429 and await self.confirm_created(record):
                     return
+                delay = backoff_seconds(self.policy, attempt, exc.retry_after)
                 out_of_budget = (
-                    attempt > self.policy.retries or time.monotonic() - started > self.policy.max_elapsed
+                    attempt > self.policy.retries
+                    or time.monotonic() + delay - started > self.policy.max_elapsed
                 )
                 if out_of_budget:
                     raise
                 self.count_retry(exc)
-                await anyio.sleep(backoff_seconds(self.policy, attempt, exc.retry_after))
+                await anyio.sleep(delay)
                 continue
             await self.ledger.transition(record, FileState.CREATED, error=None, error_class=None)
             self.stats.created += 1
@@ -287,6 +314,10 @@ class Pipeline:
     # --- failure bookkeeping -------------------------------------------------------------------
 
     async def with_retries(self, record: FileRecord, operation: Any) -> Any:
+        """Run one request of `record`'s, retrying transient errors; each retry is an attempt."""
+        if not self.stats.rates:
+            self.stats.rates = self.rates.live  # updated in place: the progress display shows them
+
         async def on_retry(exc: TransferError) -> None:
             self.count_retry(exc)
             await self.ledger.count_attempt(record)
@@ -295,12 +326,18 @@ class Pipeline:
 
     def count_retry(self, exc: TransferError) -> None:
         self.stats.retries += 1
-        self.stats.retry_classes[f"HTTP {exc.status}" if exc.status else "connection"] += 1
+        if isinstance(exc, StalledUploadError):
+            kind = "stalled upload"
+        else:
+            kind = f"HTTP {exc.status}" if exc.status else "connection"
+        self.stats.retry_classes[kind] += 1
 
     async def fail(self, record: FileRecord, error_class: str, message: str) -> None:
         await self.ledger.transition(record, FileState.FAILED, error=message, error_class=error_class)
         self.stats.add_failure(Failure(record.path, record.job_id, error_class, message))
-        log.error("failed: %s: %s", record.path, message)
+        log.error("failed (%s): %s: %s", error_class, record.path, message)
+        if error_class != ErrorClass.PERMANENT.value:
+            return  # out of retries on transient errors: tried again next run, not a --max-failures one
         self.permanent_failures += 1
         limit = self.settings.max_failures
         if limit is not None and self.permanent_failures >= limit and not self.stopping.is_set():
