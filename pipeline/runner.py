@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import queue
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,6 +61,51 @@ PRODUCER_BATCH = 256
 URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
 
 
+class RowFeed:
+    """Reads a source on a daemon thread into a bounded queue.
+
+    Batching is then by availability: a fast manifest fills whole batches (one ledger query each),
+    while a slow source such as a pipe on stdin hands over each row as soon as it is read.
+    """
+
+    _END = object()
+
+    def __init__(self, rows: Iterator[Row], capacity: int = 4 * PRODUCER_BATCH) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
+        self._done = False
+        threading.Thread(target=self._pump, args=(rows,), name="slng-bulk-source", daemon=True).start()
+
+    def _pump(self, rows: Iterator[Row]) -> None:
+        try:
+            for row in rows:
+                self._queue.put(row)
+        except BaseException as exc:  # handed to the consumer, which raises it in the run
+            self._queue.put(exc)
+        finally:
+            self._queue.put(self._END)
+
+    def next_batch(self, limit: int) -> list[Row]:
+        """Blocks for the first row only; [] once the source is exhausted."""
+        batch: list[Row] = []
+        if self._done:
+            return batch
+        item = self._queue.get()
+        while True:
+            if item is self._END:
+                self._done = True
+                break
+            if isinstance(item, BaseException):
+                raise item
+            batch.append(item)  # type: ignore[arg-type]
+            if len(batch) >= limit:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch
+
+
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     spec: FileSpec
@@ -102,6 +149,7 @@ class Pipeline:
             bandwidth=AsyncLimiter(settings.max_bandwidth, 1.0) if settings.max_bandwidth else None,
         )
         self.stopping = anyio.Event()  # no new files are taken once set
+        self._producer_scope = anyio.CancelScope()
         self.permanent_failures = 0
 
     # --- one file's journey ---------------------------------------------------------------------
@@ -353,15 +401,17 @@ class Pipeline:
             log.warning("stopping: %s; no new files will be started", why)
             self.stats.interrupted = why
             self.stopping.set()
+            self._producer_scope.cancel()  # unblocks a producer waiting on a slow source (stdin)
 
     # --- the pool ------------------------------------------------------------------------------
 
-    async def produce(self, rows: Any, send: MemoryObjectSendStream[WorkItem]) -> None:
+    async def produce(self, rows: RowFeed, send: MemoryObjectSendStream[WorkItem]) -> None:
         """Stream rows into the bounded channel; decide skips with one ledger query per batch."""
         settle_ns = int(self.settings.settle * 1e9)
-        async with send:
+        with self._producer_scope, send:
             while not self.stopping.is_set():
-                batch = await anyio.to_thread.run_sync(self._next_batch, rows)
+                # Abandoned on stop: a thread blocked reading stdin must not hold the run open.
+                batch = await anyio.to_thread.run_sync(self._next_batch, rows, abandon_on_cancel=True)
                 if not batch:
                     return
                 now_ns = time.time_ns()
@@ -391,13 +441,9 @@ class Pipeline:
                     job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
                     await send.send(WorkItem(row, key, job_id))
 
-    def _next_batch(self, rows: Any) -> list[tuple[Row, str, FileRecord | None]]:
-        """In a worker thread: read up to a batch of rows and look their identities up."""
-        batch: list[Row] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= PRODUCER_BATCH:
-                break
+    def _next_batch(self, rows: RowFeed) -> list[tuple[Row, str, FileRecord | None]]:
+        """In a worker thread: take the rows read so far (at most a batch) and look them up."""
+        batch = rows.next_batch(PRODUCER_BATCH)
         keys = [file_key(row) if isinstance(row, FileSpec) else "" for row in batch]
         known = self.ledger.lookup([k for k in keys if k])
         return [(row, key, known.get(key)) for row, key in zip(batch, keys, strict=True)]
@@ -405,6 +451,8 @@ class Pipeline:
     async def work(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
         async with receive:
             async for item in receive:
+                if self.stopping.is_set():
+                    return  # items still queued were never admitted: nothing to record
                 await self.process(item)
 
     async def watch_signals(self, cancel_workers: anyio.CancelScope) -> None:
@@ -454,7 +502,7 @@ class Pipeline:
                         if self.settings.max_duration is not None:
                             outer.start_soon(self.watch_deadline, cancel_workers)
                         async with anyio.create_task_group() as pool:
-                            pool.start_soon(self.produce, rows, send)
+                            pool.start_soon(self.produce, RowFeed(rows), send)
                             for _ in range(self.settings.concurrency):
                                 pool.start_soon(self.work, receive.clone())
                             receive.close()
@@ -524,7 +572,6 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
             if isinstance(row, FileSpec):
                 reason = f"{RETRY_REASON}: {record.job_error or 'no message'}"
                 await ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), reason)
-                await ledger.clear_job_view(record)  # the new job has no status or outputs yet
             rows.append(row)
         pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates)
         stats = await pipeline.run(iter(rows), handle_signals)

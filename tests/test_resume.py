@@ -288,3 +288,30 @@ def test_json_logs_and_report_export(sandbox_thread: Sandbox, tmp_path: Path) ->
     exported = run_cli("report", "--format", "jsonl", env=env, cwd=tmp_path)
     rows = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [r["state"] for r in rows] == ["created", "created"]
+
+
+def test_sigterm_while_waiting_on_stdin_exits_promptly(sandbox_thread: Sandbox, tmp_path: Path) -> None:
+    files = make_tree(tmp_path / "audio", 2)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
+    full_env.update(cli_env(sandbox_thread, tmp_path / "l.db"))
+    feeder = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "submit", "-", "--grace", "30"],
+        env=full_env,
+        cwd=tmp_path,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert feeder.stdin is not None
+    feeder.stdin.write("\n".join(str(f) for f in files) + "\n")
+    feeder.stdin.flush()  # and never close it: the producer now blocks on the next line
+    deadline = time.monotonic() + 20
+    while len(sandbox_thread.jobs().jobs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    feeder.send_signal(signal.SIGTERM)
+    _out, err = feeder.communicate(timeout=20)
+    assert feeder.returncode == ExitCode.INTERRUPTED, err
+    assert time.monotonic() - started < 10, "a blocked stdin must not hold the run for the grace period"
+    assert len(sandbox_thread.jobs().jobs) == 2
