@@ -19,6 +19,7 @@ from typing import IO, Any, Literal
 
 from pipeline.errors import ExitCode
 from pipeline.ledger import FileRecord, Ledger
+from pipeline.ratelimit import throttle_summary_lines
 from pipeline.redact import redact
 
 
@@ -177,6 +178,8 @@ def summary_lines(stats: RunStats) -> Iterator[str]:
     if stats.retries:
         by_class = ", ".join(f"{k} {v}" for k, v in stats.retry_classes.items())
         yield f"  {'retries':<26}{stats.retries:>10}  ({by_class})"
+    for line in throttle_summary_lines(stats.rates):
+        yield f"  {line}"
     if stats.represigns:
         yield f"  {'fresh upload URLs':<26}{stats.represigns:>10}"
     for failure in stats.failures[:20]:

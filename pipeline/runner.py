@@ -150,6 +150,7 @@ class Pipeline:
         )
         self.stopping = anyio.Event()  # no new files are taken once set
         self._producer_scope = anyio.CancelScope()
+        self._deadlines: dict[int, float] = {}  # per file in flight: when its retry budget ends
         self.permanent_failures = 0
 
     # --- one file's journey ---------------------------------------------------------------------
@@ -176,6 +177,7 @@ class Pipeline:
         self.stats.queued += 1
         self.stats.bytes_total += item.spec.size
         self.stats.in_flight += 1
+        self._deadlines[record.id] = time.monotonic() + self.policy.max_elapsed  # --retry-max-elapsed
         try:
             if record.state is FileState.CREATING and await self.confirm_created(record):
                 return  # an earlier run's create did land: nothing to redo
@@ -195,6 +197,7 @@ class Pipeline:
             await self.fail(record, exc.error_class.value, str(exc))
         finally:
             self.stats.in_flight -= 1
+            del self._deadlines[record.id]
 
     async def presign(self, record: FileRecord, spec: FileSpec) -> _LiveUrl | None:
         """Step 1, just in time (a worker is free now). None when the job turns out to exist.
@@ -319,7 +322,7 @@ class Pipeline:
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
-        started = time.monotonic()
+        deadline = self._deadlines.get(record.id, time.monotonic() + self.policy.max_elapsed)
         for attempt in range(1, self.policy.retries + 2):
             resend = {"attempts": record.attempts + 1} if attempt > 1 else {}
             await self.ledger.transition(record, FileState.CREATING, **resend)
@@ -337,10 +340,7 @@ class Pipeline:
                 if exc.status != 429 and await self.confirm_created(record):
                     return
                 delay = backoff_seconds(self.policy, attempt, exc.retry_after)
-                out_of_budget = (
-                    attempt > self.policy.retries
-                    or time.monotonic() + delay - started > self.policy.max_elapsed
-                )
+                out_of_budget = attempt > self.policy.retries or time.monotonic() + delay > deadline
                 if out_of_budget:
                     raise
                 self.count_retry(exc)
@@ -370,7 +370,9 @@ class Pipeline:
             self.count_retry(exc)
             await self.ledger.count_attempt(record)
 
-        return await retry_transient(self.policy, operation, on_retry)
+        return await retry_transient(
+            self.policy, operation, on_retry, deadline=self._deadlines.get(record.id)
+        )
 
     def count_retry(self, exc: TransferError) -> None:
         self.stats.retries += 1

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     )
     retries: int = Field(default=6, ge=0, le=100, description="Retries per step for transient errors.")
     retry_max_elapsed: float = Field(
-        default=600.0, gt=0, description="Seconds a file may spend retrying one step."
+        default=600.0, gt=0, description="Seconds a file may spend retrying, all its steps together."
     )
     stall_timeout: float = Field(
         default=60.0,
