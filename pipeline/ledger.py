@@ -13,6 +13,7 @@ presigned again on the next run, with the same job_id and key.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import os
 import sqlite3
@@ -30,6 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pipeline.errors import ConfigError, LockHeldError
 from pipeline.jobspec import FileSpec, Rejection, escape_control
+from pipeline.logs import log
 from pipeline.redact import redact
 
 T = TypeVar("T")
@@ -211,7 +213,11 @@ def acquire_run_lock(ledger_path: Path) -> filelock.BaseFileLock:
     return lock
 
 
-_Job = tuple[Callable[[sqlite3.Connection], Any], "_Slot"]
+_Job = tuple[Callable[[sqlite3.Connection], Any], "_Slot | None"]  # no slot: written behind
+
+
+def _execute(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> None:
+    conn.execute(sql, params)
 
 
 class _Slot:
@@ -286,11 +292,13 @@ class Ledger:
                         await anyio.to_thread.run_sync(self._commit_batch, conn, batch)
                 except BaseException as exc:  # e.g. disk full: fail every waiter, never hang one
                     for _, slot in batch:
-                        slot.error = slot.error or exc
+                        if slot is not None:
+                            slot.error = slot.error or exc
                     raise
                 finally:
                     for _, slot in batch:
-                        slot.done.set()
+                        if slot is not None:
+                            slot.done.set()
 
     @staticmethod
     def _commit_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
@@ -307,12 +315,18 @@ class Ledger:
         for fn, slot in batch:
             conn.execute("SAVEPOINT job")
             try:
-                slot.value = fn(conn)
+                value = fn(conn)
                 conn.execute("RELEASE job")
             except Exception as exc:  # one caller's failure must not undo the others' changes
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                slot.error = exc
+                if slot is None:
+                    log.error("ledger write failed: %s", exc)
+                else:
+                    slot.error = exc
+                continue
+            if slot is not None:
+                slot.value = value
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` inside the writer's next transaction; return once it is committed."""
@@ -324,6 +338,22 @@ class Ledger:
         if slot.error is not None:
             raise slot.error
         return slot.value  # type: ignore[no-any-return]
+
+    async def flush(self) -> None:
+        """Return once everything queued so far, written behind or not, is committed."""
+        await self._write(lambda conn: None)
+
+    async def _write_behind(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue `fn` for the writer's next transaction without waiting for the commit.
+
+        For records whose loss in a crash only means redoing an idempotent step. Writes are applied
+        in order, so any later awaited write (or closing the ledger) also makes this one durable.
+        """
+        assert self._send is not None, "ledger is not open"
+        try:
+            self._send.send_nowait((fn, None))
+        except anyio.WouldBlock:
+            await self._send.send((fn, None))
 
     # --- reads (sync: called from the producer thread or at report time) --------------------------
 
@@ -448,8 +478,14 @@ class Ledger:
 
         return await self._write(admit)
 
-    async def transition(self, record: FileRecord, state: FileState, **fields: Any) -> None:
-        """Move a file to `state` (and set other columns), durably, and mirror it on `record`."""
+    async def transition(
+        self, record: FileRecord, state: FileState, *, durable: bool = True, **fields: Any
+    ) -> None:
+        """Move a file to `state` (and set other columns) and mirror it on `record`.
+
+        `durable=True` returns once the change is committed: for a state the next remote step
+        depends on (the create intent). Otherwise the change is written behind.
+        """
         stamp_column = {
             FileState.PRESIGNED: "presigned_at",
             FileState.UPLOADED: "uploaded_at",
@@ -464,11 +500,15 @@ class Ledger:
             values["error"] = escape_control(redact(str(values["error"])))[:2000]
         assignments = ", ".join(f"{column} = ?" for column in values)
         params = (*values.values(), record.id)
-        await self._write(lambda c: c.execute(f"UPDATE files SET {assignments} WHERE id = ?", params))
         record.state = state
         for column, value in fields.items():
             if hasattr(record, column):
                 setattr(record, column, value)
+        update = functools.partial(_execute, f"UPDATE files SET {assignments} WHERE id = ?", params)
+        if durable:
+            await self._write(update)
+        else:
+            await self._write_behind(update)
 
     async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> None:
         """The server's view of the job (from status polling, list paging or reconcile)."""
@@ -495,9 +535,10 @@ class Ledger:
 
     async def count_attempt(self, record: FileRecord) -> None:
         record.attempts += 1
-        attempts = record.attempts
-        await self._write(
-            lambda c: c.execute("UPDATE files SET attempts = ? WHERE id = ?", (attempts, record.id))
+        await self._write_behind(
+            functools.partial(
+                _execute, "UPDATE files SET attempts = ? WHERE id = ?", (record.attempts, record.id)
+            )
         )
 
     async def renew(self, record: FileRecord, new_job_id: str, reason: str) -> None:
@@ -530,8 +571,9 @@ class Ledger:
         source = escape_control(rejection.source)
         path = escape_control(rejection.path) if rejection.path is not None else None
         now = time.time()
-        await self._write(
-            lambda c: c.execute(
+        await self._write_behind(
+            functools.partial(
+                _execute,
                 "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (?,?,?,?,?,?)",
                 (run_id, source, rejection.line, path, reason, now),
             )

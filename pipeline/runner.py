@@ -173,7 +173,9 @@ class Pipeline:
                 record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)"
             )
         elif record.state is FileState.FAILED:  # ran out of retries last time: same job_id, fresh start
-            await self.ledger.transition(record, FileState.PENDING, error=None, error_class=None)
+            await self.ledger.transition(
+                record, FileState.PENDING, durable=False, error=None, error_class=None
+            )
         self.stats.queued += 1
         self.stats.bytes_total += item.spec.size
         self.stats.in_flight += 1
@@ -191,7 +193,9 @@ class Pipeline:
             raise
         except FileChangedError as exc:
             self.stats.changed += 1
-            await self.ledger.transition(record, FileState.FAILED, error=str(exc), error_class="changed")
+            await self.ledger.transition(
+                record, FileState.FAILED, durable=False, error=str(exc), error_class="changed"
+            )
             log.warning("%s", exc)
         except TransferError as exc:
             await self.fail(record, exc.error_class.value, str(exc))
@@ -229,9 +233,10 @@ class Pipeline:
             )
             if v
         }
-        await self.ledger.transition(
+        await self.ledger.transition(  # not awaited to disk: lost, it only means presigning again
             record,
             FileState.PRESIGNED,
+            durable=False,
             s3_key=response.upload.s3_key,
             echo_json=json.dumps(echo, sort_keys=True),
         )
@@ -268,7 +273,8 @@ class Pipeline:
                 url = fresh
                 continue
             self.stats.bytes_sent += result.bytes_sent
-            await self.ledger.transition(record, FileState.UPLOADED, md5=result.md5)
+            # Written behind: the durable CREATING record that follows carries it to disk first.
+            await self.ledger.transition(record, FileState.UPLOADED, durable=False, md5=result.md5)
             return
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -324,8 +330,9 @@ class Pipeline:
         )
         deadline = self._deadlines.get(record.id, time.monotonic() + self.policy.max_elapsed)
         for attempt in range(1, self.policy.retries + 2):
-            resend = {"attempts": record.attempts + 1} if attempt > 1 else {}
-            await self.ledger.transition(record, FileState.CREATING, **resend)
+            # Durable before the call: a crash after sending is resolved by asking, never by resending.
+            attempts = record.attempts + 1 if attempt > 1 else record.attempts
+            await self.ledger.transition(record, FileState.CREATING, attempts=attempts)
             try:
                 await self.client.create_from_upload(body, echo=record.echo)
             except TransferError as exc:
@@ -346,7 +353,9 @@ class Pipeline:
                 self.count_retry(exc)
                 await anyio.sleep(delay)
                 continue
-            await self.ledger.transition(record, FileState.CREATED, error=None, error_class=None)
+            await self.ledger.transition(
+                record, FileState.CREATED, durable=False, error=None, error_class=None
+            )
             self.stats.created += 1
             return
 
@@ -355,7 +364,7 @@ class Pipeline:
         job = await self.with_retries(record, lambda: self.client.get_job(record.job_id))
         if job is None:
             return False
-        await self.ledger.transition(record, FileState.CREATED, error=None, error_class=None)
+        await self.ledger.transition(record, FileState.CREATED, durable=False, error=None, error_class=None)
         self.stats.already_created += 1
         return True
 
@@ -383,7 +392,9 @@ class Pipeline:
         self.stats.retry_classes[kind] += 1
 
     async def fail(self, record: FileRecord, error_class: str, message: str) -> None:
-        await self.ledger.transition(record, FileState.FAILED, error=message, error_class=error_class)
+        await self.ledger.transition(
+            record, FileState.FAILED, durable=False, error=message, error_class=error_class
+        )
         self.stats.add_failure(Failure(record.path, record.job_id, error_class, message))
         log.error("failed (%s): %s: %s", error_class, record.path, message)
         if error_class != ErrorClass.PERMANENT.value:

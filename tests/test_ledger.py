@@ -114,6 +114,7 @@ async def test_one_failing_write_does_not_undo_the_others(tmp_path: Path) -> Non
         with pytest.raises(sqlite3.OperationalError):
             await ledger.transition(record, FileState.CREATED, no_such_column=1)
         await ledger.reject("r", Rejection("m.csv", 3, None, "file not found"))
+        await ledger.flush()
         assert list(ledger.rejections("r")) == [("m.csv", 3, None, "file not found")]
 
 
@@ -155,6 +156,7 @@ async def test_rejections_store_hostile_text_escaped(tmp_path: Path) -> None:
     hostile = Rejection("m\u202e.csv", 4, "/x/\udcff\u200bevil\n.wav", "bad\x1b[31m value")
     async with Ledger.open(tmp_path / "l.db") as ledger:
         await ledger.reject("r", hostile)
+        await ledger.flush()
         [(source, line, path, reason)] = list(ledger.rejections("r"))
     assert (source, line) == ("m\\u202e.csv", 4)
     assert path == "/x/\\udcff\\u200bevil\\n.wav"
