@@ -18,7 +18,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_before_delay,
 )
 from tenacity.stop import stop_base
 
@@ -95,6 +94,14 @@ async def retry_transient(
     retries at once instead of being cut short.
     """
 
+    first_try = time.monotonic()
+    try:  # the common case, success at once, without building a retry controller per request
+        return await operation()
+    except TransferError as exc:
+        if not exc.is_transient:
+            raise
+        first_error = exc
+
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = exc.retry_after if isinstance(exc, TransferError) else None
@@ -105,7 +112,7 @@ async def retry_transient(
         if on_retry is not None and isinstance(exc, TransferError):
             await on_retry(exc)
 
-    stop = stop_after_attempt(policy.retries + 1) | stop_before_delay(policy.max_elapsed)
+    stop = stop_after_attempt(policy.retries + 1) | _stop_past_deadline(first_try + policy.max_elapsed)
     if deadline is not None:
         stop = stop | _stop_past_deadline(deadline)
     retrying = AsyncRetrying(
@@ -115,7 +122,11 @@ async def retry_transient(
         before_sleep=before_sleep,
         reraise=True,
     )
+    first = True
     async for attempt in retrying:
         with attempt:
+            if first:  # replay the first attempt's failure so tenacity counts, waits and stops as usual
+                first = False
+                raise first_error
             return await operation()
     raise AssertionError("unreachable: tenacity re-raises the last error")
