@@ -6,7 +6,7 @@ thin layer over it.
 
 __version__ = "0.1.0"
 
-from pipeline.runner import submit
+from pipeline.commands import submit
 from pipeline.settings import Settings, load_settings
 
 __all__ = ["Settings", "__version__", "load_settings", "submit"]

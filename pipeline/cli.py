@@ -96,8 +96,8 @@ def main() -> None:
 def submit(sources: tuple[str, ...], **flags: Any) -> None:
     """Upload every file named by SOURCES (CSV or JSONL manifests, directories, or - for stdin) and
     create one transcription job per file. Safe to rerun: finished files are skipped."""
+    from pipeline.commands import submit as run_submit
     from pipeline.dryrun import dry_run
-    from pipeline.runner import submit as run_submit
 
     try:
         settings = _settings(flags)
@@ -213,7 +213,7 @@ def fetch(**flags: Any) -> None:
 def retry_failed(**flags: Any) -> None:
     """Resubmit files whose job FAILED on the server, as new jobs (the old ones stay in the history).
     Statuses are refreshed first; with --wait (and --out) the new jobs are followed like submit's."""
-    from pipeline.runner import resubmit_failed
+    from pipeline.commands import resubmit_failed
 
     try:
         settings = _settings(flags)
@@ -253,8 +253,8 @@ def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
     missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing.
     Give the same settings as the original submit: they are part of each file's job_id."""
+    from pipeline.commands import admit_sources
     from pipeline.follow import reconcile as run_reconcile
-    from pipeline.runner import admit_sources
     from pipeline.session import connect
 
     async def run(settings: Settings) -> ExitCode:

@@ -12,12 +12,12 @@ from functools import lru_cache
 
 import mutagen
 
-from pipeline.errors import ConfigError, ExitCode
+from pipeline.commands import open_sources
+from pipeline.errors import ExitCode
 from pipeline.jobspec import FileSpec
 from pipeline.logs import log
 from pipeline.report import human_bytes
 from pipeline.settings import Settings
-from pipeline.sources import ManifestError, SourceOptions, check_sources, iter_rows
 
 
 @lru_cache(maxsize=65536)
@@ -32,19 +32,11 @@ def audio_seconds(path: str, size: int, mtime_ns: int) -> float | None:
 
 
 def dry_run(sources: list[str], settings: Settings) -> ExitCode:
-    options = SourceOptions(
-        include=tuple(settings.include),
-        exclude=tuple(settings.exclude),
-        follow_symlinks=settings.follow_symlinks,
-    )
-    try:
-        check_sources(sources, options)
-    except ManifestError as exc:
-        raise ConfigError(str(exc)) from None
+    rows = open_sources(sources, settings)
     started = time.monotonic()
     valid = rejected = total_bytes = unknown_duration = 0
     seconds = 0.0
-    for row in iter_rows(sources, settings.job_defaults(), options):
+    for row in rows:
         if isinstance(row, FileSpec):
             valid += 1
             total_bytes += row.size

@@ -28,6 +28,7 @@ from pydantic_settings import (
 from pipeline.errors import ConfigError
 from pipeline.jobspec import JobSettings
 from pipeline.models import DEFAULT_MODEL_CODE, OutputConfig, SrtOverrides, Tracking, TranscriptionConfig
+from pipeline.sources import SourceOptions
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -208,6 +209,12 @@ class Settings(BaseSettings):
                 )
             self.api_key = SecretStr(key)
         return self
+
+    def source_options(self) -> SourceOptions:
+        """How sources are read: the directory-walk settings."""
+        return SourceOptions(
+            include=tuple(self.include), exclude=tuple(self.exclude), follow_symlinks=self.follow_symlinks
+        )
 
     def job_defaults(self) -> JobSettings:
         """The settings every row starts from."""

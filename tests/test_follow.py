@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from pipeline import follow
+from pipeline.commands import admit_sources, resubmit_failed
 from pipeline.errors import ConfigError, ExitCode, TransferError
 from pipeline.follow import (
     FetchReport,
@@ -29,7 +30,6 @@ from pipeline.follow import (
 from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.models import JobFiles, JobOutputFile
 from pipeline.report import summary_lines
-from pipeline.runner import admit_sources, resubmit_failed
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.session import Connection, connect
 from tests.support.audio import make_tree, write_wav
