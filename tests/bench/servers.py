@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
 import sys
 import time
 import urllib.request
@@ -55,6 +56,10 @@ class Servers:
         """One LocalStack S3 for the whole suite, started on first use."""
         if self._localstack is None:
             python, reason = find_localstack_python()
+            if python is None:  # a fresh clone: install it with the project's own script, once
+                print(f"   LocalStack not found ({reason}); running .ci/install-localstack.sh", flush=True)
+                subprocess.run(["bash", str(REPO_ROOT / ".ci" / "install-localstack.sh")], check=False)
+                python, reason = find_localstack_python()
             if python is None:
                 raise RuntimeError(f"LocalStack unavailable ({reason}); run bash .ci/install-localstack.sh")
             self._localstack = self._stack.enter_context(run_localstack(python))
