@@ -44,7 +44,7 @@ async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: 
     rows = open_sources(sources, settings)
     async with connect(settings) as conn:
         pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates)
-        stats = await pipeline.run(rows, handle_signals)
+        stats = await pipeline.run(rows, handle_signals, trickle="-" in sources)
         if settings.wait and not (stats.auth_failure or stats.interrupted):
             await follow_through(conn, stats)
     if settings.summary_json is not None:
@@ -91,7 +91,7 @@ async def admit_sources(conn: Connection, sources: Sequence[str]) -> SourceAdmis
     def next_batch() -> list[tuple[Row, str, bool]]:
         batch = list(itertools.islice(rows, PRODUCER_BATCH))
         keys = [file_key(row) if isinstance(row, FileSpec) else "" for row in batch]
-        known = conn.ledger.lookup([k for k in keys if k])
+        known = conn.ledger.glance([k for k in keys if k])
         return [(row, key, key in known) for row, key in zip(batch, keys, strict=True)]
 
     while batch := await anyio.to_thread.run_sync(next_batch):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import anyio.abc
@@ -162,6 +162,14 @@ class FileRecord:
     @property
     def echo(self) -> dict[str, Any]:
         return dict(json.loads(self.echo_json)) if self.echo_json else {}
+
+
+class Glance(NamedTuple):
+    """A file's state as the skip decision needs it."""
+
+    state: FileState
+    error_class: str | None
+    job_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +377,19 @@ class Ledger:
             for row in conn.execute(query, chunk):
                 record = FileRecord.from_row(row)
                 found[record.file_key] = record
+        return found
+
+    def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
+        """Just enough of each known file to decide a skip: the producer's hot path on reruns."""
+        conn = self._read_conn
+        assert conn is not None
+        found: dict[str, Glance] = {}
+        for start in range(0, len(file_keys), 500):
+            chunk = file_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT file_key, state, error_class, job_id FROM files WHERE file_key IN ({marks})"
+            for key, state, error_class, job_id in conn.execute(query, chunk):
+                found[key] = Glance(FileState(state), error_class, job_id)
         return found
 
     def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:

@@ -9,6 +9,7 @@ a producer that streams rows into a bounded channel, N workers, signals and dead
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import queue
 import signal
@@ -35,7 +36,7 @@ from pipeline.errors import (
 )
 from pipeline.identity import derive_job_id, file_key
 from pipeline.jobspec import FileSpec, Rejection, Row
-from pipeline.ledger import Admission, FileRecord, FileState, Ledger
+from pipeline.ledger import Admission, FileRecord, FileState, Glance, Ledger
 from pipeline.logs import log
 from pipeline.models import CreateFromUploadRequest, PresignRequest, UploadTarget
 from pipeline.progress import ProgressDisplay
@@ -50,47 +51,48 @@ URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
 
 
 class RowFeed:
-    """Reads a source on a daemon thread into a bounded queue.
+    """Reads a source on a daemon thread into a bounded queue, in chunks of `chunk` rows.
 
-    Batching is then by availability: a fast manifest fills whole batches (one ledger query each),
-    while a slow source such as a pipe on stdin hands over each row as soon as it is read.
+    A fast manifest or directory goes over in chunks (few queue operations per row, whole batches
+    per ledger query); a source that may block between rows, such as a pipe on stdin, uses
+    `chunk=1` so that each row is handed over as soon as it is read.
     """
 
     _END = object()
 
-    def __init__(self, rows: Iterator[Row], capacity: int = 4 * PRODUCER_BATCH) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
+    def __init__(self, rows: Iterator[Row], chunk: int = 64, capacity_rows: int = 4 * PRODUCER_BATCH) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, capacity_rows // chunk))
+        self._chunk = chunk
         self._done = False
+        self._spare: list[Row] = []
         threading.Thread(target=self._pump, args=(rows,), name="slng-bulk-source", daemon=True).start()
 
     def _pump(self, rows: Iterator[Row]) -> None:
         try:
-            for row in rows:
-                self._queue.put(row)
+            while chunk := list(itertools.islice(rows, self._chunk)):
+                self._queue.put(chunk)
         except BaseException as exc:  # handed to the consumer, which raises it in the run
             self._queue.put(exc)
         finally:
             self._queue.put(self._END)
 
     def next_batch(self, limit: int) -> list[Row]:
-        """Blocks for the first row only; [] once the source is exhausted."""
-        batch: list[Row] = []
+        """Blocks for the first chunk only; [] once the source is exhausted."""
+        batch, self._spare = self._spare, []
         if self._done:
             return batch
-        item = self._queue.get()
-        while True:
+        while len(batch) < limit:
+            try:
+                item = self._queue.get() if not batch else self._queue.get_nowait()
+            except queue.Empty:
+                break
             if item is self._END:
                 self._done = True
                 break
             if isinstance(item, BaseException):
                 raise item
-            batch.append(item)  # type: ignore[arg-type]
-            if len(batch) >= limit:
-                break
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            batch.extend(item)  # type: ignore[arg-type]
+        batch, self._spare = batch[:limit], batch[limit:]
         return batch
 
 
@@ -442,11 +444,11 @@ class Pipeline:
                     job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
                     await send.send(WorkItem(row, key, job_id))
 
-    def _next_batch(self, rows: RowFeed) -> list[tuple[Row, str, FileRecord | None]]:
+    def _next_batch(self, rows: RowFeed) -> list[tuple[Row, str, Glance | None]]:
         """In a worker thread: take the rows read so far (at most a batch) and look them up."""
         batch = rows.next_batch(PRODUCER_BATCH)
         keys = [file_key(row) if isinstance(row, FileSpec) else "" for row in batch]
-        known = self.ledger.lookup([k for k in keys if k])
+        known = self.ledger.glance([k for k in keys if k])
         return [(row, key, known.get(key)) for row, key in zip(batch, keys, strict=True)]
 
     async def work(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
@@ -479,7 +481,7 @@ class Pipeline:
         self.stop(f"--max-duration {self.settings.max_duration:g} s reached")
         cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
 
-    async def run(self, rows: Iterator[Row], handle_signals: bool) -> RunStats:
+    async def run(self, rows: Iterator[Row], handle_signals: bool, *, trickle: bool = False) -> RunStats:
         """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
         await self.ledger.start_run(self.stats.run_id)
         log.info(
@@ -503,7 +505,7 @@ class Pipeline:
                         if self.settings.max_duration is not None:
                             outer.start_soon(self.watch_deadline, cancel_workers)
                         async with anyio.create_task_group() as pool:
-                            pool.start_soon(self.produce, RowFeed(rows), send)
+                            pool.start_soon(self.produce, RowFeed(rows, chunk=1 if trickle else 64), send)
                             for _ in range(self.settings.concurrency):
                                 pool.start_soon(self.work, receive.clone())
                             receive.close()
