@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import anyio
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -85,13 +86,15 @@ async def retry_transient(
     on_retry: Callable[[TransferError], Awaitable[None]] | None = None,
     *,
     deadline: float | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> T:
     """Run `operation`, retrying transient TransferErrors per `policy`; re-raise the last error.
 
     At most `policy.retries` retries, and never a sleep that would end more than
     `policy.max_elapsed` after the first attempt (or after `deadline`, a time.monotonic() value,
     for a budget shared by several steps): a Retry-After longer than what is left ends the
-    retries at once instead of being cut short.
+    retries at once instead of being cut short. `sleep` replaces the backoff sleep (the runner's
+    gives its worker slot to another file meanwhile).
     """
 
     first_try = time.monotonic()
@@ -121,6 +124,7 @@ async def retry_transient(
         stop=stop,
         before_sleep=before_sleep,
         reraise=True,
+        sleep=sleep if sleep is not None else anyio.sleep,
     )
     first = True
     async for attempt in retrying:

@@ -140,6 +140,7 @@ class Pipeline:
         )
         self.stopping = anyio.Event()  # no new files are taken once set
         self._producer_scope = anyio.CancelScope()
+        self.slots = anyio.CapacityLimiter(settings.concurrency)  # files actively worked on
         self._deadlines: dict[int, float] = {}  # per file in flight: when its retry budget ends
         self.permanent_failures = 0
 
@@ -341,7 +342,7 @@ class Pipeline:
                 if out_of_budget:
                     raise
                 self.count_retry(exc)
-                await anyio.sleep(delay)
+                await self.sleep_without_slot(delay)
                 continue
             await self.ledger.transition(
                 record, FileState.CREATED, durable=False, error=None, error_class=None
@@ -370,8 +371,22 @@ class Pipeline:
             await self.ledger.count_attempt(record)
 
         return await retry_transient(
-            self.policy, operation, on_retry, deadline=self._deadlines.get(record.id)
+            self.policy,
+            operation,
+            on_retry,
+            deadline=self._deadlines.get(record.id),
+            sleep=self.sleep_without_slot,
         )
+
+    async def sleep_without_slot(self, seconds: float) -> None:
+        """Back off without holding a slot: another file works while this one waits out a
+        Retry-After, so throttling slows the pool by its rate, not by idle workers."""
+        self.slots.release()
+        try:
+            await anyio.sleep(seconds)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.slots.acquire()
 
     def count_retry(self, exc: TransferError) -> None:
         self.stats.retries += 1
@@ -454,9 +469,10 @@ class Pipeline:
     async def work(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
         async with receive:
             async for item in receive:
-                if self.stopping.is_set():
-                    return  # items still queued were never admitted: nothing to record
-                await self.process(item)
+                async with self.slots:
+                    if self.stopping.is_set():
+                        return  # items still queued were never admitted: nothing to record
+                    await self.process(item)
 
     async def watch_signals(self, cancel_workers: anyio.CancelScope) -> None:
         """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
@@ -506,7 +522,9 @@ class Pipeline:
                             outer.start_soon(self.watch_deadline, cancel_workers)
                         async with anyio.create_task_group() as pool:
                             pool.start_soon(self.produce, RowFeed(rows, chunk=1 if trickle else 64), send)
-                            for _ in range(self.settings.concurrency):
+                            # Twice the workers, `concurrency` slots: a file backing off lends its
+                            # slot, so up to `concurrency` files are always being worked on.
+                            for _ in range(2 * self.settings.concurrency):
                                 pool.start_soon(self.work, receive.clone())
                             receive.close()
                     if cancel_workers.cancelled_caught:
