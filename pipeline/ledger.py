@@ -365,32 +365,24 @@ class Ledger:
 
     # --- reads (sync: called from the producer thread or at report time) --------------------------
 
-    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
-        """Records for the given identities, in one query per 500 keys."""
+    def _rows_for_keys(self, columns: str, file_keys: Sequence[str]) -> Iterator[Sequence[Any]]:
+        """`columns` of the files with these identities, one IN query per 500 keys."""
         conn = self._read_conn
         assert conn is not None
-        found: dict[str, FileRecord] = {}
         for start in range(0, len(file_keys), 500):
             chunk = file_keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT {_FILE_COLUMNS} FROM files WHERE file_key IN ({marks})"
-            for row in conn.execute(query, chunk):
-                record = FileRecord.from_row(row)
-                found[record.file_key] = record
-        return found
+            yield from conn.execute(f"SELECT {columns} FROM files WHERE file_key IN ({marks})", chunk)
+
+    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
+        """Whole records for the given identities."""
+        records = (FileRecord.from_row(row) for row in self._rows_for_keys(_FILE_COLUMNS, file_keys))
+        return {record.file_key: record for record in records}
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
         """Just enough of each known file to decide a skip: the producer's hot path on reruns."""
-        conn = self._read_conn
-        assert conn is not None
-        found: dict[str, Glance] = {}
-        for start in range(0, len(file_keys), 500):
-            chunk = file_keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT file_key, state, error_class, job_id FROM files WHERE file_key IN ({marks})"
-            for key, state, error_class, job_id in conn.execute(query, chunk):
-                found[key] = Glance(FileState(state), error_class, job_id)
-        return found
+        rows = self._rows_for_keys("file_key, state, error_class, job_id", file_keys)
+        return {key: Glance(FileState(state), error, job_id) for key, state, error, job_id in rows}
 
     def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
         """Every file record (optionally only some states), streamed."""
