@@ -75,40 +75,38 @@ class OutputConfig(_Request):
 # --- requests -------------------------------------------------------------------------------------
 
 
-class PresignRequest(_Request):
-    """Presign step 1: ask for an upload URL. No job exists yet."""
+class _JobRequest(_Request):
+    """What every create-style request carries."""
+
+    job_id: JobId | None = None
+    transcription_config: TranscriptionConfig
+    tracking: Tracking | None = None
+    output_config: OutputConfig | None = None
+
+
+class PresignRequest(_JobRequest):
+    """Presign step 1: ask for an upload URL. No job exists yet (model_code and metadata go in step 3)."""
 
     mode: Literal["presign"] = "presign"
     filename: str = Field(min_length=1)
     content_type: str | None = None
-    job_id: JobId | None = None
-    transcription_config: TranscriptionConfig
-    tracking: Tracking | None = None
-    output_config: OutputConfig | None = None
 
 
-class CreateFromUploadRequest(_Request):
+class _CreateRequest(_JobRequest):
+    model_code: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class CreateFromUploadRequest(_CreateRequest):
     """Presign step 3: create the job from the uploaded object."""
 
     s3_key: str = Field(min_length=1)
-    job_id: JobId | None = None
-    model_code: str | None = None
-    transcription_config: TranscriptionConfig
-    metadata: dict[str, Any] | None = None
-    tracking: Tracking | None = None
-    output_config: OutputConfig | None = None
 
 
-class CreateFromUrlRequest(_Request):
+class CreateFromUrlRequest(_CreateRequest):
     """Create a job that the service downloads itself (HTTPS URL)."""
 
     input_url: str = Field(min_length=1)
-    job_id: JobId | None = None
-    model_code: str | None = None
-    transcription_config: TranscriptionConfig
-    metadata: dict[str, Any] | None = None
-    tracking: Tracking | None = None
-    output_config: OutputConfig | None = None
 
 
 # --- responses ------------------------------------------------------------------------------------
