@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -147,35 +147,42 @@ async def _refresh_by_list(
         "submitted_before": _iso(max(stamps) + CLOCK_MARGIN_SECONDS),
     }
     for statuses in (LIST_TERMINAL, LIST_OPEN):
-        page, pages = 1, 1
-        while page <= pages and by_job:
-            listing = await retry_transient(
-                policy,
-                functools.partial(
-                    client.list_jobs,
-                    page,
-                    LIST_PAGE_SIZE,
-                    status=",".join(statuses),
-                    sort_by="submitted_at",
-                    sort_order="asc",  # jobs submitted meanwhile land on later pages, not shift earlier ones
-                    **window,
-                ),
-            )
-            pages = listing.meta.pages
-            updates: list[tuple[FileRecord, str, str | None]] = []
-            for job in listing.items:
-                record = by_job.get(job.job_id)
-                if record is None:
-                    continue
-                if job.status == "FAILED" and job.error_message is None:
-                    continue  # list items may be partial: a GET will bring the message
-                del by_job[job.job_id]
-                if _changed(record, job.status, _message(job)):
-                    updates.append((record, job.status, _message(job)))
-            await ledger.set_job_statuses(updates)
-            if not listing.items:
-                break
-            page += 1
+        pages = job_pages(client, policy, status=",".join(statuses), **window)
+        async with contextlib.aclosing(pages):
+            async for items in pages:
+                if not by_job:
+                    break
+                updates: list[tuple[FileRecord, str, str | None]] = []
+                for job in items:
+                    record = by_job.get(job.job_id)
+                    if record is None:
+                        continue
+                    if job.status == "FAILED" and job.error_message is None:
+                        continue  # list items may be partial: a GET will bring the message
+                    del by_job[job.job_id]
+                    if _changed(record, job.status, _message(job)):
+                        updates.append((record, job.status, _message(job)))
+                await ledger.set_job_statuses(updates)
+
+
+async def job_pages(
+    client: SlngClient, policy: RetryPolicy, **filters: str
+) -> AsyncGenerator[list[BatchJob], None]:
+    """The job list, page by page, oldest first: jobs submitted meanwhile land on later pages
+    instead of shifting earlier ones."""
+    page, pages = 1, 1
+    while page <= pages:
+        listing = await retry_transient(
+            policy,
+            functools.partial(
+                client.list_jobs, page, LIST_PAGE_SIZE, sort_by="submitted_at", sort_order="asc", **filters
+            ),
+        )
+        if not listing.items:
+            return
+        yield listing.items
+        pages = listing.meta.pages
+        page += 1
 
 
 async def refresh_statuses(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> StatusReport:
@@ -475,14 +482,9 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
     history = ledger.history_job_ids()
     adopt: dict[int, tuple[FileRecord, BatchJob, int]] = {}
     seen: set[str] = set()
-    page, pages = 1, 1
-    while page <= pages:
-        listing = await retry_transient(
-            policy, functools.partial(client.list_jobs, page, LIST_PAGE_SIZE, sort_order="asc")
-        )
-        pages = listing.meta.pages
+    async for items in job_pages(client, policy):
         updates: list[tuple[FileRecord, str, str | None]] = []
-        for job in listing.items:
+        for job in items:
             if job.job_id in seen:
                 continue  # pages shifted under us: seen on the page before
             seen.add(job.job_id)
@@ -507,9 +509,6 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
             if _changed(mine, job.status, _message(job)):
                 updates.append((mine, job.status, _message(job)))
         await ledger.set_job_statuses(updates)
-        if not listing.items:
-            break
-        page += 1
     for record, job, generation in adopt.values():
         await ledger.adopt_job(
             record, job.job_id, generation, "reconcile: a later job of this file is on the server"
