@@ -147,6 +147,12 @@ class Pipeline:
     # --- one file's journey ---------------------------------------------------------------------
 
     async def process(self, item: WorkItem) -> None:
+        """One file, top to bottom: admit (job_id recorded) → presign → PUT → create → created.
+
+        Each branch resumes from what the ledger says: a create whose outcome was unknown is asked
+        about first; a presigned file is presigned again (URLs are never stored); a failed one
+        starts over with the same job_id, or a new one under --force.
+        """
         admission: Admission = await self.ledger.admit(item.spec, item.key, item.job_id, self.stats.run_id)
         if admission.record is None:
             await self.reject(
