@@ -108,9 +108,8 @@ def watch(
 
 
 def revoke_key(sb: Sandbox) -> None:
-    """The API starts refusing the key (as if revoked in the dashboard). The config is frozen on
-    purpose; a test may bend it: the API server reads `api_keys` on every request."""
-    object.__setattr__(sb.config, "api_keys", ("sk-someone-else",))
+    """The API starts refusing the key (as if revoked in the dashboard)."""
+    sb.set_api_keys("sk-someone-else")
 
 
 def plan(data: dict[str, Any]) -> FaultPlan:
@@ -559,7 +558,7 @@ async def test_an_auth_failure_stops_every_worker_at_once(
     in_flight_ok = {FileState.CREATED, FileState.CREATING}
     assert {states[job_id] for job_id in successful_creates(sandbox)} <= in_flight_ok
     assert FileState.FAILED not in states.values()
-    object.__setattr__(sandbox.config, "api_keys", (sandbox.api_key,))
+    sandbox.set_api_keys(sandbox.api_key)
     rerun = await run_submit(sandbox, [tmp_path / "a"], ledger, concurrency=concurrency, **FAST_RATES)
     assert rerun.failed == 0 and rerun.exit_code() is ExitCode.OK
     assert_exactly_once(sandbox, files)

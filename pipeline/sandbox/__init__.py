@@ -4,6 +4,7 @@ Run it with ``async with Sandbox(SandboxConfig(...)).run() as sb`` (current even
 ``with Sandbox(cfg).run_in_thread() as sb`` (own thread), or ``serve(cfg)`` (blocking, the CLI).
 ``sb.api_url``, ``sb.s3_url``, ``sb.api_key``, ``sb.s3_credentials`` (botocore presigning in
 tests), ``sb.s3_store`` (``create_bucket``, ``info``, ``read_bytes``, ``write_bytes``, ``list``).
+``sb.set_api_keys(*keys)`` revokes or restores keys at run time (an auth failure mid-run).
 
 API: the five documented endpoints under ``/v1/batch/jobs`` and all four create shapes, the
 documented status codes and ``{"error": ...}`` bodies, every JSON body built from

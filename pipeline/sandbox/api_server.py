@@ -43,6 +43,7 @@ class ApiServer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.accepted_keys = set(config.api_keys)  # mutable: tests revoke and restore keys
         self.state = state
         self.store = store
         self.injector = injector
@@ -105,7 +106,7 @@ class ApiServer:
     def _authenticate(self, request: web.Request) -> str:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in self.config.api_keys:
+        if scheme.lower() != "bearer" or token.strip() not in self.accepted_keys:
             raise ApiError(403, "API key id not found")
         return api_key_id(token.strip())
 

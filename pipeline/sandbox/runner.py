@@ -49,6 +49,7 @@ class Sandbox:
         self.s3_store: LocalObjectStore | None = None  # the local bucket store; None in external mode
         self.store: ObjectStore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._api: ApiServer | None = None
 
     # --- public attributes -----------------------------------------------------------------------
 
@@ -106,6 +107,13 @@ class Sandbox:
 
         loop.call_soon_threadsafe(call)
         return future.result(timeout=30)
+
+    def set_api_keys(self, *keys: str) -> None:
+        """Accept only these keys from now on, as if the others were deleted in the dashboard."""
+        if self._api is None:
+            raise RuntimeError("the sandbox is not running")
+        api = self._api
+        self._on_loop(lambda: setattr(api, "accepted_keys", set(keys)))
 
     def set_faults(self, plan: FaultPlan) -> None:
         """Replace the fault plan (counters, RNG and rate buckets restart)."""
@@ -165,6 +173,7 @@ class Sandbox:
                 )
                 self.store = LocalBucket(self.s3_store, cfg.bucket, presigner)
             api = ApiServer(cfg, self.state, self.store, self.injector, self.stats_recorder)
+            self._api = api
             readback = Readback(self.stats, self.jobs, self.objects, self.injector.set_plan, self.faults)
             port = await _start(api.app(readback.routes()), cfg.host, cfg.api_port, runners)
             self.api_url = f"http://{cfg.url_host}:{port}"
