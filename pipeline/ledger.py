@@ -2,7 +2,9 @@
 
 SQLite in WAL mode. All writes go through one writer task that commits whatever is queued in one
 transaction (group commit), so many workers share one fsync and the ledger never becomes the
-bottleneck; each caller still waits until its own change is on disk before its next remote step.
+bottleneck. Admission and the create intent wait until they are on disk, since the next remote
+step depends on them; other states are written behind, in order (a lost one repeats an idempotent
+step), and any later awaited write makes them durable too.
 Reads for the skip decision use a separate connection from the producer thread (WAL lets readers
 run beside the writer).
 
