@@ -16,7 +16,14 @@ from pipeline.errors import ExitCode
 from pipeline.ledger import Ledger, acquire_run_lock
 from pipeline.sandbox import FaultPlan, Sandbox
 from tests.support.audio import make_tree, write_wav
-from tests.support.runs import assert_exactly_once, run_cli, run_submit, successful_creates, total_requests
+from tests.support.runs import (
+    assert_exactly_once,
+    run_cli,
+    run_submit,
+    start_cli,
+    successful_creates,
+    total_requests,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -29,19 +36,6 @@ def cli_env(sb: Sandbox, ledger: Path) -> dict[str, str]:
         "SLNG_BULK_PROGRESS": "none",
         "SLNG_BULK_LOG_LEVEL": "warning",
     }
-
-
-def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
-    full_env.update(env)
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        env=full_env,
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def kill_when(
@@ -292,16 +286,11 @@ def test_json_logs_and_report_export(sandbox_thread: Sandbox, tmp_path: Path) ->
 
 def test_sigterm_while_waiting_on_stdin_exits_promptly(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 2)
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
-    full_env.update(cli_env(sandbox_thread, tmp_path / "l.db"))
-    feeder = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "submit", "-", "--grace", "30"],
-        env=full_env,
-        cwd=tmp_path,
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    feeder = start_cli(
+        ["submit", "-", "--grace", "30"],
+        cli_env(sandbox_thread, tmp_path / "l.db"),
+        tmp_path,
+        pipe_stdin=True,
     )
     assert feeder.stdin is not None
     feeder.stdin.write("\n".join(str(f) for f in files) + "\n")

@@ -62,6 +62,28 @@ def assert_exactly_once(sb: Sandbox, files: list[Path]) -> None:
     assert sorted(md5_of(f) for f in files) == uploaded
 
 
+def child_env(env: dict[str, str] | None) -> dict[str, str]:
+    """The test process's environment without any SLNG_* setting of the machine, plus `env`."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
+    full_env.update(env or {})
+    return full_env
+
+
+def start_cli(
+    args: list[str], env: dict[str, str], cwd: Path, *, pipe_stdin: bool = False
+) -> subprocess.Popen[str]:
+    """`slng-bulk ARGS` in the background (to be signalled or killed by the test)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env=child_env(env),
+        cwd=cwd,
+        text=True,
+        stdin=subprocess.PIPE if pipe_stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def run_cli(
     *args: str,
     env: dict[str, str] | None = None,
@@ -69,14 +91,12 @@ def run_cli(
     cwd: Path | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        env=full_env,
+        env=child_env(env),
         cwd=cwd,
         timeout=timeout,
         check=False,
