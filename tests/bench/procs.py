@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from tests.support.localstack import stop_process
+
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
-STOP_TIMEOUT_S: Final = 15.0
 _OWN_CMDLINE: Final = Path("/proc/self/cmdline").read_bytes()
 
 
@@ -244,13 +245,7 @@ class ServerRegistry:
         self._cleanups.append(cleanup)
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(proc)
         if proc in self._procs:
             self._procs.remove(proc)
 

@@ -193,8 +193,8 @@ def _log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop our own LocalStack by its pid: SIGTERM, then SIGKILL after a timeout."""
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server we started, by its pid: SIGTERM, then SIGKILL after a timeout."""
     if proc.poll() is not None:
         return
     proc.terminate()
@@ -252,7 +252,7 @@ def run_localstack(python: Path, *, ready_timeout: float = READY_TIMEOUT_S) -> I
             if proc.poll() is None and _s3_ready(server.endpoint):
                 break
             exited = proc.poll() is not None
-            _stop(proc)
+            stop_process(proc)
             if not exited or attempt == START_ATTEMPTS:
                 # Exited early several times (the port may have been taken under us), or hung.
                 what = "exited early" if exited else f"was not ready within {ready_timeout:.0f} s"
@@ -267,7 +267,7 @@ def run_localstack(python: Path, *, ready_timeout: float = READY_TIMEOUT_S) -> I
             buckets = _bucket_names(server)
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
         for name in buckets:
             # Only names this instance held, each unique to its session: never another session's data.
             if name and "/" not in name and name not in (".", ".."):
