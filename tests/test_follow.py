@@ -158,7 +158,10 @@ def test_transcript_path_variant_and_format_checks(tmp_path: Path) -> None:
 
 
 async def test_submit_wait_fetches_transcripts_into_the_source_tree(sandbox: Sandbox, tmp_path: Path) -> None:
-    files = make_tree(tmp_path / "audio", 4, seconds=3.0)
+    # 30 s of audio: the synthetic transcript then has at least 24 words (each takes at most 1.2 s),
+    # more than one 24-character SRT line can hold, whatever the job_id seeds. 3 s sometimes gave
+    # a single cue, and the "more than one block" check below failed by chance.
+    files = make_tree(tmp_path / "audio", 4, seconds=30.0)
     manifest = tmp_path / "m.csv"
     manifest.write_text(
         "path,srt_max_lines,srt_max_line_length\n"
