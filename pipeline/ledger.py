@@ -230,6 +230,14 @@ def _execute(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> None:
     conn.execute(sql, params)
 
 
+def _archive_job(conn: sqlite3.Connection, current: tuple[int, str, str], reason: str, now: float) -> None:
+    """Keep a file's current job (file id, job_id, state) in its history before it moves to another."""
+    conn.execute(
+        "INSERT INTO job_history(file_id, job_id, state, error, replaced_at) VALUES (?,?,?,?,?)",
+        (*current, reason, now),
+    )
+
+
 class _Slot:
     """Where the writer leaves one caller's result."""
 
@@ -559,13 +567,11 @@ class Ledger:
     async def renew(self, record: FileRecord, new_job_id: str, reason: str) -> None:
         """Start a file over as a new job (--force, retry-failed), keeping the old job in history."""
         now = time.time()
-        old_job, old_state, generation = record.job_id, record.state.value, record.generation + 1
+        generation = record.generation + 1
+        current = (record.id, record.job_id, record.state.value)  # taken now, before the record moves
 
         def renew(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO job_history(file_id, job_id, state, error, replaced_at) VALUES (?,?,?,?,?)",
-                (record.id, old_job, old_state, reason, now),
-            )
+            _archive_job(conn, current, reason, now)
             conn.execute(
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, s3_key = NULL, echo_json = NULL,"
                 " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
@@ -655,13 +661,10 @@ class Ledger:
     async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> None:
         """Point a file at a later job found on the server (reconcile), the current one into history."""
         now = time.time()
-        old_job, old_state = record.job_id, record.state.value
+        current = (record.id, record.job_id, record.state.value)  # taken now, before the record moves
 
         def adopt(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO job_history(file_id, job_id, state, error, replaced_at) VALUES (?,?,?,?,?)",
-                (record.id, old_job, old_state, reason, now),
-            )
+            _archive_job(conn, current, reason, now)
             conn.execute(
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, error = NULL, error_class = NULL,"
                 " job_status = NULL, job_error = NULL, fetched_formats = NULL, fetched_at = NULL,"

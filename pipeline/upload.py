@@ -130,8 +130,7 @@ async def put_file(
 
     payload: bytes | AsyncIterator[bytes]
     if expected_size <= options.chunk_size and options.bandwidth is None:
-        payload, small_md5 = await anyio.to_thread.run_sync(_read_whole, path, expected_size)
-        digest = small_md5
+        payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size)
         sent = expected_size
     else:
         payload = body()
