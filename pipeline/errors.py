@@ -34,6 +34,9 @@ class ExitCode(enum.IntEnum):
     LOCKED = 5  # another run holds the ledger's lock
     INTERRUPTED = 6  # SIGINT/SIGTERM or --max-duration stopped the run early
     NOTHING_TO_DO = 7  # only with --error-on-nothing
+    CONFIG = 8  # configuration: missing key, missing source, bad setting value, unusable ledger
+    LEDGER = 9  # the ledger could not be written during a run (disk full, I/O error)
+    INTERNAL = 10  # a bug: an unexpected exception (logged, redacted)
 
 
 class SlngBulkError(Exception):
@@ -51,6 +54,13 @@ class ConfigError(SlngBulkError):
 
 class LockHeldError(SlngBulkError):
     exit_code = ExitCode.LOCKED
+
+
+class LedgerWriteError(SlngBulkError):
+    """The ledger stopped accepting writes mid-run (disk full, I/O error). The run stops promptly:
+    what was committed before stays consistent, and a rerun resumes from it."""
+
+    exit_code = ExitCode.LEDGER
 
 
 class TransferError(SlngBulkError):
