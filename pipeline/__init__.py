@@ -6,7 +6,7 @@ thin layer over it.
 
 __version__ = "0.1.0"
 
-from pipeline.commands import submit
-from pipeline.settings import Settings, load_settings
+from pipeline.config.settings import Settings, load_settings
+from pipeline.flow.commands import submit
 
 __all__ = ["Settings", "__version__", "load_settings", "submit"]

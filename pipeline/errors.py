@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from pipeline.redact import redact
+from pipeline.observe.redact import redact
 
 
 class ErrorClass(enum.StrEnum):

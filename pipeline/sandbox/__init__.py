@@ -8,7 +8,7 @@ tests), ``sb.s3_store`` (``create_bucket``, ``info``, ``read_bytes``, ``write_by
 
 API: the five documented endpoints under ``/v1/batch/jobs`` and all four create shapes, the
 documented status codes and ``{"error": ...}`` bodies, every JSON body built from
-``pipeline.models``. Jobs move QUEUED → IN_PROGRESS → DECODING → DONE, one ``job_step_seconds``
+``pipeline.api.models``. Jobs move QUEUED → IN_PROGRESS → DECODING → DONE, one ``job_step_seconds``
 per step, computed from timestamps when read (0 = terminal at first read). Audio whose magic bytes
 match no known container ends FAILED ("The audio file could not be decoded."). Transcripts are
 written to ``outputs/<job_id>/transcript.{json,txt,srt}`` the first time a DONE job is read.
@@ -63,6 +63,6 @@ Operations for faults: ``presign``, ``create`` (any other POST), ``get``, ``list
 
 from pipeline.sandbox.config import S3Credentials, SandboxConfig
 from pipeline.sandbox.faults import FaultPlan
-from pipeline.sandbox.runner import Sandbox, serve
+from pipeline.sandbox.service import Sandbox, serve
 
 __all__ = ["FaultPlan", "S3Credentials", "Sandbox", "SandboxConfig", "serve"]

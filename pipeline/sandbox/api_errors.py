@@ -1,6 +1,6 @@
 """The API's error envelope `{"error": "..."}` and JSON responses built from the project's models.
 
-Every body goes through a `pipeline.models` type, so the sandbox cannot send something the client's
+Every body goes through a `pipeline.api.models` type, so the sandbox cannot send something the client's
 parser would not accept.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from pipeline.models import ErrorBody
+from pipeline.api.models import ErrorBody
 
 INJECTED_API_ERRORS: dict[int, str] = {
     429: "Too many requests",

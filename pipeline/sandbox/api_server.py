@@ -11,7 +11,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from pipeline.models import JobAcknowledgement, JobFile, JobFiles, JobOutputFile, is_valid_job_id
+from pipeline.api.models import JobAcknowledgement, JobFile, JobFiles, JobOutputFile, is_valid_job_id
 from pipeline.sandbox.api_errors import ApiError, error_response, injected_api_error, model_response
 from pipeline.sandbox.config import DOWNLOAD_EXPIRES_IN, SandboxConfig
 from pipeline.sandbox.create import JSON_BODY_KEY, JobCreator, NotJson

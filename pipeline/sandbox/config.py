@@ -11,7 +11,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.models import MAX_FILE_BYTES
+from pipeline.api.models import MAX_FILE_BYTES
 from pipeline.sandbox.faults import FaultPlan
 
 DEFAULT_API_KEY: Final = "sk-sandbox-test"

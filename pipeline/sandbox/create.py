@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 from aiohttp import BodyPartReader, web
 
-from pipeline.models import (
+from pipeline.api.models import (
     DEFAULT_CONTENT_TYPE,
     CreateFromUploadRequest,
     CreateFromUrlRequest,

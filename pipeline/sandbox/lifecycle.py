@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pipeline.models import BatchJob, JobError
+from pipeline.api.models import BatchJob, JobError
 from pipeline.sandbox.state import JobRecord
 from pipeline.sandbox.timeutil import iso_z
 

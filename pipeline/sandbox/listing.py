@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.models import LISTABLE_STATUSES, BatchJob, JobList, PageMeta
+from pipeline.api.models import LISTABLE_STATUSES, BatchJob, JobList, PageMeta
 from pipeline.sandbox.api_errors import ApiError
 from pipeline.sandbox.timeutil import parse_iso, to_ms
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from pipeline.models import BatchJob
+from pipeline.api.models import BatchJob
 from pipeline.sandbox.api_errors import error_response, model_response, validation_message
 from pipeline.sandbox.faults import FaultPlan
 from pipeline.sandbox.objects import ObjectInfo

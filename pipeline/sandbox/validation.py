@@ -1,6 +1,6 @@
 """Parsing and validating create requests into one normalised shape, whatever the mode.
 
-Uses the project's request models (`pipeline.models`), so the sandbox rejects exactly what those
+Uses the project's request models (`pipeline.api.models`), so the sandbox rejects exactly what those
 models reject; every failure is an `ApiError(400, ...)` with a short message.
 """
 
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from pipeline.models import (
+from pipeline.api.models import (
     AUDIO_EXTENSIONS,
     DEFAULT_MODEL_CODE,
     SUPPORTED_MODEL_CODES,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import anyio
 
-from pipeline.identity import derive_job_id, file_key
-from pipeline.jobspec import FileSpec
-from pipeline.ledger import FileState, Ledger
-from pipeline.settings import load_settings
-from pipeline.sources import SourceOptions, iter_rows
+from pipeline.config.settings import load_settings
+from pipeline.ledger.sqlite import FileState, Ledger
+from pipeline.sources.identity import derive_job_id, file_key
+from pipeline.sources.readers import SourceOptions, iter_rows
+from pipeline.sources.rows import FileSpec
 
 IN_FLIGHT = 2048
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from pipeline.models import MAX_FILE_BYTES
+from pipeline.api.models import MAX_FILE_BYTES
 from pipeline.sandbox import FaultPlan
 from tests.bench import data
 from tests.bench.procs import REPO_ROOT, Measured, clean_env, process_cpu_s, run_measured
@@ -66,7 +66,7 @@ def slng_submit(
     argv = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "pipeline.cli.app",
         "submit",
         *sources,
         "--api-url",
@@ -457,7 +457,7 @@ def huge_manifest(ctx: Context) -> None:
     targets = sorted(audio.rglob("*.wav"))
     manifest = data.manifest(ctx.work / "data" / "huge.csv", rows, targets, bad_first_row=True)
     startup = run_measured(
-        [sys.executable, "-m", "pipeline.cli", "--version"],
+        [sys.executable, "-m", "pipeline.cli.app", "--version"],
         env=clean_env({"HOME": str(ctx.home)}),
         cwd=ctx.work,
         timeout=120,
@@ -487,7 +487,7 @@ def huge_manifest(ctx: Context) -> None:
     argv = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "pipeline.cli.app",
         "submit",
         str(manifest),
         "--dry-run",

@@ -14,7 +14,7 @@ import botocore.session
 from botocore.config import Config
 from pydantic import BaseModel
 
-from pipeline.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
+from pipeline.api.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
 from pipeline.sandbox import Sandbox
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,7 +42,7 @@ def auth(sb: Sandbox, key: str | None = None) -> dict[str, str]:
 
 
 async def body_as(resp: aiohttp.ClientResponse, model: type[M]) -> M:
-    """The response body, asserted to validate against a `pipeline.models` type."""
+    """The response body, asserted to validate against a `pipeline.api.models` type."""
     return model.model_validate(await resp.json())
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pipeline.models import JobAcknowledgement, PresignResponse
+from pipeline.api.models import JobAcknowledgement, PresignResponse
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.helpers import (
     CONFIG,

@@ -10,7 +10,7 @@ import re
 import aiohttp
 import pytest
 
-from pipeline.models import BatchJob, JobAcknowledgement, JobFiles
+from pipeline.api.models import BatchJob, JobAcknowledgement, JobFiles
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.helpers import (
     JOBS,

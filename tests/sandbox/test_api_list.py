@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pipeline.models import JobList
+from pipeline.api.models import JobList
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.helpers import CONFIG, JOBS, auth, body_as, expect_error, upload_job, wav_bytes
 

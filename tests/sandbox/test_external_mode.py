@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from pipeline.models import JobFiles
+from pipeline.api.models import JobFiles
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.helpers import JOBS, auth, body_as, presign, presigned_job, wait_terminal, wav_bytes
 from tests.support.localstack import LocalStackS3, localstack_s3  # noqa: F401

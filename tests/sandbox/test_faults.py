@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pipeline.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
+from pipeline.api.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.sandbox.readback import JobsReadback, ObjectsReadback
 from pipeline.sandbox.stats import SandboxStats

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from pipeline.models import JobFiles
+from pipeline.api.models import JobFiles
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.helpers import (
     JOBS,

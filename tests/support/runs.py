@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import load_settings, submit
-from pipeline.report import RunStats
+from pipeline.config.settings import Settings
+from pipeline.observe.stats import RunStats
 from pipeline.sandbox import Sandbox
-from pipeline.settings import Settings
 
 
 def settings_for(sb: Sandbox, ledger: Path, **overrides: Any) -> Settings:
@@ -74,7 +74,7 @@ def start_cli(
 ) -> subprocess.Popen[str]:
     """`slng-bulk ARGS` in the background (to be signalled or killed by the test)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "pipeline.cli.app", *args],
         env=child_env(env),
         cwd=cwd,
         text=True,
@@ -92,7 +92,7 @@ def run_cli(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "pipeline.cli.app", *args],
         input=stdin,
         capture_output=True,
         text=True,

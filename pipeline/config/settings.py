@@ -1,0 +1,314 @@
+"""Run settings: one pydantic-settings model is the single list of knobs.
+
+Each field is at once a command-line flag (`--max-create-rps`), an environment variable
+(`SLNG_BULK_MAX_CREATE_RPS`) and a key of the TOML config file (`max_create_rps = 10`), with the
+precedence flag > environment > file > default. The CLI builds its options from this model, so a
+setting cannot exist in one place and be missing in another.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from pipeline.api.models import DEFAULT_MODEL_CODE, OutputConfig, SrtOverrides, Tracking, TranscriptionConfig
+from pipeline.errors import ConfigError
+from pipeline.sources.readers import SourceOptions
+from pipeline.sources.rows import JobSettings
+
+ENV_PREFIX = "SLNG_BULK_"
+DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: Any) -> Any:
+    """'1M', '512k', '50MiB', '2G' or a plain number of bytes. Decimal units unless 'i' is given."""
+    if value is None or isinstance(value, int | float):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"not a size: {value!r} (examples: 1048576, 512k, 1M, 50MiB)")
+    number, unit, binary = float(match.group(1)), match.group(2).lower(), bool(match.group(3))
+    power = "kmgt".index(unit) + 1 if unit else 0
+    return int(number * (1024 if binary else 1000) ** power)
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+OptionalSize = Annotated[int | None, BeforeValidator(parse_size)]
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part for part in (p.strip() for p in value.split(",")) if part]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+class Settings(BaseSettings):
+    """Every setting of every command. Descriptions double as `--help` text."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    config: Path | None = Field(
+        default=None,
+        description="TOML config file (default: ./slng-bulk.toml, then ~/.config/slng-bulk/config.toml).",
+    )
+    # --- connection ---
+    api_url: str = Field(default="https://api.batch.slng.ai", description="Base URL of the SLNG Batch API.")
+    api_key: SecretStr | None = Field(
+        default=None, description="API key. Prefer SLNG_API_KEY or --api-key-file: a flag shows in `ps`."
+    )
+    api_key_file: Path | None = Field(default=None, description="File holding the API key (first line).")
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow plain http to non-loopback API and upload hosts."
+    )
+    sandbox: bool = Field(
+        default=False,
+        description="Start the built-in sandbox in-process and run against it (no key, no network).",
+    )
+    # --- ledger and run control ---
+    ledger: Path = Field(default=Path("slng-bulk.db"), description="SQLite results ledger.")
+    concurrency: int = Field(default=8, ge=1, le=1024, description="Files in flight at once.")
+    chunk_size: Size = Field(
+        default=1024 * 1024,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="Upload read buffer per file (e.g. 1M).",
+    )
+    retries: int = Field(default=6, ge=0, le=100, description="Retries per step for transient errors.")
+    retry_max_elapsed: float = Field(
+        default=600.0, gt=0, description="Seconds a file may spend retrying, all its steps together."
+    )
+    stall_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Abort and retry an upload that accepts no byte for this many seconds.",
+    )
+    request_timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for an API response.")
+    max_create_rps: float = Field(default=10.0, gt=0, description="Job creations per second, whole pool.")
+    max_presign_rps: float = Field(default=10.0, gt=0, description="Presign requests per second, whole pool.")
+    max_read_rps: float = Field(
+        default=50.0, gt=0, description="Status/list/files reads per second, whole pool."
+    )
+    max_bandwidth: OptionalSize = Field(
+        default=None, gt=0, description="Total upload bytes per second (e.g. 50M); unlimited by default."
+    )
+    max_failures: int | None = Field(
+        default=None, ge=1, description="Stop taking new files after this many permanent failures."
+    )
+    settle: float = Field(
+        default=0.0, ge=0, description="Skip files modified within this many seconds (still being written)."
+    )
+    grace: float = Field(
+        default=30.0, ge=0, description="On SIGINT/SIGTERM, seconds to let in-flight files finish."
+    )
+    max_duration: float | None = Field(
+        default=None, gt=0, description="Stop taking new files after this many seconds, like SIGTERM."
+    )
+    force: bool = Field(default=False, description="Resubmit files already done (as new jobs).")
+    dry_run: bool = Field(
+        default=False, description="Validate every row and file and print totals; no remote call."
+    )
+    error_on_nothing: bool = Field(
+        default=False, description="Exit with code 7 when there was nothing to do."
+    )
+    # --- follow-through ---
+    wait: bool = Field(default=False, description="After submitting, poll until every job is DONE or FAILED.")
+    wait_timeout: float = Field(default=3600.0, gt=0, description="Give up waiting after this many seconds.")
+    out: Path | None = Field(
+        default=None, description="Download transcripts into this folder (with --wait, or fetch)."
+    )
+    formats: CommaList = Field(
+        default_factory=lambda: ["json", "txt", "srt"], description="Transcript formats to download."
+    )
+    delete_after_fetch: bool = Field(
+        default=False, description="Delete jobs on the server once their transcripts are on disk."
+    )
+    # --- sources ---
+    include: CommaList = Field(
+        default_factory=list, description="Directory sources: only paths matching these globs."
+    )
+    exclude: CommaList = Field(
+        default_factory=list, description="Directory sources: skip paths matching these globs."
+    )
+    follow_symlinks: bool = Field(
+        default=False, description="Directory sources: follow symbolic links (never in a loop)."
+    )
+    # --- defaults for every row (a manifest row's own values override them) ---
+    language: str | None = Field(default=None, description="Default transcription language (e.g. en).")
+    operating_point: Literal["standard", "enhanced"] | None = Field(
+        default=None, description="Default accuracy tier."
+    )
+    diarization: Literal["none", "speaker", "channel"] | None = Field(
+        default=None, description="Default speaker separation."
+    )
+    domain: str | None = Field(default=None, description="Default domain language model.")
+    output_locale: str | None = Field(default=None, description="Default output locale.")
+    enable_entities: bool | None = Field(default=None, description="Default entity formatting.")
+    model_code: str = Field(default=DEFAULT_MODEL_CODE, description="Model to use.")
+    tags: CommaList = Field(default_factory=list, description="Default tracking tags (comma-separated).")
+    srt_max_line_length: int | None = Field(
+        default=None, ge=1, description="Default SRT max characters per line."
+    )
+    srt_max_lines: int | None = Field(default=None, ge=1, description="Default SRT max lines per block.")
+    # --- output ---
+    progress: Literal["auto", "bar", "lines", "none"] = Field(
+        default="auto", description="Progress display: a bar on a terminal, plain lines otherwise."
+    )
+    progress_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between progress lines when not on a terminal."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log line format (json for log collectors)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    summary_json: Path | None = Field(default=None, description="Write the run's JSON summary to this file.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+    @model_validator(mode="after")
+    def _key_from_file_or_env(self) -> Settings:
+        if self.api_key is None and self.api_key_file is not None:
+            self.api_key = SecretStr(_read_key_file(self.api_key_file))
+        if self.api_key is None and os.environ.get("SLNG_API_KEY"):
+            self.api_key = SecretStr(os.environ["SLNG_API_KEY"].strip())
+        if self.api_key is not None:
+            key = self.api_key.get_secret_value().strip()
+            # Never quote the key in the message: it is the secret.
+            if not key:
+                raise ValueError("api_key: the API key is empty")
+            if any(not ch.isprintable() or ch.isspace() or not ch.isascii() for ch in key):
+                raise ValueError(
+                    "api_key: the API key contains spaces, control or non-ASCII characters"
+                    " (a copy-paste accident?)"
+                )
+            self.api_key = SecretStr(key)
+        return self
+
+    def source_options(self) -> SourceOptions:
+        """How sources are read: the directory-walk settings."""
+        return SourceOptions(
+            include=tuple(self.include), exclude=tuple(self.exclude), follow_symlinks=self.follow_symlinks
+        )
+
+    def job_defaults(self) -> JobSettings:
+        """The settings every row starts from."""
+        srt = None
+        if self.srt_max_line_length is not None or self.srt_max_lines is not None:
+            srt = SrtOverrides(max_line_length=self.srt_max_line_length, max_lines=self.srt_max_lines)
+        return JobSettings(
+            transcription_config=TranscriptionConfig(
+                language=self.language,
+                operating_point=self.operating_point,
+                diarization=self.diarization,
+                domain=self.domain,
+                output_locale=self.output_locale,
+                enable_entities=self.enable_entities,
+            ),
+            tracking=Tracking(tags=list(self.tags)) if self.tags else None,
+            output_config=OutputConfig(srt_overrides=srt) if srt else None,
+            model_code=self.model_code,
+        )
+
+
+KEY_FILE_MAX_BYTES = 64 * 1024
+
+
+def _read_key_file(path: Path) -> str:
+    """The first non-empty line of a key file (or a pipe: `--api-key-file <(pass slng)`).
+
+    Bounded: a device such as /dev/zero is refused, and at most 64 KiB is read.
+    """
+    try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise ValueError(f"api_key_file: {path} is not a regular file")
+        with path.open("rb") as stream:
+            raw = stream.read(KEY_FILE_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ValueError(f"api_key_file: {path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"api_key_file: cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > KEY_FILE_MAX_BYTES:
+        raise ValueError(f"api_key_file: {path} is larger than {KEY_FILE_MAX_BYTES} bytes; not a key file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"api_key_file: {path} is not UTF-8 text") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"api_key_file: {path} is empty")
+    return lines[0]
+
+
+_config_path_override: Path | None = None
+
+
+def _config_file() -> Path | None:
+    if _config_path_override is not None:
+        return _config_path_override
+    from_env = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if from_env:
+        return Path(from_env)
+    for candidate in DEFAULT_CONFIG_FILES:
+        expanded = candidate.expanduser()
+        if expanded.is_file():
+            return expanded
+    return None
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from flags (only those given), environment and config file; a clear error otherwise."""
+    global _config_path_override
+    config = flags.get("config")
+    _config_path_override = Path(config) if config is not None else None
+    try:
+        chosen = _config_file()
+        if (config is not None or os.environ.get(f"{ENV_PREFIX}CONFIG")) and chosen is not None:
+            if not chosen.exists():
+                raise ConfigError(f"config file {chosen} does not exist")
+            if not chosen.is_file():
+                raise ConfigError(f"config file {chosen} is not a regular file")
+        return Settings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            name = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {_config_file()} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {_config_file()} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {_config_file()}: {exc.strerror or exc}") from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from None
+    finally:
+        _config_path_override = None

@@ -1,0 +1,559 @@
+"""The worker pool and the per-file state machine.
+
+A file's whole journey reads top to bottom in `Pipeline.process`: admit it to the ledger (its
+job_id fixed before any remote call), presign just in time, stream the PUT, create the job, and
+record each step durably before the next one depends on it. Everything else here is plumbing:
+a producer that streams rows into a bounded channel, N workers, signals and deadlines.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import queue
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import anyio
+from aiolimiter import AsyncLimiter
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from pipeline.api.client import SlngClient
+from pipeline.api.models import CreateFromUploadRequest, PresignRequest, UploadTarget
+from pipeline.config.settings import Settings
+from pipeline.errors import (
+    AuthenticationError,
+    ErrorClass,
+    FileChangedError,
+    StalledUploadError,
+    TransferError,
+    UrlRefusedError,
+)
+from pipeline.flow.rates import RateControl
+from pipeline.flow.retry import RetryPolicy, backoff_seconds, retry_transient
+from pipeline.ledger.sqlite import Admission, FileRecord, FileState, Glance, Ledger
+from pipeline.observe.logs import log
+from pipeline.observe.progress import ProgressDisplay
+from pipeline.observe.stats import Failure, RunStats
+from pipeline.sources.identity import derive_job_id, file_key
+from pipeline.sources.rows import FileSpec, Rejection, Row
+from pipeline.storage.upload import UploadOptions, UploadResult, put_file
+
+PRODUCER_BATCH = 256
+URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
+
+
+class RowFeed:
+    """Reads a source on a daemon thread into a bounded queue, in chunks of `chunk` rows.
+
+    A fast manifest or directory goes over in chunks (few queue operations per row, whole batches
+    per ledger query); a source that may block between rows, such as a pipe on stdin, uses
+    `chunk=1` so that each row is handed over as soon as it is read.
+    """
+
+    _END = object()
+
+    def __init__(self, rows: Iterator[Row], chunk: int = 64, capacity_rows: int = 4 * PRODUCER_BATCH) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, capacity_rows // chunk))
+        self._chunk = chunk
+        self._done = False
+        self._spare: list[Row] = []
+        threading.Thread(target=self._pump, args=(rows,), name="slng-bulk-source", daemon=True).start()
+
+    def _pump(self, rows: Iterator[Row]) -> None:
+        try:
+            while chunk := list(itertools.islice(rows, self._chunk)):
+                self._queue.put(chunk)
+        except BaseException as exc:  # handed to the consumer, which raises it in the run
+            self._queue.put(exc)
+        finally:
+            self._queue.put(self._END)
+
+    def next_batch(self, limit: int) -> list[Row]:
+        """Blocks for the first chunk only; [] once the source is exhausted."""
+        batch, self._spare = self._spare, []
+        if self._done:
+            return batch
+        while len(batch) < limit:
+            try:
+                item = self._queue.get() if not batch else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is self._END:
+                self._done = True
+                break
+            if isinstance(item, BaseException):
+                raise item
+            batch.extend(item)  # type: ignore[arg-type]
+        batch, self._spare = batch[:limit], batch[limit:]
+        return batch
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    spec: FileSpec
+    key: str
+    job_id: str
+
+
+@dataclass(slots=True)
+class _LiveUrl:
+    """An upload URL held in memory only (it is a credential), with its deadline."""
+
+    target: UploadTarget
+    expires_at: float
+
+    @property
+    def seconds_left(self) -> float:
+        return self.expires_at - time.monotonic()
+
+
+class Pipeline:
+    """One `submit` run: owns the ledger, the HTTP session and the counters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        client: SlngClient,
+        session: aiohttp.ClientSession,
+        rates: RateControl,
+    ) -> None:
+        self.settings = settings
+        self.rates = rates
+        self.ledger = ledger
+        self.client = client
+        self.session = session
+        self.stats = RunStats(run_id=uuid.uuid4().hex[:12])
+        self.policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
+        self.upload_options = UploadOptions(
+            chunk_size=settings.chunk_size,
+            stall_timeout=settings.stall_timeout,
+            bandwidth=AsyncLimiter(settings.max_bandwidth, 1.0) if settings.max_bandwidth else None,
+        )
+        self.stopping = anyio.Event()  # no new files are taken once set
+        self._producer_scope = anyio.CancelScope()
+        self.slots = anyio.CapacityLimiter(settings.concurrency)  # files actively worked on
+        self._deadlines: dict[int, float] = {}  # per file in flight: when its retry budget ends
+        self.permanent_failures = 0
+
+    # --- one file's journey ---------------------------------------------------------------------
+
+    async def process(self, item: WorkItem) -> None:
+        """One file, top to bottom: admit (job_id recorded) → presign → PUT → create → created.
+
+        Each branch resumes from what the ledger says: a create whose outcome was unknown is asked
+        about first; a presigned file is presigned again (URLs are never stored); a failed one
+        starts over with the same job_id, or a new one under --force.
+        """
+        admission: Admission = await self.ledger.admit(item.spec, item.key, item.job_id, self.stats.run_id)
+        if admission.record is None:
+            await self.reject(
+                Rejection(
+                    item.spec.source, item.spec.line, str(item.spec.path), admission.refusal or "refused"
+                )
+            )
+            return
+        record = admission.record
+        if record.state is FileState.CREATED and not self.settings.force:
+            self.stats.skipped_done += 1  # the same file came twice before the first was recorded
+            return
+        if self.settings.force and record.state in (FileState.CREATED, FileState.FAILED):
+            await self.ledger.renew(
+                record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)"
+            )
+        elif record.state is FileState.FAILED:  # ran out of retries last time: same job_id, fresh start
+            await self.ledger.transition(
+                record, FileState.PENDING, durable=False, error=None, error_class=None
+            )
+        self.stats.queued += 1
+        self.stats.bytes_total += item.spec.size
+        self.stats.in_flight += 1
+        self._deadlines[record.id] = time.monotonic() + self.policy.max_elapsed  # --retry-max-elapsed
+        try:
+            if record.state is FileState.CREATING and await self.confirm_created(record):
+                return  # an earlier run's create did land: nothing to redo
+            if record.state in (FileState.PENDING, FileState.PRESIGNED):
+                url = await self.presign(record, item.spec)
+                if url is None:
+                    return  # the job already exists (409 on presign, confirmed)
+                await self.upload(record, item.spec, url)
+            await self.create(record, item.spec)
+        except AuthenticationError:
+            raise
+        except FileChangedError as exc:
+            self.stats.changed += 1
+            await self.ledger.transition(
+                record, FileState.FAILED, durable=False, error=str(exc), error_class="changed"
+            )
+            log.warning("%s", exc)
+        except TransferError as exc:
+            await self.fail(record, exc.error_class.value, str(exc))
+        finally:
+            self.stats.in_flight -= 1
+            del self._deadlines[record.id]
+
+    async def presign(self, record: FileRecord, spec: FileSpec) -> _LiveUrl | None:
+        """Step 1, just in time (a worker is free now). None when the job turns out to exist.
+
+        Each call is one attempt of the file in the ledger: a new pass at it, or a fresh URL.
+        """
+        request = PresignRequest(
+            filename=spec.path.name,
+            content_type=None,
+            job_id=record.job_id,
+            transcription_config=spec.settings.transcription_config,
+            tracking=spec.settings.tracking,
+            output_config=spec.settings.output_config,
+        )
+        await self.ledger.count_attempt(record)
+        try:
+            response = await self.with_retries(record, lambda: self.client.presign(request))
+        except TransferError as exc:
+            if exc.error_class is ErrorClass.CONFLICT and await self.confirm_created(record):
+                return None
+            raise
+        self.stats.presigns += 1
+        echo = {
+            k: v
+            for k, v in (
+                ("transcription_config", response.transcription_config),
+                ("tracking", response.tracking),
+                ("output_config", response.output_config),
+            )
+            if v
+        }
+        await self.ledger.transition(  # not awaited to disk: lost, it only means presigning again
+            record,
+            FileState.PRESIGNED,
+            durable=False,
+            s3_key=response.upload.s3_key,
+            echo_json=json.dumps(echo, sort_keys=True),
+        )
+        return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
+
+    async def upload(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> None:
+        """Step 2: stream the PUT. An expired URL means presign again, then PUT again (bounded by
+        --retries fresh URLs); a 403 that is not about expiry gets one fresh URL, and is permanent
+        if that one is refused too."""
+        refusals = 0
+        for fresh_urls in range(self.settings.retries + 1):
+            try:
+                result: UploadResult = await self.with_retries(
+                    record, functools.partial(self.put, record, spec, url)
+                )
+            except TransferError as exc:
+                if exc.error_class is not ErrorClass.EXPIRED:
+                    raise
+                if isinstance(exc, UrlRefusedError) and not exc.expired:
+                    refusals += 1
+                    if refusals > 1:
+                        raise TransferError(
+                            f"{exc}; a fresh URL did not cure it", ErrorClass.PERMANENT, status=exc.status
+                        ) from None
+                if fresh_urls == self.settings.retries:
+                    raise TransferError(
+                        f"{exc}; {fresh_urls} fresh URLs did not help",
+                        ErrorClass.TRANSIENT,
+                        status=exc.status,
+                    ) from None
+                fresh = await self.represign(record, spec, str(exc))
+                if fresh is None:
+                    return  # the job exists after all (confirmed and recorded as created)
+                url = fresh
+                continue
+            self.stats.bytes_sent += result.bytes_sent
+            # Written behind: the durable CREATING record that follows carries it to disk first.
+            await self.ledger.transition(record, FileState.UPLOADED, durable=False, md5=result.md5)
+            return
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def put(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> UploadResult:
+        """One PUT attempt, the file read from byte 0. A URL too close to its end is not even tried."""
+        if url.seconds_left < min(URL_SAFETY_MARGIN, url.target.expires_in / 4):
+            raise UrlRefusedError("upload URL expired (or about to) before the PUT started", expired=True)
+        sent = 0
+
+        def progress(nbytes: int) -> None:
+            nonlocal sent
+            sent += nbytes
+            self.stats.bytes_in_flight += nbytes
+
+        try:
+            return await put_file(
+                self.session,
+                url.target,
+                spec.path,
+                expected_size=spec.size,
+                expected_mtime_ns=spec.mtime_ns,
+                content_type=None,
+                options=self.upload_options,
+                progress=progress,
+                url_deadline=url.expires_at,
+            )
+        finally:
+            self.stats.bytes_in_flight -= sent
+
+    async def represign(self, record: FileRecord, spec: FileSpec, why: str) -> _LiveUrl | None:
+        """A fresh upload URL (same job_id and key); None when the job turns out to exist."""
+        log.info("fresh upload URL for %s: %s", spec.path, why)
+        self.stats.represigns += 1
+        return await self.presign(record, spec)
+
+    async def create(self, record: FileRecord, spec: FileSpec) -> None:
+        """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about.
+
+        The job_id is fixed, so a repeated create can only be refused (409), never a second job;
+        asking first (GET) after an unknown outcome still saves the resend and the 409.
+        """
+        if record.state is FileState.CREATED:
+            return  # found to exist while uploading (409 on a fresh presign, confirmed)
+        assert record.s3_key is not None, "create needs an uploaded object"
+        body = CreateFromUploadRequest(
+            s3_key=record.s3_key,
+            job_id=record.job_id,
+            model_code=spec.settings.model_code,
+            transcription_config=spec.settings.transcription_config,
+            metadata=spec.settings.metadata,
+            tracking=spec.settings.tracking,
+            output_config=spec.settings.output_config,
+        )
+        deadline = self._deadlines.get(record.id, time.monotonic() + self.policy.max_elapsed)
+        for attempt in range(1, self.policy.retries + 2):
+            # Durable before the call: a crash after sending is resolved by asking, never by resending.
+            attempts = record.attempts + 1 if attempt > 1 else record.attempts
+            await self.ledger.transition(record, FileState.CREATING, attempts=attempts)
+            try:
+                await self.client.create_from_upload(body, echo=record.echo)
+            except TransferError as exc:
+                if exc.error_class is ErrorClass.CONFLICT:
+                    if await self.confirm_created(record):
+                        return
+                    raise TransferError(f"{exc} (and the job is not visible)", ErrorClass.PERMANENT) from None
+                if not exc.is_transient:
+                    raise
+                # Timeout, 5xx, lost connection: the job may exist. Ask before sending again.
+                # A 429 was refused before any work was done: nothing to ask about.
+                if exc.status != 429 and await self.confirm_created(record):
+                    return
+                delay = backoff_seconds(self.policy, attempt, exc.retry_after)
+                out_of_budget = attempt > self.policy.retries or time.monotonic() + delay > deadline
+                if out_of_budget:
+                    raise
+                self.count_retry(exc)
+                await self.sleep_without_slot(delay)
+                continue
+            await self.ledger.transition(
+                record, FileState.CREATED, durable=False, error=None, error_class=None
+            )
+            self.stats.created += 1
+            return
+
+    async def confirm_created(self, record: FileRecord) -> bool:
+        """Ask the server whether the job exists; if it does, record it as created."""
+        job = await self.with_retries(record, lambda: self.client.get_job(record.job_id))
+        if job is None:
+            return False
+        await self.ledger.transition(record, FileState.CREATED, durable=False, error=None, error_class=None)
+        self.stats.already_created += 1
+        return True
+
+    # --- failure bookkeeping -------------------------------------------------------------------
+
+    async def with_retries(self, record: FileRecord, operation: Any) -> Any:
+        """Run one request of `record`'s, retrying transient errors; each retry is an attempt."""
+        if not self.stats.rates:
+            self.stats.rates = self.rates.live  # updated in place: the progress display shows them
+
+        async def on_retry(exc: TransferError) -> None:
+            self.count_retry(exc)
+            await self.ledger.count_attempt(record)
+
+        return await retry_transient(
+            self.policy,
+            operation,
+            on_retry,
+            deadline=self._deadlines.get(record.id),
+            sleep=self.sleep_without_slot,
+        )
+
+    async def sleep_without_slot(self, seconds: float) -> None:
+        """Back off without holding a slot: another file works while this one waits out a
+        Retry-After, so throttling slows the pool by its rate, not by idle workers."""
+        self.slots.release()
+        try:
+            await anyio.sleep(seconds)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.slots.acquire()
+
+    def count_retry(self, exc: TransferError) -> None:
+        self.stats.retries += 1
+        if isinstance(exc, StalledUploadError):
+            kind = "stalled upload"
+        else:
+            kind = f"HTTP {exc.status}" if exc.status else "connection"
+        self.stats.retry_classes[kind] += 1
+
+    async def fail(self, record: FileRecord, error_class: str, message: str) -> None:
+        await self.ledger.transition(
+            record, FileState.FAILED, durable=False, error=message, error_class=error_class
+        )
+        self.stats.add_failure(Failure(record.path, record.job_id, error_class, message))
+        log.error("failed (%s): %s: %s", error_class, record.path, message)
+        if error_class != ErrorClass.PERMANENT.value:
+            return  # out of retries on transient errors: tried again next run, not a --max-failures one
+        self.permanent_failures += 1
+        limit = self.settings.max_failures
+        if limit is not None and self.permanent_failures >= limit and not self.stopping.is_set():
+            self.stop(f"--max-failures {limit} reached")
+
+    async def reject(self, rejection: Rejection) -> None:
+        self.stats.rejected += 1
+        await self.ledger.reject(self.stats.run_id, rejection)
+        log.warning("rejected: %s", rejection.message())
+
+    def stop(self, why: str) -> None:
+        if not self.stopping.is_set():
+            log.warning("stopping: %s; no new files will be started", why)
+            self.stats.interrupted = why
+            self.stopping.set()
+            self._producer_scope.cancel()  # unblocks a producer waiting on a slow source (stdin)
+
+    # --- the pool ------------------------------------------------------------------------------
+
+    async def produce(self, rows: RowFeed, send: MemoryObjectSendStream[WorkItem]) -> None:
+        """Stream rows into the bounded channel; decide skips with one ledger query per batch."""
+        settle_ns = int(self.settings.settle * 1e9)
+        with self._producer_scope, send:
+            while not self.stopping.is_set():
+                # Abandoned on stop: a thread blocked reading stdin must not hold the run open.
+                batch = await anyio.to_thread.run_sync(self._next_batch, rows, abandon_on_cancel=True)
+                if not batch:
+                    return
+                now_ns = time.time_ns()
+                for row, key, known in batch:
+                    if self.stopping.is_set():
+                        return
+                    self.stats.rows_seen += 1
+                    if isinstance(row, Rejection):
+                        await self.reject(row)
+                        continue
+                    if known is not None and known.state is FileState.CREATED and not self.settings.force:
+                        self.stats.skipped_done += 1
+                        continue
+                    if (
+                        known is not None
+                        and known.state is FileState.FAILED
+                        and known.error_class == "permanent"
+                        and not self.settings.force
+                    ):
+                        self.stats.skipped_done += (
+                            1  # a permanent failure stays failed: retry-failed or --force
+                        )
+                        continue
+                    if settle_ns and now_ns - row.mtime_ns < settle_ns:
+                        self.stats.skipped_unsettled += 1
+                        continue
+                    job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
+                    await send.send(WorkItem(row, key, job_id))
+
+    def _next_batch(self, rows: RowFeed) -> list[tuple[Row, str, Glance | None]]:
+        """In a worker thread: take the rows read so far (at most a batch) and look them up."""
+        batch = rows.next_batch(PRODUCER_BATCH)
+        keys = [file_key(row) if isinstance(row, FileSpec) else "" for row in batch]
+        known = self.ledger.glance([k for k in keys if k])
+        return [(row, key, known.get(key)) for row, key in zip(batch, keys, strict=True)]
+
+    async def work(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
+        async with receive:
+            async for item in receive:
+                async with self.slots:
+                    if self.stopping.is_set():
+                        return  # items still queued were never admitted: nothing to record
+                    await self.process(item)
+
+    async def watch_signals(self, cancel_workers: anyio.CancelScope) -> None:
+        """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if (
+                    self.stopping.is_set()
+                    and self.stats.interrupted
+                    and self.stats.interrupted.startswith("signal")
+                ):
+                    log.warning("second signal: stopping now")
+                    cancel_workers.cancel()
+                    return
+                self.stop(f"signal {signal.Signals(signum).name}")
+                cancel_workers.deadline = min(
+                    cancel_workers.deadline, anyio.current_time() + self.settings.grace
+                )
+
+    async def watch_deadline(self, cancel_workers: anyio.CancelScope) -> None:
+        assert self.settings.max_duration is not None
+        await anyio.sleep(self.settings.max_duration)
+        self.stop(f"--max-duration {self.settings.max_duration:g} s reached")
+        cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
+
+    async def run(self, rows: Iterator[Row], handle_signals: bool, *, trickle: bool = False) -> RunStats:
+        """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
+        await self.ledger.start_run(self.stats.run_id)
+        log.info(
+            "run %s started: concurrency %d, ledger %s",
+            self.stats.run_id,
+            self.settings.concurrency,
+            self.settings.ledger,
+            extra={"fields": {"event": "run_started", "run_id": self.stats.run_id}},
+        )
+        send, receive = anyio.create_memory_object_stream[WorkItem](max_buffer_size=self.settings.concurrency)
+        display = ProgressDisplay(
+            self.stats, self.settings.progress, self.settings.progress_interval, self.settings.log_format
+        )
+        try:
+            with display:
+                async with anyio.create_task_group() as outer:
+                    outer.start_soon(display.run)
+                    with anyio.CancelScope() as cancel_workers:
+                        if handle_signals:
+                            outer.start_soon(self.watch_signals, cancel_workers)
+                        if self.settings.max_duration is not None:
+                            outer.start_soon(self.watch_deadline, cancel_workers)
+                        async with anyio.create_task_group() as pool:
+                            pool.start_soon(self.produce, RowFeed(rows, chunk=1 if trickle else 64), send)
+                            # Twice the workers, `concurrency` slots: a file backing off lends its
+                            # slot, so up to `concurrency` files are always being worked on.
+                            for _ in range(2 * self.settings.concurrency):
+                                pool.start_soon(self.work, receive.clone())
+                            receive.close()
+                    if cancel_workers.cancelled_caught:
+                        log.warning("grace period over: in-flight files stopped where the ledger says")
+                    outer.cancel_scope.cancel()
+        except AuthenticationError as exc:
+            self.stats.auth_failure = str(exc)
+            log.error("%s", exc)
+        except BaseExceptionGroup as group:
+            auth = group.subgroup(AuthenticationError)
+            if auth is None:
+                raise
+            self.stats.auth_failure = str(_first(auth))
+            log.error("%s", self.stats.auth_failure)
+        finally:
+            self.stats.rates = self.rates.snapshot()
+            with anyio.CancelScope(shield=True):
+                await self.ledger.finish_run(self.stats.run_id, self.stats.summary())
+        return self.stats
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

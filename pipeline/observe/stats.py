@@ -1,0 +1,278 @@
+"""What a run tells its user: live counters, the end-of-run summary, and per-file exports.
+
+`RunStats` is the one place counters live; the progress display, the summary table and the
+summary JSON all read it, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pipeline.errors import ExitCode
+from pipeline.flow.rates import throttle_summary_lines
+from pipeline.ledger.sqlite import FileRecord, Ledger
+from pipeline.observe.redact import redact
+
+
+@dataclass
+class Failure:
+    path: str
+    job_id: str | None
+    error_class: str
+    error: str
+
+
+@dataclass
+class RunStats:
+    """Counters of one run. Mutated only from the event loop thread."""
+
+    run_id: str
+    started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)
+    rows_seen: int = 0
+    queued: int = 0  # taken for work this run
+    skipped_done: int = 0  # already done in an earlier run
+    skipped_unsettled: int = 0  # still being written (--settle)
+    rejected: int = 0
+    created: int = 0
+    already_created: int = 0  # confirmed to exist on the server (resume, 409)
+    failed: int = 0
+    changed: int = 0  # files that changed during upload (picked up next run)
+    in_flight: int = 0
+    bytes_total: int = 0  # bytes of the files queued
+    bytes_sent: int = 0  # confirmed uploaded bytes
+    bytes_in_flight: int = 0
+    presigns: int = 0
+    represigns: int = 0  # URLs replaced because they expired or were refused
+    retries: int = 0
+    interrupted: str | None = None  # why the run stopped early, if it did
+    auth_failure: str | None = None
+    failures: list[Failure] = field(default_factory=list)
+    retry_classes: Counter[str] = field(default_factory=Counter)
+    rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    job_statuses: dict[str, int] = field(default_factory=dict)  # after --wait
+    jobs_failed: list[str] = field(default_factory=list)  # FAILED on the server, with its message
+    transcripts_written: int = 0
+    fetch_errors: list[str] = field(default_factory=list)
+
+    MAX_LISTED_FAILURES = 1000
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def finished(self) -> int:
+        return self.created + self.already_created + self.failed + self.changed
+
+    def add_failure(self, failure: Failure) -> None:
+        self.failed += 1
+        if len(self.failures) < self.MAX_LISTED_FAILURES:
+            self.failures.append(failure)
+
+    def exit_code(self, error_on_nothing: bool = False) -> ExitCode:
+        if self.auth_failure:
+            return ExitCode.AUTH
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.failed or self.changed or self.jobs_failed or self.fetch_errors:
+            return ExitCode.FAILED
+        if self.rejected:
+            return ExitCode.REJECTED
+        if error_on_nothing and self.queued == 0:
+            return ExitCode.NOTHING_TO_DO
+        return ExitCode.OK
+
+    def nothing_to_do(self) -> bool:
+        return self.queued == 0 and self.rejected == 0
+
+    def summary(self) -> dict[str, Any]:
+        elapsed = self.elapsed
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_wall,
+            "elapsed_seconds": round(elapsed, 3),
+            "counts": {
+                "rows_seen": self.rows_seen,
+                "queued": self.queued,
+                "created": self.created,
+                "already_created": self.already_created,
+                "skipped_done": self.skipped_done,
+                "skipped_unsettled": self.skipped_unsettled,
+                "rejected": self.rejected,
+                "failed": self.failed,
+                "changed_during_upload": self.changed,
+            },
+            "bytes": {"queued": self.bytes_total, "uploaded": self.bytes_sent},
+            "throughput": {
+                "files_per_second": round(self.finished / elapsed, 2) if elapsed > 0 else 0.0,
+                "bytes_per_second": round(self.bytes_sent / elapsed) if elapsed > 0 else 0,
+            },
+            "requests": {
+                "presigns": self.presigns,
+                "represigns": self.represigns,
+                "retries": self.retries,
+                "retries_by_class": dict(self.retry_classes),
+            },
+            "rates": self.rates,
+            "jobs": {
+                "by_status": self.job_statuses,
+                "failed": self.jobs_failed[: self.MAX_LISTED_FAILURES],
+                "transcripts_written": self.transcripts_written,
+                "fetch_errors": self.fetch_errors,
+            },
+            "interrupted": self.interrupted,
+            "auth_failure": self.auth_failure,
+            "failures": [
+                {"path": f.path, "job_id": f.job_id, "class": f.error_class, "error": redact(f.error)}
+                for f in self.failures
+            ],
+        }
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a report readable by the owner only (it names other people's files and jobs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(tmp, path)
+
+
+def write_summary_json(path: Path, stats: RunStats) -> None:
+    write_private(path, json.dumps(stats.summary(), indent=2, sort_keys=True) + "\n")
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+def summary_lines(stats: RunStats) -> Iterator[str]:
+    """The end-of-run table, as plain lines (fits logs and terminals alike)."""
+    rows = [
+        ("created", stats.created),
+        ("already on server", stats.already_created),
+        ("skipped (done before)", stats.skipped_done),
+        ("skipped (still changing)", stats.skipped_unsettled),
+        ("rejected (bad input)", stats.rejected),
+        ("failed", stats.failed),
+        ("changed during upload", stats.changed),
+    ]
+    yield f"slng-bulk run {stats.run_id}: {stats.elapsed:.1f} s, {human_bytes(stats.bytes_sent)} uploaded"
+    for label, value in rows:
+        yield f"  {label:<26}{value:>10}"
+    if stats.retries:
+        by_class = ", ".join(f"{k} {v}" for k, v in stats.retry_classes.items())
+        yield f"  {'retries':<26}{stats.retries:>10}  ({by_class})"
+    for line in throttle_summary_lines(stats.rates):
+        yield f"  {line}"
+    if stats.represigns:
+        yield f"  {'fresh upload URLs':<26}{stats.represigns:>10}"
+    for failure in stats.failures[:20]:
+        yield f"  FAILED {failure.path}: {failure.error}"
+    if len(stats.failures) > 20:
+        yield f"  ... {stats.failed - 20} more failures: see `slng-bulk report --state failed`"
+    if stats.job_statuses:
+        yield "  jobs: " + ", ".join(
+            f"{status} {count}" for status, count in sorted(stats.job_statuses.items())
+        )
+    for line in stats.jobs_failed[:20]:
+        yield f"  JOB FAILED {line}"
+    if stats.transcripts_written:
+        yield f"  {'transcripts written':<26}{stats.transcripts_written:>10}"
+    for line in stats.fetch_errors[:20]:
+        yield f"  FETCH FAILED {line}"
+    if stats.interrupted:
+        yield f"  stopped early: {stats.interrupted}"
+    if stats.auth_failure:
+        yield f"  authentication failure: {stats.auth_failure}"
+
+
+ExportFormat = Literal["csv", "jsonl", "json"]
+EXPORT_COLUMNS = (
+    "source",
+    "line",
+    "path",
+    "state",
+    "job_id",
+    "s3_key",
+    "size",
+    "md5",
+    "attempts",
+    "error_class",
+    "error",
+)
+
+
+def _record_row(record: FileRecord) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "line": record.line,
+        "path": record.path,
+        "state": record.state.value,
+        "job_id": record.job_id,
+        "s3_key": record.s3_key,
+        "size": record.size,
+        "md5": record.md5,
+        "attempts": record.attempts,
+        "error_class": record.error_class,
+        "error": record.error,
+    }
+
+
+def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[str, Any]]:
+    """Per-file results from the ledger; rejected rows come from the rejection log."""
+    wanted = set(states or ())
+    file_states = [s for s in wanted if s != "rejected"] if wanted else None
+    if not wanted or file_states:
+        for record in ledger.records(file_states):
+            yield _record_row(record)
+    if not wanted or "rejected" in wanted:
+        for source, line, path, reason in ledger.rejections():
+            yield {
+                "source": source,
+                "line": line,
+                "path": path,
+                "state": "rejected",
+                "job_id": None,
+                "s3_key": None,
+                "size": None,
+                "md5": None,
+                "attempts": 0,
+                "error_class": "input",
+                "error": reason,
+            }
+
+
+def write_export(rows: Iterable[dict[str, Any]], fmt: ExportFormat, out: IO[str] | None = None) -> int:
+    stream = out or sys.stdout
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    elif fmt == "jsonl":
+        for row in rows:
+            stream.write(json.dumps(row) + "\n")
+            count += 1
+    else:
+        items = list(rows)
+        stream.write(json.dumps(items, indent=2) + "\n")
+        count = len(items)
+    return count

@@ -1,0 +1,174 @@
+"""The validated unit of work: one audio file plus the settings its job will be created with.
+
+Sources (manifests, directories, stdin) turn their input into these rows before any remote call,
+so a typo in row 90,000 is reported up front instead of failing a job hours into a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Self, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from pipeline.api.models import (
+    DEFAULT_MODEL_CODE,
+    SUPPORTED_MODEL_CODES,
+    OutputConfig,
+    Tracking,
+    TranscriptionConfig,
+)
+
+__all__ = ["FileSpec", "JobSettings", "Rejection", "Row", "escape_control"]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+# C0, DEL, C1 and the Unicode line/paragraph separators: anything that could break a log line.
+_CONTROL_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+# Lone surrogates (undecodable file-name bytes under surrogateescape) cannot be written as UTF-8.
+_CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
+# Bidi overrides, zero-width characters and the BOM can reorder or hide text on screen.
+_INVISIBLE = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)
+_CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in _INVISIBLE})
+
+
+def escape_control(text: str) -> str:
+    """Escape control characters so untrusted text (file names, cells) stays on one log line."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+@overload
+def _merge(base: _M, over: _M | None) -> _M: ...
+@overload
+def _merge(base: _M | None, over: _M | None) -> _M | None: ...
+def _merge(base: _M | None, over: _M | None) -> _M | None:
+    """Field-by-field overlay: a field the row sets (not None) wins, the others keep the default."""
+    if over is None:
+        return base
+    if base is None:
+        return over
+    values = {name: getattr(base, name) for name in type(base).model_fields}
+    values.update({name: v for name in type(over).model_fields if (v := getattr(over, name)) is not None})
+    # Both sides were validated and these models have no cross-field rules, so no re-validation.
+    return type(base).model_construct(**values)
+
+
+def _prune_empty(value: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty sub-objects (tracking={} means the same as no tracking) so they hash alike."""
+    return {k: v for k, v in value.items() if v != {}}
+
+
+class JobSettings(BaseModel):
+    """Everything that decides what a job produces; two files with equal settings hash alike.
+
+    Treat instances as immutable (including `metadata`): the settings hash is computed once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transcription_config: TranscriptionConfig
+    tracking: Tracking | None = None
+    output_config: OutputConfig | None = None
+    model_code: str = DEFAULT_MODEL_CODE
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("model_code")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in SUPPORTED_MODEL_CODES:
+            allowed = ", ".join(sorted(SUPPORTED_MODEL_CODES))
+            raise ValueError(f"unknown model code {value[:80]!r} (supported: {allowed})")
+        return value
+
+    @cached_property
+    def _settings_hash(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        output_config = data.get("output_config")
+        if isinstance(output_config, dict):
+            data["output_config"] = _prune_empty(output_config)
+        data = _prune_empty(data)
+        if "transcription_config" not in data:
+            data["transcription_config"] = {}
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def settings_hash(self) -> str:
+        """Stable identity of the settings, part of the job's identity (same file, new language = new job).
+
+        sha256 of canonical JSON (sorted keys, no whitespace, None and empty sub-objects dropped).
+        """
+        return self._settings_hash
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy without the cached hash, which an `update` would make stale."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_settings_hash", None)
+        return copied
+
+    def merged_over(self, defaults: JobSettings) -> JobSettings:
+        """These (row) settings laid over run-wide defaults, field by field.
+
+        A field left unset (None) keeps the default, so a row cannot clear a default; nested
+        objects merge per field, `metadata` merges shallowly, `model_code` wins only if set.
+        """
+        output_config = defaults.output_config
+        if self.output_config is not None:
+            srt = _merge(
+                defaults.output_config.srt_overrides if defaults.output_config else None,
+                self.output_config.srt_overrides,
+            )
+            output_config = OutputConfig.model_construct(srt_overrides=srt)
+        metadata = defaults.metadata
+        if self.metadata is not None:
+            metadata = {**(defaults.metadata or {}), **self.metadata}
+        return JobSettings.model_construct(
+            transcription_config=_merge(defaults.transcription_config, self.transcription_config),
+            tracking=_merge(defaults.tracking, self.tracking),
+            output_config=output_config,
+            model_code=self.model_code if "model_code" in self.model_fields_set else defaults.model_code,
+            metadata=metadata,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A row that passed every local check; the runner may act on it without looking again."""
+
+    source: str  # display name of the source: manifest path as given, directory, or "-"
+    line: int | None  # 1-based manifest line (CSV: first physical line of the record); None for walks
+    path: Path  # absolute and normalised; symlinks not resolved
+    size: int
+    mtime_ns: int
+    job_id: str | None  # only when the row gives one
+    settings: JobSettings
+    relative_path: str  # relative to the source root, '/'-separated; lays out transcripts later
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A row that failed validation; reported, never fatal to the rest of the run."""
+
+    source: str
+    line: int | None
+    path: str | None
+    reason: str  # one short line
+
+    def message(self) -> str:
+        """One log line, e.g. "manifest.csv:12: /abs/a.wav: file not found"."""
+        where = (
+            escape_control(self.source) if self.line is None else f"{escape_control(self.source)}:{self.line}"
+        )
+        parts = [where]
+        if self.path is not None:
+            parts.append(escape_control(self.path))
+        parts.append(escape_control(self.reason))
+        return ": ".join(parts)
+
+
+Row = FileSpec | Rejection

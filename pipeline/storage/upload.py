@@ -1,0 +1,220 @@
+"""The streaming PUT of one file to a presigned S3 URL.
+
+What S3 demands and local servers forgive (see README, "What the upload guarantees"):
+- an explicit Content-Length (a chunked PUT is refused by AWS);
+- exactly the signed headers from `upload.headers`, nothing aiohttp would add on its own
+  (no automatic Content-Type) and never the SLNG Authorization header;
+- a body read from byte 0 on every attempt (the file is reopened each call), in fixed-size
+  chunks, hashed while streaming, its MD5 compared with the ETag S3 returns;
+- MD5 off the event loop: hashlib releases the GIL, so hashing chunk N in a thread overlaps with
+  sending it and reading chunk N+1. A file that fits in one chunk is read and hashed in a single
+  thread hop and sent as one buffer (the common case for call recordings: cheapest per file).
+- a file that did not change while it was read (size and mtime before and after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiohttp
+import anyio
+from aiolimiter import AsyncLimiter
+
+from pipeline.api.client import connection_error
+from pipeline.api.models import DEFAULT_CONTENT_TYPE, UploadTarget
+from pipeline.errors import (
+    ErrorClass,
+    FileChangedError,
+    StalledUploadError,
+    TransferError,
+    UrlRefusedError,
+    classify_s3_status,
+    s3_says_expired,
+)
+from pipeline.flow.retry import parse_retry_after
+from pipeline.observe.redact import safe_url
+
+_S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
+_S3_MESSAGE = re.compile(rb"<Message>([^<]{1,300})</Message>")
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    chunk_size: int = 1024 * 1024
+    # No byte taken by the connection for this long, or (all bytes handed to the socket) no answer
+    # for this long: abort and retry from byte 0. Bytes sitting in socket buffers are not accepted
+    # bytes, so a small file that fits in them is still watched until S3 answers.
+    stall_timeout: float = 60.0
+    response_timeout: float = 120.0  # after the last byte, for S3's answer
+    bandwidth: AsyncLimiter | None = None  # pool-wide bytes/s cap, shared by every worker
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    md5: str
+    bytes_sent: int
+    seconds: float
+
+
+def upload_headers(target: UploadTarget, requested_content_type: str | None) -> dict[str, str]:
+    """The headers the URL was signed for, verbatim; older servers omit them: send the asked type."""
+    if target.headers is not None:
+        return dict(target.headers)
+    return {"Content-Type": requested_content_type or DEFAULT_CONTENT_TYPE}
+
+
+async def put_file(
+    session: aiohttp.ClientSession,
+    target: UploadTarget,
+    path: Path,
+    *,
+    expected_size: int,
+    expected_mtime_ns: int,
+    content_type: str | None,
+    options: UploadOptions,
+    progress: ProgressCallback | None = None,
+    url_deadline: float | None = None,
+) -> UploadResult:
+    """PUT the file at `path` to `target.url`. Raises TransferError or FileChangedError.
+
+    `url_deadline` (time.monotonic()) is when the URL stops being valid, as far as we know: a 403
+    after it is an expired URL whatever S3's message says.
+    """
+    _check_unchanged(path, expected_size, expected_mtime_ns)
+    digest = hashlib.md5(usedforsecurity=False)
+    sent = 0
+    started = time.monotonic()
+    # The stall watchdog: a cancel scope whose deadline every chunk taken pushes forward. No task
+    # group, so an error from the PUT comes out as itself (never wrapped in an exception group).
+    stall_scope = anyio.CancelScope(deadline=anyio.current_time() + options.stall_timeout)
+
+    def made_progress() -> None:
+        stall_scope.deadline = anyio.current_time() + options.stall_timeout
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        loop = asyncio.get_running_loop()
+        hashing: asyncio.Future[None] | None = None
+        async with aiofiles.open(path, "rb") as stream:
+            while sent < expected_size:
+                chunk = await stream.read(min(options.chunk_size, expected_size - sent))
+                if not chunk:
+                    raise FileChangedError(
+                        f"{path}: file shrank while uploading ({sent} of {expected_size} bytes)"
+                    )
+                if options.bandwidth is not None:
+                    stall_scope.deadline = math.inf  # waiting for our own --max-bandwidth is no stall
+                    await _take_bandwidth(options.bandwidth, len(chunk))
+                    made_progress()
+                if hashing is not None:
+                    await hashing  # chunks enter the digest in order
+                hashing = loop.run_in_executor(None, digest.update, chunk)
+                sent += len(chunk)
+                yield chunk
+                made_progress()  # the connection took the chunk (it asks for the next one)
+                if progress is not None:
+                    progress(len(chunk))
+        if hashing is not None:
+            await hashing
+
+    payload: bytes | AsyncIterator[bytes]
+    if expected_size <= options.chunk_size and options.bandwidth is None:
+        payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size)
+        sent = expected_size
+    else:
+        payload = body()
+
+    headers = upload_headers(target, content_type)
+    headers["Content-Length"] = str(expected_size)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=options.response_timeout)
+    status, raw, retry_after, etag = 0, b"", None, None
+    with stall_scope:
+        try:
+            async with session.put(
+                target.url,
+                data=payload,
+                headers=headers,
+                skip_auto_headers=("Content-Type",),
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                stall_scope.deadline = math.inf  # S3 answered: from here sock_read bounds the wait
+                status = response.status
+                raw = await response.content.read(64 * 1024)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                etag = response.headers.get("ETag")
+        except FileChangedError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise connection_error(f"upload to {safe_url(target.url)}", exc) from None
+    if stall_scope.cancelled_caught:
+        raise StalledUploadError(
+            f"upload stalled: no progress for {options.stall_timeout:g} s"
+            f" ({sent} of {expected_size} bytes handed to the connection, no answer from S3)"
+        )
+    if not 200 <= status < 300:
+        match = _S3_CODE.search(raw)
+        code = match.group(1).decode("ascii", "replace") if match else None
+        found = _S3_MESSAGE.search(raw)
+        message = found.group(1).decode("utf-8", "replace") if found else None
+        past_deadline = url_deadline is not None and time.monotonic() >= url_deadline
+        if status == 403:
+            expired = past_deadline or s3_says_expired(status, code, message)
+            raise UrlRefusedError(
+                f"upload refused by S3: HTTP 403 {code or ''}: {message or 'no message'}"
+                + (" (the URL expired)" if expired else ""),
+                expired=expired,
+            )
+        error_class = classify_s3_status(status, code, url_expired=past_deadline)
+        raise TransferError(
+            f"upload refused by S3: HTTP {status} {code or ''}".rstrip(),
+            error_class,
+            status=status,
+            retry_after=retry_after,
+        )
+    if sent != expected_size:  # S3 answered before taking the whole body: never call that a success
+        raise TransferError(f"upload incomplete: {sent} of {expected_size} bytes sent", ErrorClass.TRANSIENT)
+    md5 = digest.hexdigest()
+    returned = (etag or "").strip().strip('"').lower()
+    if returned and returned != md5:
+        raise TransferError(f"upload corrupted: S3 ETag {returned} != local MD5 {md5}", ErrorClass.TRANSIENT)
+    _check_unchanged(path, expected_size, expected_mtime_ns)
+    return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
+
+
+def _read_whole(path: Path, size: int) -> tuple[bytes, Any]:
+    """A small file in one go, with its MD5 (in a worker thread)."""
+    with open(path, "rb") as stream:
+        data = stream.read(size + 1)
+    if len(data) != size:
+        raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
+    return data, hashlib.md5(data, usedforsecurity=False)
+
+
+async def _take_bandwidth(limiter: AsyncLimiter, nbytes: int) -> None:
+    step = max(1, int(limiter.max_rate))
+    for offset in range(0, nbytes, step):
+        await limiter.acquire(min(step, nbytes - offset))
+
+
+def _check_unchanged(path: Path, size: int, mtime_ns: int) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FileChangedError(f"{path}: file disappeared before upload finished ({exc.strerror})") from None
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        raise FileChangedError(
+            f"{path}: file changed since it was listed (size {size} -> {st.st_size});"
+            " it will be picked up next run"
+        )
