@@ -28,7 +28,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILED = 1  # some files failed remotely (and possibly some rows were rejected)
-    USAGE = 2  # bad flags, bad configuration, or a whole manifest unusable
+    USAGE = 2  # the command line itself is wrong: unknown flag, bad flag value, missing argument
     REJECTED = 3  # some rows were rejected as bad input; everything else succeeded
     AUTH = 4  # the API refused the key
     LOCKED = 5  # another run holds the ledger's lock
@@ -49,7 +49,9 @@ class SlngBulkError(Exception):
 
 
 class ConfigError(SlngBulkError):
-    exit_code = ExitCode.USAGE
+    """Nothing can start: a missing key or source, a bad setting, an unusable ledger."""
+
+    exit_code = ExitCode.CONFIG
 
 
 class LockHeldError(SlngBulkError):

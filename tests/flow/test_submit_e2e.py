@@ -219,15 +219,15 @@ def test_cli_stdin_paths_and_exit_codes(sandbox_thread: Sandbox, tmp_path: Path)
 def test_cli_usage_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("path,colour\na.wav,red\n")
     result = run_cli("submit", str(tmp_path / "m.csv"), env={"SLNG_API_KEY": "k"}, cwd=tmp_path)
-    assert result.returncode == ExitCode.USAGE
+    assert result.returncode == ExitCode.CONFIG
     assert "colour" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("submit", str(tmp_path / "m.csv"), "--concurrency", "0", cwd=tmp_path)
-    assert result.returncode == ExitCode.USAGE and "concurrency" in result.stderr
+    assert result.returncode == ExitCode.CONFIG and "concurrency" in result.stderr
     result = run_cli("submit", str(tmp_path / "nothere.csv"), env={"SLNG_API_KEY": "k"}, cwd=tmp_path)
-    assert result.returncode == ExitCode.USAGE and "nothere.csv" in result.stderr
+    assert result.returncode == ExitCode.CONFIG and "nothere.csv" in result.stderr
     no_key = make_tree(tmp_path / "d", 1)[0].parent
     result = run_cli("submit", str(no_key), cwd=tmp_path)
-    assert result.returncode == ExitCode.USAGE and "SLNG_API_KEY" in result.stderr
+    assert result.returncode == ExitCode.CONFIG and "SLNG_API_KEY" in result.stderr
 
 
 def test_cli_wrong_key_is_an_auth_failure(sandbox_thread: Sandbox, tmp_path: Path) -> None:

@@ -388,7 +388,7 @@ def test_cli_refuses_plain_http_to_a_remote_api(tmp_path: Path) -> None:
         env={"SLNG_API_KEY": API_KEY},
         cwd=tmp_path,
     )
-    assert result.returncode == ExitCode.USAGE
+    assert result.returncode == ExitCode.CONFIG
     assert "API URL http://example.com is not https" in result.stderr
     assert "--allow-insecure-http" in result.stderr and "Traceback" not in result.stderr
 
