@@ -9,6 +9,7 @@ can read. Response models ignore unknown fields (the API may grow); request mode
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -56,6 +57,25 @@ class TranscriptionConfig(_Request):
     additional_vocab: list[VocabItem] | None = None
 
 
+class WireTranscriptionConfig(TranscriptionConfig):
+    """The transcription_config as sent: the named fields plus keys the models do not name.
+
+    The public schema leaves this object open, and the service grows options (language
+    identification, translation, summaries...) faster than this package: a user passes those
+    through `extra` and they are sent as given, never dropped or refused on the client's side.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def of(
+        cls, config: TranscriptionConfig, extra: Mapping[str, Any] | None = None
+    ) -> WireTranscriptionConfig:
+        if isinstance(config, cls) and not extra:
+            return config
+        return cls.model_validate({**(extra or {}), **config.model_dump(exclude_none=True)})
+
+
 class Tracking(_Request):
     title: str | None = None
     reference: str | None = None
@@ -79,9 +99,17 @@ class _JobRequest(_Request):
     """What every create-style request carries."""
 
     job_id: JobId | None = None
-    transcription_config: TranscriptionConfig
+    transcription_config: WireTranscriptionConfig
     tracking: Tracking | None = None
     output_config: OutputConfig | None = None
+
+    @field_validator("transcription_config", mode="before")
+    @classmethod
+    def _as_wire(cls, value: object) -> object:
+        """A strict TranscriptionConfig (what rows hold) is accepted as is, without extra keys."""
+        if isinstance(value, TranscriptionConfig):
+            return WireTranscriptionConfig.of(value)
+        return value
 
 
 class PresignRequest(_JobRequest):

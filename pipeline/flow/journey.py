@@ -209,7 +209,7 @@ class Pipeline:
             filename=spec.path.name,
             content_type=None,
             job_id=record.job_id,
-            transcription_config=spec.settings.transcription_config,
+            transcription_config=spec.settings.wire_transcription_config(),
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
@@ -320,7 +320,7 @@ class Pipeline:
             s3_key=record.s3_key,
             job_id=record.job_id,
             model_code=spec.settings.model_code,
-            transcription_config=spec.settings.transcription_config,
+            transcription_config=spec.settings.wire_transcription_config(),
             metadata=spec.settings.metadata,
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,

@@ -50,6 +50,7 @@ _CSV_SETTING_LOCS: Final[dict[str, tuple[str, ...]]] = {
     "tags": ("tracking", "tags"),
     "details": ("tracking", "details"),
     "metadata": ("metadata",),
+    "extra": ("extra",),
     "model_code": ("model_code",),
     "srt_max_line_length": ("output_config", "srt_overrides", "max_line_length"),
     "srt_max_lines": ("output_config", "srt_overrides", "max_lines"),
@@ -81,10 +82,10 @@ def _csv_value(column: str, cell: str) -> Any:
         if not isinstance(value, list):
             raise RowError("additional_vocab: expected a JSON array")
         return value
-    if column == "metadata":
+    if column in ("metadata", "extra"):
         value = loads_json(cell, column)
         if not isinstance(value, dict):
-            raise RowError("metadata: expected a JSON object")
+            raise RowError(f"{column}: expected a JSON object")
         return value
     if column == "tags":
         if cell.startswith("["):
@@ -182,7 +183,7 @@ class CsvStream:
 
 # Free-text columns where a quoted value may legitimately hold line breaks.
 _MULTILINE_COLUMNS: Final = frozenset(
-    {"title", "reference", "details", "metadata", "additional_vocab", "tags"}
+    {"title", "reference", "details", "metadata", "extra", "additional_vocab", "tags"}
 )
 
 

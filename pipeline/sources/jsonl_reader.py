@@ -23,7 +23,14 @@ from pipeline.sources.lines import Line, binary_lines
 from pipeline.sources.row_settings import RowError, SettingsCache, json_type, loc_name, validation_reason
 from pipeline.sources.rows import JobSettings, Row
 
-_SETTINGS_KEYS: Final = ("transcription_config", "tracking", "output_config", "metadata", "model_code")
+_SETTINGS_KEYS: Final = (
+    "transcription_config",
+    "tracking",
+    "output_config",
+    "metadata",
+    "model_code",
+    "extra",
+)
 JSONL_KEYS: Final = ("path", "job_id", *_SETTINGS_KEYS)
 _JSONL_KEY_SET: Final = frozenset(JSONL_KEYS)
 

@@ -22,6 +22,7 @@ from pipeline.api.models import (
     OutputConfig,
     Tracking,
     TranscriptionConfig,
+    WireTranscriptionConfig,
 )
 
 __all__ = ["FileSpec", "JobSettings", "Rejection", "Row", "escape_control"]
@@ -77,6 +78,16 @@ class JobSettings(BaseModel):
     output_config: OutputConfig | None = None
     model_code: str = DEFAULT_MODEL_CODE
     metadata: dict[str, Any] | None = None
+    # transcription_config keys the models do not name, sent as given (see WireTranscriptionConfig)
+    extra: dict[str, Any] | None = None
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_names_no_known_field(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        named = sorted(set(value or {}) & set(TranscriptionConfig.model_fields))
+        if named:
+            raise ValueError(f"{named[0]} is a named setting: give it as such, not in extra")
+        return value
 
     @field_validator("model_code")
     @classmethod
@@ -115,7 +126,7 @@ class JobSettings(BaseModel):
         """These (row) settings laid over run-wide defaults, field by field.
 
         A field left unset (None) keeps the default, so a row cannot clear a default; nested
-        objects merge per field, `metadata` merges shallowly, `model_code` wins only if set.
+        objects merge per field, `metadata` and `extra` merge shallowly, `model_code` wins only if set.
         """
         output_config = defaults.output_config
         if self.output_config is not None:
@@ -127,13 +138,21 @@ class JobSettings(BaseModel):
         metadata = defaults.metadata
         if self.metadata is not None:
             metadata = {**(defaults.metadata or {}), **self.metadata}
+        extra = defaults.extra
+        if self.extra is not None:
+            extra = {**(defaults.extra or {}), **self.extra}
         return JobSettings.model_construct(
             transcription_config=_merge(defaults.transcription_config, self.transcription_config),
             tracking=_merge(defaults.tracking, self.tracking),
             output_config=output_config,
             model_code=self.model_code if "model_code" in self.model_fields_set else defaults.model_code,
             metadata=metadata,
+            extra=extra,
         )
+
+    def wire_transcription_config(self) -> WireTranscriptionConfig:
+        """The transcription_config to send: the named fields with the `extra` keys beside them."""
+        return WireTranscriptionConfig.of(self.transcription_config, self.extra)
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,3 +240,29 @@ def test_cli_wrong_key_is_an_auth_failure(sandbox_thread: Sandbox, tmp_path: Pat
     assert "refused the key" in result.stderr and "sk-wrong-key-123" not in result.stderr
     presigns = sandbox_thread.stats().requests["presign"].total
     assert presigns <= 8, "workers must stop after the first 403 (only those already in flight may land)"
+
+
+async def test_extra_transcription_keys_pass_through_as_given(
+    sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Options the models do not name reach the service unchanged, from a CSV cell and a JSONL key."""
+    csv_file, jsonl_file, clash = make_tree(tmp_path / "audio", 3)
+    identify = {"language_identification": {"expected_languages": ["en", "fr"]}}
+    translate = {"translation_config": {"target_languages": ["de"]}, "summarization": True}
+    manifest = tmp_path / "m.csv"
+    cell = json.dumps(identify).replace('"', '""')
+    manifest.write_text(f'path,language,extra\n{csv_file},en,"{cell}"\n{clash},,"{{""language"": ""fr""}}"\n')
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text(json.dumps({"path": str(jsonl_file), "extra": translate}) + "\n")
+
+    stats = await run_submit(sandbox, [manifest, jsonl], tmp_path / "l.db")
+
+    assert (stats.created, stats.rejected) == (2, 1)
+    configs = [(job.job_config or {})["transcription_config"] for job in sandbox.jobs().jobs]
+    assert any(c.get("language_identification") == identify["language_identification"] for c in configs)
+    assert any(
+        c.get("translation_config") == {"target_languages": ["de"]} and c.get("summarization") is True
+        for c in configs
+    )
+    assert all(c["language"] for c in configs)  # the named fields are still there beside the extras
+    assert f"m.csv:3: {clash}: extra: language is a named setting" in caplog.text

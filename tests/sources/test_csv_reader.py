@@ -28,8 +28,8 @@ def test_csv_every_column(tmp_path: Path) -> None:
         tmp_path / "m.csv",
         f"\ufeff{header}\n"
         f"audio/a.wav,job1,fr,enhanced,speaker,medical,fr-FR,yes,{vocab},Title,ref-1,a; b ;,details,"
-        f'"{{""k"": 1}}",{DEFAULT_MODEL_CODE},42,2\n'
-        "audio/sub/b.MP3,,,,,,,,,,,,,,,,\n",
+        f'"{{""k"": 1}}","{{""summarization"": true}}",{DEFAULT_MODEL_CODE},42,2\n'
+        "audio/sub/b.MP3,,,,,,,,,,,,,,,,,\n",
     )
     check_sources([str(manifest)])
     first, second = rows(manifest)
@@ -54,6 +54,7 @@ def test_csv_every_column(tmp_path: Path) -> None:
         "output_config": {"srt_overrides": {"max_line_length": 42, "max_lines": 2}},
         "model_code": DEFAULT_MODEL_CODE,
         "metadata": {"k": 1},
+        "extra": {"summarization": True},
     }
     assert second.settings is DEFAULTS  # nothing overridden: the same object, no pydantic work
 
@@ -214,6 +215,8 @@ def test_csv_bad_operating_point(tmp_path: Path) -> None:
             "metadata: malformed JSON (Expecting property name enclosed in double quotes",
         ),
         ("metadata", "[1]", "metadata: expected a JSON object"),
+        ("extra", "[1]", "extra: expected a JSON object"),
+        ("extra", '"{""language"": ""fr""}"', "extra: language is a named setting"),
         ("metadata", '"{""x"": NaN}"', "metadata: malformed JSON (NaN is not valid JSON)"),
         ("additional_vocab", "[oops", "additional_vocab: malformed JSON (Expecting value at character 2)"),
         ("additional_vocab", '"{""content"": ""x""}"', "additional_vocab: expected a JSON array"),

@@ -37,6 +37,7 @@ def test_jsonl_every_key(tmp_path: Path) -> None:
         "output_config": {"srt_overrides": {"max_line_length": 30, "max_lines": 1}},
         "metadata": {"nested": {"ok": [1, 2]}},
         "model_code": DEFAULT_MODEL_CODE,
+        "extra": {"language_identification": {"expected_languages": ["de", "en"]}},
     }
     assert set(full) == set(JSONL_KEYS)
     text = (

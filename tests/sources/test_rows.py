@@ -71,9 +71,21 @@ def test_each_section_changes_the_hash() -> None:
             output_config=OutputConfig(srt_overrides=SrtOverrides(max_lines=2)),
         ),
         JobSettings(transcription_config=TranscriptionConfig(language="en"), metadata={"k": 1}),
+        JobSettings(transcription_config=TranscriptionConfig(language="en"), extra={"summarization": True}),
     ]
     hashes = {base.settings_hash(), *(v.settings_hash() for v in variants)}
-    assert len(hashes) == 4
+    assert len(hashes) == 5
+
+
+def test_extra_merges_over_defaults_and_is_sent_beside_the_named_fields() -> None:
+    defaults = JobSettings(transcription_config=TranscriptionConfig(language="en"), extra={"a": 1, "b": 2})
+    row = JobSettings(transcription_config=TranscriptionConfig(), extra={"b": 3, "c": {"d": [1]}})
+    merged = row.merged_over(defaults)
+    assert merged.extra == {"a": 1, "b": 3, "c": {"d": [1]}}
+    wire = merged.wire_transcription_config().model_dump(mode="json", exclude_none=True)
+    assert wire == {"language": "en", "a": 1, "b": 3, "c": {"d": [1]}}
+    with pytest.raises(ValueError, match="diarization is a named setting"):
+        JobSettings(transcription_config=TranscriptionConfig(), extra={"diarization": "speaker"})
 
 
 def test_metadata_key_order_irrelevant() -> None:
