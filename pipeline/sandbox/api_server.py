@@ -76,7 +76,7 @@ class ApiServer:
             if request.content_type == "application/json":
                 try:
                     request[JSON_BODY_KEY] = await request.json()
-                except (ValueError, web.HTTPException):
+                except (ValueError, LookupError, web.HTTPException):  # bad JSON, charset, size
                     request[JSON_BODY_KEY] = NotJson()
                 body = request[JSON_BODY_KEY]
                 if isinstance(body, dict) and "mode" in body:

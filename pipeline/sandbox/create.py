@@ -6,16 +6,14 @@ response still created a job and that a retried create was refused as a duplicat
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import aiofiles
 import anyio
 import anyio.to_thread
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from pipeline.api.models import (
     DEFAULT_CONTENT_TYPE,
@@ -34,6 +32,7 @@ from pipeline.sandbox.audio import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.fault_middleware import DECISION_KEY
 from pipeline.sandbox.injector import FaultInjector
+from pipeline.sandbox.multipart_form import TOO_LARGE, UploadForm, read_upload_form
 from pipeline.sandbox.objects import ObjectStore
 from pipeline.sandbox.state import CreateAttempt, JobRecord, PresignRecord, SandboxState
 from pipeline.sandbox.stats import StatsRecorder
@@ -51,17 +50,6 @@ from pipeline.sandbox.validation import (
 )
 
 JSON_BODY_KEY = web.RequestKey("sandbox_json_body", object)
-TOO_LARGE = "File too large. Maximum size is 1 GB."
-MULTIPART_FIELDS = {
-    "file",
-    "transcription_config",
-    "job_id",
-    "model_code",
-    "metadata",
-    "tracking",
-    "output_config",
-}
-FIELD_LIMIT = 1024 * 1024
 Source = Literal["upload", "url", "presign"]
 
 
@@ -255,51 +243,15 @@ class JobCreator:
     # --- multipart upload ----------------------------------------------------------------------
 
     async def _upload(self, request: web.Request, api_key_id: str) -> JobRecord:
-        fields: dict[str, str] = {}
-        upload: tuple[Path, str, str, int] | None = None
-        try:
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise ApiError(400, "Nested multipart bodies are not supported")
-                name = part.name or ""
-                if name not in MULTIPART_FIELDS:
-                    raise ApiError(400, f"Unknown field: {name}")
-                if name == "file":
-                    if upload is not None:
-                        raise ApiError(400, "Only one file may be uploaded")
-                    upload = await self._receive_file(part)
-                else:
-                    fields[name] = await _read_field(part, name)
-            return await self._create_from_parts(fields, upload, api_key_id)
-        except ApiError as exc:
-            exc.job_id = exc.job_id or fields.get("job_id")
-            raise
-        finally:
-            if upload is not None:
-                await anyio.Path(upload[0]).unlink(missing_ok=True)
+        async with read_upload_form(request, self.config.max_upload_bytes) as form:
+            try:
+                return await self._create_from_parts(form, api_key_id)
+            except ApiError as exc:
+                exc.job_id = exc.job_id or form.fields.get("job_id")
+                raise
 
-    async def _receive_file(self, part: BodyPartReader) -> tuple[Path, str, str, int]:
-        filename = safe_filename(part.filename or "")
-        content_type = part.headers.get("Content-Type", DEFAULT_CONTENT_TYPE)
-        fd, name = tempfile.mkstemp(prefix="slng-sandbox-upload-")
-        path = Path(name)
-        size = 0
-        try:
-            async with aiofiles.open(fd, "wb") as fh:
-                while chunk := await part.read_chunk(256 * 1024):
-                    size += len(chunk)
-                    if size > self.config.max_upload_bytes:
-                        raise ApiError(413, TOO_LARGE)
-                    await fh.write(chunk)
-        except BaseException:
-            await anyio.Path(path).unlink(missing_ok=True)
-            raise
-        return path, filename, content_type, size
-
-    async def _create_from_parts(
-        self, fields: dict[str, str], upload: tuple[Path, str, str, int] | None, api_key_id: str
-    ) -> JobRecord:
+    async def _create_from_parts(self, form: UploadForm, api_key_id: str) -> JobRecord:
+        fields, upload = form.fields, form.file
         if upload is None:
             raise ApiError(400, "file is required")
         if "transcription_config" not in fields:
@@ -310,7 +262,7 @@ class JobCreator:
         metadata = parse_json_part("metadata", fields.get("metadata"))
         model_code = check_model_code(fields.get("model_code"))
         job_id = check_job_id(fields.get("job_id"))
-        path, filename, content_type, size = upload
+        path, filename, content_type, size = upload.path, upload.filename, upload.content_type, upload.size
         if size == 0:
             raise ApiError(400, "Uploaded file is empty")
         if job_id in self.state.jobs:
@@ -385,15 +337,6 @@ class JobCreator:
 
 async def _fail(status: int, message: str) -> JobRecord:
     raise ApiError(status, message)
-
-
-async def _read_field(part: BodyPartReader, name: str) -> str:
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        data.extend(chunk)
-        if len(data) > FIELD_LIMIT:
-            raise ApiError(400, f"{name} is too large")
-    return data.decode(part.get_charset("utf-8"))
 
 
 def _analyse_file(path: Path) -> AudioInfo:
