@@ -169,8 +169,13 @@ async def job_pages(
     client: SlngClient, policy: RetryPolicy, **filters: str
 ) -> AsyncGenerator[list[BatchJob], None]:
     """The job list, page by page, oldest first: jobs submitted meanwhile land on later pages
-    instead of shifting earlier ones."""
+    instead of shifting earlier ones.
+
+    The pages end at `meta.pages`, or at the first empty page. A server that sends no `meta` and
+    answers every page with the same items (it ignores `page`) is stopped at the first repeat.
+    """
     page, pages = 1, 1
+    previous: set[str] = set()
     while page <= pages:
         listing = await retry_transient(
             policy,
@@ -178,10 +183,12 @@ async def job_pages(
                 client.list_jobs, page, LIST_PAGE_SIZE, sort_by="submitted_at", sort_order="asc", **filters
             ),
         )
-        if not listing.items:
+        ids = {job.job_id for job in listing.items}
+        if not ids or (listing.meta is None and ids == previous):
             return
         yield listing.items
-        pages = listing.meta.pages
+        pages = listing.meta.pages if listing.meta is not None else page + 1
+        previous = ids
         page += 1
 
 
