@@ -63,8 +63,11 @@ Operations for faults: ``presign``, ``create`` (any other POST), ``get``, ``list
 ``delete`` on the API; ``put`` and ``download`` (GET/HEAD) on S3. See ``faults.py``.
 """
 
+from pipeline.sandbox import extra  # first: a clear SandboxExtraMissing when botocore is absent
 from pipeline.sandbox.config import S3Credentials, SandboxConfig
 from pipeline.sandbox.faults import FaultPlan
 from pipeline.sandbox.service import Sandbox, serve
 
-__all__ = ["FaultPlan", "S3Credentials", "Sandbox", "SandboxConfig", "serve"]
+SandboxExtraMissing = extra.SandboxExtraMissing
+
+__all__ = ["FaultPlan", "S3Credentials", "Sandbox", "SandboxConfig", "SandboxExtraMissing", "serve"]
