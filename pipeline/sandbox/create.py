@@ -1,7 +1,8 @@
-"""`POST /v1/batch/jobs`: the four create shapes (upload, URL, presign step 1, presign step 3).
+"""`POST /v1/batch/jobs` that creates a job: multipart upload, input URL, presign step 3.
 
-Also keeps the create-attempt log behind `/__sandbox__/jobs`, which is how tests prove that a lost
-response still created a job and that a retried create was refused as a duplicate.
+(Presign step 1 is the same endpoint but creates nothing: `presign.py`.) Also keeps the
+create-attempt log behind `/__sandbox__/jobs`, which is how tests prove that a lost response still
+created a job and that a retried create was refused as a duplicate.
 """
 
 from __future__ import annotations
@@ -16,45 +17,35 @@ import anyio.to_thread
 from aiohttp import web
 
 from pipeline.api.models import (
-    DEFAULT_CONTENT_TYPE,
     CreateFromUploadRequest,
     CreateFromUrlRequest,
     JobAcknowledgement,
     OutputConfig,
-    PresignRequest,
-    PresignResponse,
     Tracking,
     TranscriptionConfig,
-    UploadTarget,
 )
 from pipeline.sandbox.api_errors import ApiError, error_response, model_response
-from pipeline.sandbox.audio import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
+from pipeline.sandbox.audio_sniff import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.fault_middleware import DECISION_KEY
 from pipeline.sandbox.injector import FaultInjector
+from pipeline.sandbox.json_body import JSON_BODY_KEY
 from pipeline.sandbox.multipart_form import TOO_LARGE, UploadForm, read_upload_form
 from pipeline.sandbox.objects import ObjectStore
-from pipeline.sandbox.state import CreateAttempt, JobRecord, PresignRecord, SandboxState
-from pipeline.sandbox.stats import StatsRecorder
+from pipeline.sandbox.request_stats import StatsRecorder
+from pipeline.sandbox.state import CreateAttempt, JobRecord, SandboxState
 from pipeline.sandbox.timeutil import iso_z, round_ms
 from pipeline.sandbox.validation import (
     check_input_url,
     check_job_id,
     check_model_code,
-    filled_config,
     input_key,
     job_config,
     parse_json_part,
     parse_model,
-    safe_filename,
 )
 
-JSON_BODY_KEY = web.RequestKey("sandbox_json_body", object)
 Source = Literal["upload", "url", "presign"]
-
-
-class NotJson:
-    """Marker stored instead of a body that did not parse as JSON."""
 
 
 class JobCreator:
@@ -82,13 +73,8 @@ class JobCreator:
         if request.content_type != "application/json":
             return error_response(400, "Content-Type must be application/json or multipart/form-data")
         body = request.get(JSON_BODY_KEY)
-        if isinstance(body, NotJson) or not isinstance(body, dict):
+        if not isinstance(body, dict):
             return error_response(400, "Request body must be a JSON object")
-        if "mode" in body:
-            try:
-                return await self._presign(body)
-            except ApiError as exc:
-                return error_response(exc.status, exc.message)
         job_id = body.get("job_id") if isinstance(body.get("job_id"), str) else None
         if "s3_key" in body:
             return await self._attempt(request, "presign", job_id, self._from_upload(body, api_key_id))
@@ -134,44 +120,6 @@ class JobCreator:
             )
         )
         self.state.save()
-
-    # --- presign step 1 ------------------------------------------------------------------------
-
-    async def _presign(self, body: dict[str, Any]) -> web.Response:
-        # Not in the step-1 schema; the guide says the service may ignore them, so do we.
-        cleaned = {k: v for k, v in body.items() if k not in ("model_code", "metadata")}
-        req = parse_model(PresignRequest, cleaned)
-        filename = safe_filename(req.filename)
-        job_id = check_job_id(req.job_id)
-        if job_id in self.state.jobs:
-            raise ApiError(409, "Job already exists")
-        key = input_key(job_id, filename)
-        content_type = req.content_type or DEFAULT_CONTENT_TYPE
-        expires, reported = self.injector.presign_expiry("presign", self.config.presign_expires_in)
-        if expires != self.config.presign_expires_in:
-            self.stats.injected("presign", "short_expiry")
-        url = self.store.presign_put(key, content_type, expires)
-        self.state.presigns[key] = PresignRecord(
-            job_id=job_id, s3_key=key, filename=filename, content_type=content_type, created_at=self.clock()
-        )
-        self.state.save()
-        bucket = self.store.bucket
-        response = PresignResponse(
-            job_id=job_id,
-            transcription_config=filled_config(req.transcription_config),
-            tracking=req.tracking.model_dump(exclude_none=True) if req.tracking else None,
-            output_config=req.output_config.model_dump(exclude_none=True) if req.output_config else None,
-            input_s3_uri=f"s3://{bucket}/{key}",
-            output_s3_prefix=f"s3://{bucket}/outputs/{job_id}/",
-            upload=UploadTarget(
-                url=url,
-                s3_key=key,
-                s3_uri=f"s3://{bucket}/{key}",
-                expires_in=reported,
-                headers={"Content-Type": content_type},
-            ),
-        )
-        return model_response(response, status=200, exclude_none=True)
 
     # --- presign step 3 ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 from pipeline.api.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.sandbox.readback import JobsReadback, ObjectsReadback
-from pipeline.sandbox.stats import SandboxStats
+from pipeline.sandbox.request_stats import SandboxStats
 from tests.sandbox.helpers import (
     CONFIG,
     JOBS,
