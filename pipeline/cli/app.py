@@ -137,7 +137,7 @@ def status(**flags: Any) -> None:
     """Refresh the server status of every submitted job that is not finished; print counts by status
     (stdout) and each FAILED job with the server's message (stderr). Exit 1 when some job FAILED."""
     from pipeline.flow.connect import connect
-    from pipeline.follow.jobs import refresh_statuses
+    from pipeline.follow.status import refresh_statuses
 
     async def run(settings: Settings) -> ExitCode:
         if not await anyio.Path(settings.ledger).exists():
@@ -172,7 +172,8 @@ def fetch(**flags: Any) -> None:
     Already downloaded outputs are skipped; a format the server did not produce is reported. Exit 1
     when some download failed."""
     from pipeline.flow.connect import connect
-    from pipeline.follow.jobs import check_formats, fetch_transcripts, refresh_statuses
+    from pipeline.follow.fetch import check_formats, fetch_transcripts
+    from pipeline.follow.status import refresh_statuses
 
     async def run(settings: Settings) -> ExitCode:
         if settings.out is None:
@@ -255,7 +256,7 @@ def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     Give the same settings as the original submit: they are part of each file's job_id."""
     from pipeline.flow.commands import admit_sources
     from pipeline.flow.connect import connect
-    from pipeline.follow.jobs import reconcile as run_reconcile
+    from pipeline.follow.reconcile import reconcile as run_reconcile
 
     async def run(settings: Settings) -> ExitCode:
         async with connect(settings) as conn:

@@ -13,7 +13,7 @@ import pytest
 from pipeline.api.client import ApiTimeouts, SlngClient
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy
-from pipeline.follow.jobs import job_pages
+from pipeline.follow.job_pages import job_pages
 from tests.support.hostile import HostileServer
 
 pytestmark = pytest.mark.anyio

@@ -19,16 +19,10 @@ from pipeline.api.models import JobFiles, JobOutputFile
 from pipeline.errors import ConfigError, ExitCode, TransferError
 from pipeline.flow.commands import admit_sources, resubmit_failed
 from pipeline.flow.connect import Connection, connect
-from pipeline.follow import jobs as follow
-from pipeline.follow.jobs import (
-    FetchReport,
-    StatusReport,
-    check_formats,
-    fetch_transcripts,
-    reconcile,
-    refresh_statuses,
-    transcript_path,
-)
+from pipeline.follow import fetch as follow
+from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts, transcript_path
+from pipeline.follow.reconcile import reconcile
+from pipeline.follow.status import StatusReport, refresh_statuses
 from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
 from pipeline.observe.stats import summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig

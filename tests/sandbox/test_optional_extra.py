@@ -46,7 +46,7 @@ def test_importing_the_package_cli_and_client_does_not_import_the_sandbox() -> N
     code = (
         "import sys, json\n"
         "import pipeline, pipeline.cli.app, pipeline.api.client, pipeline.flow.connect\n"
-        "import pipeline.flow.commands, pipeline.follow.jobs\n"
+        "import pipeline.flow.commands, pipeline.follow.fetch, pipeline.follow.reconcile\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'botocore'"
         " or m.startswith('pipeline.sandbox'))))\n"
     )
