@@ -3,12 +3,12 @@ job's status and message are read and compared."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 import anyio
 
-from pipeline.api.models import BatchJob
+from pipeline.api.models import TERMINAL_STATUSES, BatchJob
 from pipeline.errors import AuthenticationError
 from pipeline.ledger.sqlite import FileRecord
 
@@ -16,6 +16,7 @@ T = TypeVar("T")
 
 NOT_FOUND = "NOT_FOUND"  # ledger only: the server answered 404 for a job it once acknowledged
 RETRY_REASON = "job FAILED on the server"  # the history reason retry-failed records
+FINISHED = frozenset({*TERMINAL_STATUSES, NOT_FOUND})  # nothing more to wait for
 
 
 async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], concurrency: int) -> None:
@@ -47,3 +48,9 @@ def job_message(job: BatchJob) -> str | None:
 
 def status_changed(record: FileRecord, status: str, message: str | None) -> bool:
     return record.job_status != status or record.job_error != message
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """Counts by status as a person reads them: "IN_PROGRESS 3, QUEUED 2" (biggest first)."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{name} {count}" for name, count in ranked if count) or "none"

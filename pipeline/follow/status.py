@@ -17,7 +17,7 @@ from pipeline.api.client import SlngClient
 from pipeline.api.models import TERMINAL_STATUSES
 from pipeline.errors import AuthenticationError, TransferError
 from pipeline.flow.retry import RetryPolicy, retry_transient
-from pipeline.follow.common import NOT_FOUND, for_each, job_message, status_changed
+from pipeline.follow.common import FINISHED, NOT_FOUND, for_each, job_message, status_changed
 from pipeline.follow.job_pages import job_pages
 from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
 from pipeline.observe.logs import log
@@ -41,8 +41,7 @@ class StatusReport:
     @property
     def open_jobs(self) -> int:
         """Jobs still worth waiting for (unknown statuses count as open; a 404 does not)."""
-        done = (*TERMINAL_STATUSES, NOT_FOUND)
-        return sum(n for status, n in self.by_status.items() if status not in done)
+        return sum(n for status, n in self.by_status.items() if status not in FINISHED)
 
 
 def status_summary(ledger: Ledger) -> StatusReport:

@@ -9,6 +9,7 @@ import anyio
 from pipeline.api.client import SlngClient
 from pipeline.errors import TransferError
 from pipeline.flow.retry import RetryPolicy
+from pipeline.follow.common import FINISHED, counts_text
 from pipeline.follow.status import StatusReport, refresh_statuses, status_summary
 from pipeline.ledger.sqlite import Ledger
 from pipeline.observe.logs import log
@@ -42,6 +43,13 @@ async def wait_for_jobs(
         left = deadline - time.monotonic()
         if left <= 0:
             return report
-        log.info("waiting for %d open jobs (%s)", report.open_jobs, dict(report.by_status))
+        open_counts = {s: n for s, n in report.by_status.items() if s not in FINISHED}
+        finished = {s: n for s, n in report.by_status.items() if s in FINISHED}
+        log.info(
+            "waiting for %d open jobs (%s)%s",
+            report.open_jobs,
+            counts_text(open_counts),
+            f"; {sum(finished.values())} finished ({counts_text(finished)})" if finished else "",
+        )
         await anyio.sleep(min(interval, left))
         interval = min(interval * 1.5, max_interval)
