@@ -128,6 +128,7 @@ FOLLOW_SETTINGS = (
     "max_read_rps",
     "log_format",
     "log_level",
+    "sandbox",
 )
 
 
