@@ -36,9 +36,7 @@ The follow-up endpoints have modes of their own (a server that is odd, not broke
   asks for).
 - ``files``: ``ok`` (json, txt, srt), ``upper_formats`` (``JSON``, ``Txt``, ``SRT``), ``no_srt``,
   ``evil_formats`` (two outputs whose format and key try to climb out of the output folder, first).
-- ``download`` (GET of a transcript URL): ``ok`` (``transcript <key>``), ``expired_first`` (403
-  AccessDenied "Request has expired" to the first GET of each key), ``hang_nth`` (the
-  ``hang_download``-th GET never answers).
+- a GET of a transcript URL answers ``transcript <key>``.
 
 `put` answers with S3-ish XML errors; its ``ok`` checks Content-Length and returns the MD5 ETag.
 Every request is recorded in ``server.seen`` (method, path, query, headers). Use it with
@@ -90,14 +88,10 @@ class HostileServer:
     job_status: str = "QUEUED"
     listing: str = "ok"
     files: str = "ok"
-    download: str = "ok"
-    hang_download: int = 0
     api_key: str = "sk-hostile-test-key"
     seen: list[Seen] = field(default_factory=list)
     base_url: str = ""
     created: set[str] = field(default_factory=set)
-    downloads: int = 0
-    expired_keys: set[str] = field(default_factory=set)
     _stop: asyncio.Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -231,17 +225,6 @@ class HostileServer:
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info["tail"].partition("/")[2]
-        with self._lock:
-            self.downloads += 1
-            count = self.downloads
-            first_for_key = key not in self.expired_keys
-            self.expired_keys.add(key)
-        if self.download == "hang_nth" and count == self.hang_download:
-            return await self._hang()
-        if self.download == "expired_first" and first_for_key:
-            return _s3_error(403, "AccessDenied", "Request has expired")
-        if self.download not in ("ok", "expired_first", "hang_nth"):
-            raise AssertionError(f"unknown download mode {self.download!r}")
         return web.Response(text=f"transcript {key}\n", content_type="application/octet-stream")
 
     async def _put(self, request: web.Request) -> web.StreamResponse:
