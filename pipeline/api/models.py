@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 DEFAULT_MODEL_CODE: Final = "slng/speechmatics/batch:15.0.0"
 SUPPORTED_MODEL_CODES: Final = frozenset({DEFAULT_MODEL_CODE})
@@ -144,9 +144,18 @@ class ErrorBody(_Response):
     error: str
 
 
+def _canonical_status(value: Any) -> Any:
+    """Statuses as the spec spells them (`QUEUED`, `DONE`): a server that says "done" or "Done"
+    means the same thing, and every comparison in the client is against the spelled form."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+CanonicalStatus = Annotated[str, BeforeValidator(_canonical_status)]
+
+
 class JobAcknowledgement(_Response):
     job_id: str
-    status: str
+    status: CanonicalStatus
 
 
 class UploadTarget(_Response):
@@ -175,7 +184,7 @@ class JobError(_Response):
 
 class BatchJob(_Response):
     job_id: str
-    status: str  # kept open: an unknown status must be readable (and treated as non-terminal)
+    status: CanonicalStatus  # kept open: an unknown status must be readable (and treated as non-terminal)
     api_key_id: str | None = None
     organisation_id: str | None = None
     model_code: str | None = None
@@ -212,7 +221,7 @@ class PageMeta(_Response):
 
 class JobList(_Response):
     items: list[BatchJob]
-    meta: PageMeta
+    meta: PageMeta | None = None  # some servers leave it out: then the pages end at an empty one
 
 
 class JobFile(_Response):
@@ -221,8 +230,12 @@ class JobFile(_Response):
     download_url: str
 
 
+def _canonical_format(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 class JobOutputFile(_Response):
-    format: str
+    format: Annotated[str, BeforeValidator(_canonical_format)]  # "SRT" from a server is our "srt"
     key: str
     s3_uri: str | None = None
     download_url: str

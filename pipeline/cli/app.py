@@ -128,6 +128,7 @@ FOLLOW_SETTINGS = (
     "max_read_rps",
     "log_format",
     "log_level",
+    "sandbox",
 )
 
 
@@ -137,7 +138,7 @@ def status(**flags: Any) -> None:
     """Refresh the server status of every submitted job that is not finished; print counts by status
     (stdout) and each FAILED job with the server's message (stderr). Exit 1 when some job FAILED."""
     from pipeline.flow.connect import connect
-    from pipeline.follow.jobs import refresh_statuses
+    from pipeline.follow.status import refresh_statuses
 
     async def run(settings: Settings) -> ExitCode:
         if not await anyio.Path(settings.ledger).exists():
@@ -172,7 +173,8 @@ def fetch(**flags: Any) -> None:
     Already downloaded outputs are skipped; a format the server did not produce is reported. Exit 1
     when some download failed."""
     from pipeline.flow.connect import connect
-    from pipeline.follow.jobs import check_formats, fetch_transcripts, refresh_statuses
+    from pipeline.follow.fetch import check_formats, fetch_transcripts
+    from pipeline.follow.status import refresh_statuses
 
     async def run(settings: Settings) -> ExitCode:
         if settings.out is None:
@@ -255,7 +257,7 @@ def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     Give the same settings as the original submit: they are part of each file's job_id."""
     from pipeline.flow.commands import admit_sources
     from pipeline.flow.connect import connect
-    from pipeline.follow.jobs import reconcile as run_reconcile
+    from pipeline.follow.reconcile import reconcile as run_reconcile
 
     async def run(settings: Settings) -> ExitCode:
         async with connect(settings) as conn:
@@ -344,93 +346,19 @@ def report(
         _fail(exc)
 
 
-@main.command()
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    envvar=f"{ENV_PREFIX}SANDBOX_HOST",
-    help="Address to bind (keep it on loopback: the sandbox has no real security).",
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
 )
-@click.option(
-    "--api-port",
-    type=int,
-    default=8765,
-    show_default=True,
-    envvar=f"{ENV_PREFIX}SANDBOX_API_PORT",
-    help="API port (0 = any free port).",
-)
-@click.option(
-    "--s3-port",
-    type=int,
-    default=8766,
-    show_default=True,
-    envvar=f"{ENV_PREFIX}SANDBOX_S3_PORT",
-    help="S3 port (0 = any free port).",
-)
-@click.option(
-    "--faults",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar=f"{ENV_PREFIX}SANDBOX_FAULTS",
-    help="TOML or JSON fault plan.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=f"{ENV_PREFIX}SANDBOX_DATA_DIR",
-    help="Keep jobs and objects here across restarts (default: in memory).",
-)
-@click.option(
-    "--job-step-seconds",
-    type=float,
-    default=2.0,
-    show_default=True,
-    envvar=f"{ENV_PREFIX}SANDBOX_JOB_STEP_SECONDS",
-    help="Time between job status steps.",
-)
-@click.option(
-    "--s3-endpoint",
-    envvar=f"{ENV_PREFIX}SANDBOX_S3_ENDPOINT",
-    help="Presign for this external S3-compatible endpoint (LocalStack, a real bucket) instead.",
-)
-@click.option("--s3-access-key", envvar=f"{ENV_PREFIX}SANDBOX_S3_ACCESS_KEY", help="External S3 access key.")
-@click.option("--s3-secret-key", envvar=f"{ENV_PREFIX}SANDBOX_S3_SECRET_KEY", help="External S3 secret key.")
-@click.option("--s3-bucket", envvar=f"{ENV_PREFIX}SANDBOX_S3_BUCKET", help="Bucket (external mode).")
-@click.option("--s3-region", default="us-east-1", show_default=True, envvar=f"{ENV_PREFIX}SANDBOX_S3_REGION")
-def sandbox(
-    host: str,
-    api_port: int,
-    s3_port: int,
-    faults: Path | None,
-    data_dir: Path | None,
-    job_step_seconds: float,
-    s3_endpoint: str | None,
-    s3_access_key: str | None,
-    s3_secret_key: str | None,
-    s3_bucket: str | None,
-    s3_region: str,
-) -> None:
-    """Run the local SLNG Batch API emulator (API + strict S3) in the foreground."""
-    from pipeline.sandbox import FaultPlan, SandboxConfig, serve
-
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def sandbox(arguments: tuple[str, ...]) -> None:
+    """Run the local SLNG Batch API emulator (API + strict S3) in the foreground. Needs the optional
+    extra: pip install 'slng-bulk[sandbox]'. `slng-bulk sandbox --help` lists its options."""
     try:
-        plan = FaultPlan.from_file(faults) if faults else FaultPlan()
-        config = SandboxConfig(
-            host=host,
-            api_port=api_port,
-            s3_port=s3_port,
-            faults=plan,
-            data_dir=data_dir,
-            job_step_seconds=job_step_seconds,
-            s3_endpoint=s3_endpoint,
-            s3_access_key=s3_access_key,
-            s3_secret_key=s3_secret_key,
-            s3_bucket=s3_bucket,
-            s3_region=s3_region,
-        )
-    except (ValueError, OSError) as exc:
-        _fail(ConfigError(f"sandbox: {exc}".splitlines()[0]))
-    serve(config)
+        from pipeline.sandbox.command import sandbox_command
+    except SlngBulkError as exc:  # SandboxExtraMissing: botocore is not installed
+        _fail(exc)
+    sandbox_command.main(list(arguments), prog_name="slng-bulk sandbox")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,13 +17,11 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.connect import Connection, connect
 from pipeline.flow.journey import PRODUCER_BATCH, Pipeline
-from pipeline.follow.jobs import (
-    RETRY_REASON,
-    SourceAdmission,
-    fetch_transcripts,
-    refresh_statuses,
-    wait_for_jobs,
-)
+from pipeline.follow.common import RETRY_REASON
+from pipeline.follow.fetch import fetch_transcripts
+from pipeline.follow.reconcile import SourceAdmission
+from pipeline.follow.status import refresh_statuses
+from pipeline.follow.wait import wait_for_jobs
 from pipeline.ledger.sqlite import FileRecord, FileState
 from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json

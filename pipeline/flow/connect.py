@@ -29,13 +29,27 @@ class Connection:
     policy: RetryPolicy
 
 
+def sandbox_data_dir(ledger: Path) -> Path:
+    """Where `--sandbox` keeps its jobs and objects: beside the ledger (`demo.db.sandbox/`), so the
+    follow commands after a `submit --sandbox` see the same jobs, each ledger has its own sandbox
+    world, and the ledger's lock also guards it. Owner-only: it holds copies of the uploaded audio."""
+    path = ledger.with_name(ledger.name + ".sandbox")
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot use {path} for the sandbox's state: {exc.strerror or exc}") from None
+    return path
+
+
 @asynccontextmanager
 async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     """The API URL and key to use: the in-process sandbox with --sandbox, else the settings'."""
     if settings.sandbox:
         from pipeline.sandbox import Sandbox, SandboxConfig
 
-        async with Sandbox(SandboxConfig(job_step_seconds=0.5)).run() as sandbox:
+        config = SandboxConfig(job_step_seconds=0.5, data_dir=sandbox_data_dir(Path(settings.ledger)))
+        async with Sandbox(config).run() as sandbox:
             log.info("sandbox running: API %s, S3 %s", sandbox.api_url, sandbox.s3_url)
             yield sandbox.api_url, sandbox.api_key
         return

@@ -32,6 +32,8 @@ Choices where the SLNG docs are silent (conservative, documented here on purpose
 - Step 3 → 400 when ``s3_key`` was never presigned, its object is missing or empty, or ``job_id``
   differs from the one it was presigned for (omitted ``job_id`` = the presigned one). 413 above 1 GB.
 - Unknown body fields → 400 (the project's request models forbid them). Empty upload → 400.
+- A malformed multipart body (no or wrong boundary, cut off, a part without a name, a duplicated or
+  unknown field, an unknown charset or undecodable text) → 400 with the same ``{"error"}`` envelope.
 - Mode B (``input_url``, https only): the URL is recorded, never downloaded; the job behaves as a
   decodable 30 s recording; it has no ``inputs`` in ``/files``.
 - ``/files`` on a job that is not DONE (incl. FAILED, DELETED) → 400 ``{"error": "Job is not DONE"}``.
@@ -61,8 +63,11 @@ Operations for faults: ``presign``, ``create`` (any other POST), ``get``, ``list
 ``delete`` on the API; ``put`` and ``download`` (GET/HEAD) on S3. See ``faults.py``.
 """
 
+from pipeline.sandbox import extra  # first: a clear SandboxExtraMissing when botocore is absent
 from pipeline.sandbox.config import S3Credentials, SandboxConfig
 from pipeline.sandbox.faults import FaultPlan
 from pipeline.sandbox.service import Sandbox, serve
 
-__all__ = ["FaultPlan", "S3Credentials", "Sandbox", "SandboxConfig", "serve"]
+SandboxExtraMissing = extra.SandboxExtraMissing
+
+__all__ = ["FaultPlan", "S3Credentials", "Sandbox", "SandboxConfig", "SandboxExtraMissing", "serve"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.cli.app import sandbox
+from pipeline.sandbox.command import sandbox_command
 
 if __name__ == "__main__":
-    sandbox.main(prog_name="python -m pipeline.sandbox", default_map={"api_port": 0, "s3_port": 0})
+    sandbox_command.main(prog_name="python -m pipeline.sandbox", default_map={"api_port": 0, "s3_port": 0})

@@ -1,5 +1,6 @@
 """The SLNG Batch API emulation: routing, bearer auth, and the read endpoints (get, list, delete,
-files). Creating jobs lives in `create.py`; the read-back interface in `readback.py`.
+files). Presign step 1 lives in `presign.py`, creating jobs in `create.py`, the read-back interface
+in `readback.py`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from aiohttp.typedefs import Handler
 from pipeline.api.models import JobAcknowledgement, JobFile, JobFiles, JobOutputFile, is_valid_job_id
 from pipeline.sandbox.api_errors import ApiError, error_response, injected_api_error, model_response
 from pipeline.sandbox.config import DOWNLOAD_EXPIRES_IN, SandboxConfig
-from pipeline.sandbox.create import JSON_BODY_KEY, JobCreator, NotJson
+from pipeline.sandbox.create import JobCreator
 from pipeline.sandbox.fault_middleware import make_fault_middleware
 from pipeline.sandbox.injector import FaultInjector
+from pipeline.sandbox.json_body import JSON_BODY_KEY, is_presign, read_json_body
 from pipeline.sandbox.lifecycle import render, status_at
 from pipeline.sandbox.listing import parse_list_query, select
 from pipeline.sandbox.objects import ObjectStore
 from pipeline.sandbox.outputs import OutputWriter
+from pipeline.sandbox.presign import Presigner
+from pipeline.sandbox.request_stats import StatsRecorder
 from pipeline.sandbox.state import JobRecord, SandboxState
-from pipeline.sandbox.stats import StatsRecorder
 
 JOBS = "/v1/batch/jobs"
 
@@ -50,6 +53,7 @@ class ApiServer:
         self.stats = stats
         self.clock = clock
         self.creator = JobCreator(config, state, store, injector, stats, clock)
+        self.presigner = Presigner(config, state, store, injector, stats, clock)
         self.outputs = OutputWriter(store, state)
 
     def app(self, extra_routes: list[web.RouteDef]) -> web.Application:
@@ -73,14 +77,8 @@ class ApiServer:
             return None
         rest = path[len(JOBS) :]
         if request.method == "POST" and rest == "":
-            if request.content_type == "application/json":
-                try:
-                    request[JSON_BODY_KEY] = await request.json()
-                except (ValueError, web.HTTPException):
-                    request[JSON_BODY_KEY] = NotJson()
-                body = request[JSON_BODY_KEY]
-                if isinstance(body, dict) and "mode" in body:
-                    return "presign"
+            if request.content_type == "application/json" and is_presign(await read_json_body(request)):
+                return "presign"
             return "create"
         if request.method == "GET":
             if rest == "":
@@ -94,7 +92,7 @@ class ApiServer:
         if request.method != "POST" or isinstance(outcome, str):
             return
         body = request.get(JSON_BODY_KEY)
-        if isinstance(body, dict) and "mode" in body:
+        if is_presign(body):
             return  # a presign, not a create
         job_id = body.get("job_id") if isinstance(body, dict) else None
         self.creator.record_attempt(
@@ -126,6 +124,9 @@ class ApiServer:
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         key_id = self._authenticate(request)
+        body = request.get(JSON_BODY_KEY)  # set for JSON bodies only
+        if is_presign(body):
+            return await self.presigner.handle(body)
         return await self.creator.handle(request, key_id)
 
     async def _get(self, request: web.Request) -> web.StreamResponse:

@@ -1,72 +1,51 @@
-"""`POST /v1/batch/jobs`: the four create shapes (upload, URL, presign step 1, presign step 3).
+"""`POST /v1/batch/jobs` that creates a job: multipart upload, input URL, presign step 3.
 
-Also keeps the create-attempt log behind `/__sandbox__/jobs`, which is how tests prove that a lost
-response still created a job and that a retried create was refused as a duplicate.
+(Presign step 1 is the same endpoint but creates nothing: `presign.py`.) Also keeps the
+create-attempt log behind `/__sandbox__/jobs`, which is how tests prove that a lost response still
+created a job and that a retried create was refused as a duplicate.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import aiofiles
 import anyio
 import anyio.to_thread
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from pipeline.api.models import (
-    DEFAULT_CONTENT_TYPE,
     CreateFromUploadRequest,
     CreateFromUrlRequest,
     JobAcknowledgement,
     OutputConfig,
-    PresignRequest,
-    PresignResponse,
     Tracking,
     TranscriptionConfig,
-    UploadTarget,
 )
 from pipeline.sandbox.api_errors import ApiError, error_response, model_response
-from pipeline.sandbox.audio import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
+from pipeline.sandbox.audio_sniff import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.fault_middleware import DECISION_KEY
 from pipeline.sandbox.injector import FaultInjector
+from pipeline.sandbox.json_body import JSON_BODY_KEY
+from pipeline.sandbox.multipart_form import TOO_LARGE, UploadForm, read_upload_form
 from pipeline.sandbox.objects import ObjectStore
-from pipeline.sandbox.state import CreateAttempt, JobRecord, PresignRecord, SandboxState
-from pipeline.sandbox.stats import StatsRecorder
+from pipeline.sandbox.request_stats import StatsRecorder
+from pipeline.sandbox.state import CreateAttempt, JobRecord, SandboxState
 from pipeline.sandbox.timeutil import iso_z, round_ms
 from pipeline.sandbox.validation import (
     check_input_url,
     check_job_id,
     check_model_code,
-    filled_config,
     input_key,
     job_config,
     parse_json_part,
     parse_model,
-    safe_filename,
 )
 
-JSON_BODY_KEY = web.RequestKey("sandbox_json_body", object)
-TOO_LARGE = "File too large. Maximum size is 1 GB."
-MULTIPART_FIELDS = {
-    "file",
-    "transcription_config",
-    "job_id",
-    "model_code",
-    "metadata",
-    "tracking",
-    "output_config",
-}
-FIELD_LIMIT = 1024 * 1024
 Source = Literal["upload", "url", "presign"]
-
-
-class NotJson:
-    """Marker stored instead of a body that did not parse as JSON."""
 
 
 class JobCreator:
@@ -94,13 +73,8 @@ class JobCreator:
         if request.content_type != "application/json":
             return error_response(400, "Content-Type must be application/json or multipart/form-data")
         body = request.get(JSON_BODY_KEY)
-        if isinstance(body, NotJson) or not isinstance(body, dict):
+        if not isinstance(body, dict):
             return error_response(400, "Request body must be a JSON object")
-        if "mode" in body:
-            try:
-                return await self._presign(body)
-            except ApiError as exc:
-                return error_response(exc.status, exc.message)
         job_id = body.get("job_id") if isinstance(body.get("job_id"), str) else None
         if "s3_key" in body:
             return await self._attempt(request, "presign", job_id, self._from_upload(body, api_key_id))
@@ -146,44 +120,6 @@ class JobCreator:
             )
         )
         self.state.save()
-
-    # --- presign step 1 ------------------------------------------------------------------------
-
-    async def _presign(self, body: dict[str, Any]) -> web.Response:
-        # Not in the step-1 schema; the guide says the service may ignore them, so do we.
-        cleaned = {k: v for k, v in body.items() if k not in ("model_code", "metadata")}
-        req = parse_model(PresignRequest, cleaned)
-        filename = safe_filename(req.filename)
-        job_id = check_job_id(req.job_id)
-        if job_id in self.state.jobs:
-            raise ApiError(409, "Job already exists")
-        key = input_key(job_id, filename)
-        content_type = req.content_type or DEFAULT_CONTENT_TYPE
-        expires, reported = self.injector.presign_expiry("presign", self.config.presign_expires_in)
-        if expires != self.config.presign_expires_in:
-            self.stats.injected("presign", "short_expiry")
-        url = self.store.presign_put(key, content_type, expires)
-        self.state.presigns[key] = PresignRecord(
-            job_id=job_id, s3_key=key, filename=filename, content_type=content_type, created_at=self.clock()
-        )
-        self.state.save()
-        bucket = self.store.bucket
-        response = PresignResponse(
-            job_id=job_id,
-            transcription_config=filled_config(req.transcription_config),
-            tracking=req.tracking.model_dump(exclude_none=True) if req.tracking else None,
-            output_config=req.output_config.model_dump(exclude_none=True) if req.output_config else None,
-            input_s3_uri=f"s3://{bucket}/{key}",
-            output_s3_prefix=f"s3://{bucket}/outputs/{job_id}/",
-            upload=UploadTarget(
-                url=url,
-                s3_key=key,
-                s3_uri=f"s3://{bucket}/{key}",
-                expires_in=reported,
-                headers={"Content-Type": content_type},
-            ),
-        )
-        return model_response(response, status=200, exclude_none=True)
 
     # --- presign step 3 ------------------------------------------------------------------------
 
@@ -255,51 +191,15 @@ class JobCreator:
     # --- multipart upload ----------------------------------------------------------------------
 
     async def _upload(self, request: web.Request, api_key_id: str) -> JobRecord:
-        fields: dict[str, str] = {}
-        upload: tuple[Path, str, str, int] | None = None
-        try:
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise ApiError(400, "Nested multipart bodies are not supported")
-                name = part.name or ""
-                if name not in MULTIPART_FIELDS:
-                    raise ApiError(400, f"Unknown field: {name}")
-                if name == "file":
-                    if upload is not None:
-                        raise ApiError(400, "Only one file may be uploaded")
-                    upload = await self._receive_file(part)
-                else:
-                    fields[name] = await _read_field(part, name)
-            return await self._create_from_parts(fields, upload, api_key_id)
-        except ApiError as exc:
-            exc.job_id = exc.job_id or fields.get("job_id")
-            raise
-        finally:
-            if upload is not None:
-                await anyio.Path(upload[0]).unlink(missing_ok=True)
+        async with read_upload_form(request, self.config.max_upload_bytes) as form:
+            try:
+                return await self._create_from_parts(form, api_key_id)
+            except ApiError as exc:
+                exc.job_id = exc.job_id or form.fields.get("job_id")
+                raise
 
-    async def _receive_file(self, part: BodyPartReader) -> tuple[Path, str, str, int]:
-        filename = safe_filename(part.filename or "")
-        content_type = part.headers.get("Content-Type", DEFAULT_CONTENT_TYPE)
-        fd, name = tempfile.mkstemp(prefix="slng-sandbox-upload-")
-        path = Path(name)
-        size = 0
-        try:
-            async with aiofiles.open(fd, "wb") as fh:
-                while chunk := await part.read_chunk(256 * 1024):
-                    size += len(chunk)
-                    if size > self.config.max_upload_bytes:
-                        raise ApiError(413, TOO_LARGE)
-                    await fh.write(chunk)
-        except BaseException:
-            await anyio.Path(path).unlink(missing_ok=True)
-            raise
-        return path, filename, content_type, size
-
-    async def _create_from_parts(
-        self, fields: dict[str, str], upload: tuple[Path, str, str, int] | None, api_key_id: str
-    ) -> JobRecord:
+    async def _create_from_parts(self, form: UploadForm, api_key_id: str) -> JobRecord:
+        fields, upload = form.fields, form.file
         if upload is None:
             raise ApiError(400, "file is required")
         if "transcription_config" not in fields:
@@ -310,7 +210,7 @@ class JobCreator:
         metadata = parse_json_part("metadata", fields.get("metadata"))
         model_code = check_model_code(fields.get("model_code"))
         job_id = check_job_id(fields.get("job_id"))
-        path, filename, content_type, size = upload
+        path, filename, content_type, size = upload.path, upload.filename, upload.content_type, upload.size
         if size == 0:
             raise ApiError(400, "Uploaded file is empty")
         if job_id in self.state.jobs:
@@ -385,15 +285,6 @@ class JobCreator:
 
 async def _fail(status: int, message: str) -> JobRecord:
     raise ApiError(status, message)
-
-
-async def _read_field(part: BodyPartReader, name: str) -> str:
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        data.extend(chunk)
-        if len(data) > FIELD_LIMIT:
-            raise ApiError(400, f"{name} is too large")
-    return data.decode(part.get_charset("utf-8"))
 
 
 def _analyse_file(path: Path) -> AudioInfo:

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from pipeline.sandbox.injector import Decision, FaultInjector, retry_after_value
-from pipeline.sandbox.stats import StatsRecorder
+from pipeline.sandbox.request_stats import StatsRecorder
 
 Classifier = Callable[[web.Request], Awaitable[str | None]]
 ErrorRenderer = Callable[[web.Request, int, Mapping[str, str]], web.StreamResponse]

@@ -11,7 +11,7 @@ Example (TOML)::
     [operations.create]
     errors = [{status = 503, probability = 0.1}, {status = 429, nth = [2], retry_after = 1}]
     lost_response = {nth = [3]}
-    latency = {distribution = "uniform", low_ms = 5, high_ms = 40}
+    latency = {distribution = "uniform", low_ms = 5, high_ms = 40}   # or {fixed_ms = 3000, nth = [1]}
     rate_limit = {per_second = 10}
 
     [operations.put]
@@ -69,7 +69,9 @@ class ResetFault(Trigger):
 
 
 class LatencyFault(_Plan):
-    """Delay before the request is served; `probability` defaults to every request."""
+    """Delay before the request is served; `probability` defaults to every request. With `nth`,
+    only those 1-based occurrences of the operation are delayed (a late first download, a hung
+    fifth one) and `probability` is not consulted."""
 
     distribution: Literal["fixed", "uniform", "exponential"] = "fixed"
     fixed_ms: float = Field(default=0.0, ge=0)
@@ -77,6 +79,13 @@ class LatencyFault(_Plan):
     high_ms: float = Field(default=0.0, ge=0)
     mean_ms: float = Field(default=0.0, ge=0)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    nth: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _positive_nth(self) -> LatencyFault:
+        if any(n < 1 for n in self.nth):
+            raise ValueError("nth values are 1-based")
+        return self
 
 
 class RateLimit(_Plan):

@@ -96,9 +96,11 @@ class FaultInjector:
             return True
         return trigger.probability > 0 and self.rng.random() < trigger.probability
 
-    def _delay(self, faults: OperationFaults) -> float:
+    def _delay(self, faults: OperationFaults, nth: int) -> float:
         lat = faults.latency
-        if lat is None or (lat.probability < 1.0 and self.rng.random() >= lat.probability):
+        if lat is None or (lat.nth and nth not in lat.nth):
+            return 0.0
+        if not lat.nth and lat.probability < 1.0 and self.rng.random() >= lat.probability:
             return 0.0
         if lat.distribution == "uniform":
             ms = self.rng.uniform(lat.low_ms, max(lat.low_ms, lat.high_ms))
@@ -129,7 +131,7 @@ class FaultInjector:
         decision.rate_limited_retry_after = self._rate_limited(op, faults)
         if decision.rate_limited_retry_after is not None:
             return decision
-        decision.delay_seconds = self._delay(faults)
+        decision.delay_seconds = self._delay(faults, nth)
         decision.status = next((f for f in faults.errors if self._fires(f, nth)), None)
         if decision.status is None and faults.reset is not None and self._fires(faults.reset, nth):
             decision.reset_after = faults.reset.after_bytes

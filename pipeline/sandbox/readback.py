@@ -14,8 +14,8 @@ from pipeline.api.models import BatchJob
 from pipeline.sandbox.api_errors import error_response, model_response, validation_message
 from pipeline.sandbox.faults import FaultPlan
 from pipeline.sandbox.objects import ObjectInfo
+from pipeline.sandbox.request_stats import SandboxStats
 from pipeline.sandbox.state import CreateAttempt
-from pipeline.sandbox.stats import SandboxStats
 
 PREFIX = "/__sandbox__"
 

@@ -25,9 +25,9 @@ from pipeline.sandbox.config import S3Credentials
 from pipeline.sandbox.fault_middleware import DECISION_KEY, abort_connection, make_fault_middleware
 from pipeline.sandbox.injector import BandwidthLimiter, FaultInjector
 from pipeline.sandbox.local_store import LocalObjectStore
+from pipeline.sandbox.request_stats import StatsRecorder
 from pipeline.sandbox.s3_errors import injected_s3_error, s3_error
 from pipeline.sandbox.signing import verify_presigned
-from pipeline.sandbox.stats import StatsRecorder
 
 CHUNK = 64 * 1024
 _INCOMPLETE = "You did not provide the number of bytes specified by the Content-Length HTTP header"

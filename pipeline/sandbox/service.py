@@ -27,10 +27,10 @@ from pipeline.sandbox.lifecycle import render
 from pipeline.sandbox.local_store import LocalBucket, LocalObjectStore
 from pipeline.sandbox.objects import ObjectInfo, ObjectStore
 from pipeline.sandbox.readback import JobsReadback, ObjectsReadback, Readback
+from pipeline.sandbox.request_stats import SandboxStats, StatsRecorder
 from pipeline.sandbox.s3_server import S3Server
 from pipeline.sandbox.signing import Presigner
 from pipeline.sandbox.state import SandboxState
-from pipeline.sandbox.stats import SandboxStats, StatsRecorder
 
 T = TypeVar("T")
 SHUTDOWN_TIMEOUT = 2.0

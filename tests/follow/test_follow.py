@@ -15,24 +15,19 @@ from typing import Any
 import anyio
 import pytest
 
-from pipeline.api.models import JobFiles, JobOutputFile
+from pipeline import load_settings, submit
+from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ExitCode, TransferError
 from pipeline.flow.commands import admit_sources, resubmit_failed
 from pipeline.flow.connect import Connection, connect
-from pipeline.follow import jobs as follow
-from pipeline.follow.jobs import (
-    FetchReport,
-    StatusReport,
-    check_formats,
-    fetch_transcripts,
-    reconcile,
-    refresh_statuses,
-    transcript_path,
-)
+from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts, transcript_path
+from pipeline.follow.reconcile import reconcile
+from pipeline.follow.status import StatusReport, refresh_statuses
 from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
 from pipeline.observe.stats import summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from tests.support.audio import make_tree, write_wav
+from tests.support.hostile import HostileServer
 from tests.support.runs import run_cli, run_submit, settings_for, successful_creates
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +39,19 @@ UNDECODABLE = "The audio file could not be decoded."
 def _isolated_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def hostile_settings(server: HostileServer, ledger: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"api_url": server.base_url, "api_key": server.api_key, "ledger": ledger}
+    return load_settings(progress="none", **values, **overrides)
+
+
+async def fetch_with(settings: Settings, out: Path) -> FetchReport:
+    async with connect(settings) as conn:
+        await refresh_statuses(conn.ledger, conn.client, conn.policy)
+        return await fetch_transcripts(
+            conn.ledger, conn.client, conn.session, out, ["json", "txt", "srt"], conn.policy
+        )
 
 
 @asynccontextmanager
@@ -293,24 +301,20 @@ async def test_retry_failed_after_an_interrupted_renew_picks_the_file_up(
 # --- fetch: expired URLs, hostile names, missing formats, interruption, delete -------------------------
 
 
-async def test_expired_download_url_is_refreshed_from_files(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.slow
+async def test_expired_download_url_is_refreshed_from_files(sandbox: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 1)
     ledger = tmp_path / "l.db"
     await run_submit(sandbox, [tmp_path / "in"], ledger, wait=True)
-    sandbox.set_faults(FaultPlan.model_validate({"short_expiry": {"expires_in": 2, "applies_to": ["files"]}}))
-    real_download = follow.download
-    calls = 0
-
-    async def first_one_late(*args: Any) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await anyio.sleep(3.2)  # past the 2 s URL's expiry: S3 answers 403
-        return await real_download(*args)
-
-    monkeypatch.setattr(follow, "download", first_one_late)
+    # Download URLs live 2 s, and the first download is served 3.2 s late: past its URL's expiry.
+    sandbox.set_faults(
+        FaultPlan.model_validate(
+            {
+                "short_expiry": {"expires_in": 2, "applies_to": ["files"]},
+                "operations": {"download": {"latency": {"fixed_ms": 3200, "nth": [1]}}},
+            }
+        )
+    )
 
     report = await fetch(sandbox, ledger, tmp_path / "out")
 
@@ -322,35 +326,20 @@ async def test_expired_download_url_is_refreshed_from_files(
     assert len(files_under(tmp_path / "out")) == 3
 
 
-async def test_hostile_output_names_from_the_server_cannot_escape(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_hostile_output_names_from_the_server_cannot_escape(tmp_path: Path) -> None:
     (tmp_path / "work" / "m").mkdir(parents=True)
     audio = write_wav(tmp_path / "work" / "outside" / "a.wav")
     manifest = tmp_path / "work" / "m" / "m.csv"
     manifest.write_text("path\n../outside/a.wav\n")  # the manifest path climbs out of its folder
     ledger = tmp_path / "l.db"
     out = tmp_path / "work" / "m" / "out"
-    await run_submit(sandbox, [manifest], ledger, wait=True)
+    # /files lists two outputs whose format and key climb out of OUT, before the real ones.
+    with HostileServer(job_status="DONE", files="evil_formats").run_in_thread() as server:
+        await submit([str(manifest)], hostile_settings(server, ledger, wait=True))
+        work = tmp_path / "work"  # the ledger (and its WAL, which comes and goes) lives outside it
+        before = files_under(work)
 
-    from pipeline.api.client import SlngClient
-
-    real = SlngClient.job_files
-
-    async def hostile(self: SlngClient, job_id: str) -> JobFiles:
-        files = await real(self, job_id)
-        url = files.outputs[0].download_url
-        evil = [
-            JobOutputFile(format=fmt, key=key, download_url=url)
-            for fmt, key in (("../../evil", "../../../evil.json"), ("/tmp/evil", "/etc/evil"))
-        ]
-        return JobFiles(job_id=files.job_id, inputs=files.inputs, outputs=[*evil, *files.outputs])
-
-    monkeypatch.setattr(SlngClient, "job_files", hostile)
-    work = tmp_path / "work"  # the ledger (and its WAL, which comes and goes) lives outside it
-    before = files_under(work)
-
-    report = await fetch(sandbox, ledger, out)
+        report = await fetch_with(hostile_settings(server, ledger), out)
 
     assert report.errors == [] and report.written == 3
     written = files_under(out)
@@ -362,48 +351,27 @@ async def test_hostile_output_names_from_the_server_cannot_escape(
     assert not named_like(tmp_path, "*evil*")
 
 
-async def test_missing_format_is_reported_not_fatal(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_missing_format_is_reported_not_fatal(tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 2)
     ledger = tmp_path / "l.db"
-    await run_submit(sandbox, [tmp_path / "in"], ledger, wait=True)
-
-    from pipeline.api.client import SlngClient
-
-    real = SlngClient.job_files
-
-    async def without_srt(self: SlngClient, job_id: str) -> JobFiles:
-        files = await real(self, job_id)
-        return files.model_copy(update={"outputs": [o for o in files.outputs if o.format != "srt"]})
-
-    monkeypatch.setattr(SlngClient, "job_files", without_srt)
-    report = await fetch(sandbox, ledger, tmp_path / "out")
+    with HostileServer(job_status="DONE", files="no_srt").run_in_thread() as server:  # no srt output
+        await submit([str(tmp_path / "in")], hostile_settings(server, ledger, wait=True))
+        report = await fetch_with(hostile_settings(server, ledger), tmp_path / "out")
 
     assert report.errors == [] and report.written == 4
     assert sorted(fmt for _path, fmt in report.missing) == ["srt", "srt"]
     assert {r.fetched_formats for r in records(ledger)} == {"json,txt"}
 
 
-async def test_interrupted_fetch_rerun_fetches_only_what_is_missing(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.slow
+async def test_interrupted_fetch_rerun_fetches_only_what_is_missing(sandbox: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 3)
     ledger = tmp_path / "l.db"
     out = tmp_path / "out"
     await run_submit(sandbox, [tmp_path / "in"], ledger, wait=True)
     # The 5th download (the second job's txt) hangs; the fetch is stopped while it does.
-    real_download = follow.download
-    calls = 0
-
-    async def fifth_hangs(*args: Any) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 5:
-            await anyio.sleep_forever()
-        return await real_download(*args)
-
-    monkeypatch.setattr(follow, "download", fifth_hangs)
+    hang = {"latency": {"fixed_ms": 30_000, "nth": [5]}}
+    sandbox.set_faults(FaultPlan.model_validate({"operations": {"download": hang}}))
     async with opened(sandbox, ledger) as conn:
         with anyio.move_on_after(3) as scope:
             await fetch_transcripts(
@@ -416,7 +384,6 @@ async def test_interrupted_fetch_rerun_fetches_only_what_is_missing(
                 concurrency=1,
             )
     assert scope.cancelled_caught
-    monkeypatch.setattr(follow, "download", real_download)
 
     fetched = [r.fetched_formats for r in records(ledger)]
     assert fetched == ["json,srt,txt", "json", None]  # recorded output by output
@@ -499,9 +466,7 @@ async def test_status_with_many_open_jobs_pages_the_list(sandbox: Sandbox, tmp_p
     assert again.refreshed == 0 and requests(sandbox, "list") == lists
 
 
-async def test_status_honours_the_read_rate_limit(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_status_honours_the_read_rate_limit(sandbox: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 12)
     ledger = tmp_path / "l.db"
     await run_submit(sandbox, [tmp_path / "in"], ledger)

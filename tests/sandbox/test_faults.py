@@ -13,7 +13,7 @@ import pytest
 from pipeline.api.models import BatchJob, ErrorBody, JobAcknowledgement, PresignResponse
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.sandbox.readback import JobsReadback, ObjectsReadback
-from pipeline.sandbox.stats import SandboxStats
+from pipeline.sandbox.request_stats import SandboxStats
 from tests.sandbox.helpers import (
     CONFIG,
     JOBS,
@@ -217,6 +217,20 @@ async def test_fixed_latency(sandbox: Sandbox) -> None:
         fast = time.monotonic() - start
     assert slow >= 0.25 and fast < 0.2
     assert sandbox.stats().injected_by_operation == {"get": {"latency": 1}}
+
+
+async def test_latency_on_chosen_occurrences_only(sandbox: Sandbox) -> None:
+    """`nth` delays exactly those requests of the operation (e.g. "the first download is late")."""
+    sandbox.set_faults(plan(list={"latency": {"fixed_ms": 300, "nth": [2]}}))
+    elapsed = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            start = time.monotonic()
+            async with http.get(sandbox.api_url + JOBS, headers=auth(sandbox)) as resp:
+                assert resp.status == 200
+            elapsed.append(time.monotonic() - start)
+    assert elapsed[1] >= 0.3 and elapsed[0] < 0.2 and elapsed[2] < 0.2
+    assert sandbox.stats().injected_by_operation == {"list": {"latency": 1}}
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pipeline.sandbox import FaultPlan
-from pipeline.sandbox.audio import analyse, sniff_format
+from pipeline.sandbox.audio_sniff import analyse, sniff_format
 from pipeline.sandbox.timeutil import iso_z, parse_iso
 from pipeline.sandbox.transcripts import make_words, to_srt, to_txt
 from tests.sandbox.helpers import wav_bytes

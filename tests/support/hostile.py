@@ -27,6 +27,17 @@ behaviour           what the server does
 ``ftp_upload``      (presign only) an upload URL ``ftp://127.0.0.1/...``
 ==================  ============================================================================
 
+The follow-up endpoints have modes of their own (a server that is odd, not broken):
+
+- ``job_status``: the status the honest ``get`` and ``listing`` report (default ``QUEUED``;
+  ``"done"`` or ``"Done"`` for a server that does not shout).
+- ``listing`` (the job list): ``ok`` (items and ``meta``), ``no_meta`` (items only, paged, an
+  empty page past the end), ``no_meta_same_page`` (items only, the first page whatever ``page``
+  asks for).
+- ``files``: ``ok`` (json, txt, srt), ``upper_formats`` (``JSON``, ``Txt``, ``SRT``), ``no_srt``,
+  ``evil_formats`` (two outputs whose format and key try to climb out of the output folder, first).
+- a GET of a transcript URL answers ``transcript <key>``.
+
 `put` answers with S3-ish XML errors; its ``ok`` checks Content-Length and returns the MD5 ETag.
 Every request is recorded in ``server.seen`` (method, path, query, headers). Use it with
 ``with HostileServer(presign="not_json").run_in_thread() as server:`` (own thread and loop: fine
@@ -51,6 +62,12 @@ CREDENTIAL: Final = "AKIAHOSTILE0000000000%2F20260101%2Fus-east-1%2Fs3%2Faws4_re
 HUGE_BYTES: Final = 5 * 1024 * 1024
 
 API_OPERATIONS: Final = ("presign", "create", "get")
+FILES_FORMATS: Final = {
+    "ok": ("json", "txt", "srt"),
+    "upper_formats": ("JSON", "Txt", "SRT"),
+    "no_srt": ("json", "txt"),
+    "evil_formats": ("json", "txt", "srt"),
+}
 REDIRECTS: Final = {"redirect301": 301, "redirect302": 302, "redirect307": 307, "redirect308": 308}
 
 
@@ -68,6 +85,9 @@ class HostileServer:
     create: str = "ok"
     get: str = "ok"
     put: str = "ok"
+    job_status: str = "QUEUED"
+    listing: str = "ok"
+    files: str = "ok"
     api_key: str = "sk-hostile-test-key"
     seen: list[Seen] = field(default_factory=list)
     base_url: str = ""
@@ -93,13 +113,23 @@ class HostileServer:
             f"&X-Amz-SignedHeaders=content-type%3Bhost&X-Amz-Signature={SIGNATURE}"
         )
 
+    def download_url(self, key: str) -> str:
+        return (
+            f"{self.base_url}/s3/bucket/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            f"&X-Amz-Credential={CREDENTIAL}&X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600"
+            f"&X-Amz-SignedHeaders=host&X-Amz-Signature={SIGNATURE}"
+        )
+
     # --- the app --------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record], client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/batch/jobs", self._jobs_post)
+        app.router.add_get("/v1/batch/jobs", self._list)
         app.router.add_get("/v1/batch/jobs/{job_id}", self._job_get)
+        app.router.add_get("/v1/batch/jobs/{job_id}/files", self._files)
         app.router.add_put("/s3/{tail:.*}", self._put)
+        app.router.add_get("/s3/{tail:.*}", self._download)
         app.router.add_route("*", "/catch/{tail:.*}", self._catch)
         return app
 
@@ -159,8 +189,43 @@ class HostileServer:
         if self.get == "ok":
             if job_id not in self.created:
                 return web.json_response({"error": "Job not found"}, status=404)
-            return web.json_response({"job_id": job_id, "status": "QUEUED"})
+            return web.json_response({"job_id": job_id, "status": self.job_status})
         return await self._behave(request, self.get, {"job_id": job_id, "status": "QUEUED"})
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return web.json_response({"error": "API key id not found"}, status=403)
+        page = 1 if self.listing == "no_meta_same_page" else int(request.query.get("page", "1"))
+        size = int(request.query.get("page_size", "100"))
+        jobs = sorted(self.created)
+        items = [{"job_id": j, "status": self.job_status} for j in jobs[(page - 1) * size : page * size]]
+        if self.listing == "ok":
+            meta = {"page": page, "page_size": size, "total": len(jobs), "pages": -(-len(jobs) // size)}
+            return web.json_response({"items": items, "meta": meta})
+        if self.listing in ("no_meta", "no_meta_same_page"):
+            return web.json_response({"items": items})
+        raise AssertionError(f"unknown list mode {self.listing!r}")
+
+    async def _files(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return web.json_response({"error": "API key id not found"}, status=403)
+        job_id = request.match_info["job_id"]
+        if job_id not in self.created:
+            return web.json_response({"error": "Job not found"}, status=404)
+        formats = FILES_FORMATS[self.files]
+        outputs = []
+        if self.files == "evil_formats":  # names that climb out; their URLs serve a real transcript
+            url = self.download_url(f"outputs/{job_id}/transcript.json")
+            for fmt, key in (("../../evil", "../../../evil.json"), ("/tmp/evil", "/etc/evil")):
+                outputs.append({"format": fmt, "key": key, "download_url": url})
+        for fmt in formats:
+            key = f"outputs/{job_id}/transcript.{fmt.lower()}"
+            outputs.append({"format": fmt, "key": key, "download_url": self.download_url(key)})
+        return web.json_response({"job_id": job_id, "inputs": [], "outputs": outputs})
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["tail"].partition("/")[2]
+        return web.Response(text=f"transcript {key}\n", content_type="application/octet-stream")
 
     async def _put(self, request: web.Request) -> web.StreamResponse:
         if self.put == "hang":
