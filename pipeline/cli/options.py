@@ -12,12 +12,13 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
+from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from pipeline.config.settings import ENV_PREFIX, Settings
+from pipeline.config.settings import ENV_PREFIX, Settings, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,33 +59,60 @@ RECONCILE_SETTINGS = (
 )
 
 
-def _click_type(annotation: Any) -> tuple[Any, bool]:
-    """(click type, is_flag) for a settings field annotation."""
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any]
+else:  # click releases before ParamType became generic cannot be subscripted at run time
+    _ParamType = click.ParamType
+
+
+class SettingType(_ParamType):
+    """A flag value parsed by the settings model's own validator for that field.
+
+    So a flag accepts exactly what the environment variable and the config key accept (`--chunk-size
+    1M` like `SLNG_BULK_CHUNK_SIZE=1M`), and a bad value is still a usage error of that flag.
+    """
+
+    def __init__(self, name: str, field: FieldInfo) -> None:
+        self.name = _metavar(field)
+        self._adapter: TypeAdapter[Any] = TypeAdapter(field.rebuild_annotation())
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self._adapter.validate_python(value)
+        except ValidationError as exc:
+            messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors(include_url=False)]
+            self.fail("; ".join(messages), param, ctx)
+
+
+def _metavar(field: FieldInfo) -> str:
+    if any(getattr(m, "func", None) is parse_size for m in field.metadata):
+        return "size"
+    base = _strip_optional(field.annotation)
+    if typing.get_origin(base) is list:
+        return "list"
+    return {int: "integer", float: "number"}.get(base, "text")
+
+
+def _strip_optional(annotation: Any) -> Any:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _click_type(args[0])
-    if origin is typing.Annotated:
-        return _click_type(args[0])
-    if origin is Literal:
-        return click.Choice([str(a) for a in typing.get_args(annotation)]), False
-    if annotation is bool:
-        return None, True
-    if annotation is int:
-        return click.INT, False
-    if annotation is float:
-        return click.FLOAT, False
-    if annotation is Path:
-        return click.Path(path_type=Path), False
-    return click.STRING, False  # strings, sizes ("50M"), secrets, comma lists
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
 
 
 def _option(name: str, field: FieldInfo) -> Callable[[F], F]:
     flag = name.replace("_", "-")
-    click_type, is_flag = _click_type(field.annotation)
+    base = _strip_optional(field.annotation)
     help_text = f"{field.description or ''} [env: {ENV_PREFIX}{name.upper()}]"
-    if is_flag:
+    if base is bool:
         return click.option(f"--{flag}/--no-{flag}", name, default=None, help=help_text)
+    click_type: click.ParamType[Any]
+    if typing.get_origin(base) is Literal:
+        click_type = click.Choice([str(a) for a in typing.get_args(base)])
+    elif base is Path:
+        click_type = click.Path(path_type=Path)  # completes file names in the shell
+    else:
+        click_type = SettingType(name, field)
     return click.option(f"--{flag}", name, type=click_type, default=None, help=help_text)
 
 
