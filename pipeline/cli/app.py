@@ -13,12 +13,24 @@ import click
 from pipeline import __version__
 from pipeline.cli.follow import fetch, reconcile, status
 from pipeline.cli.report import report
+from pipeline.cli.running import SlngBulkGroup
 from pipeline.cli.sandbox import sandbox
 from pipeline.cli.submit import retry_failed, submit
 from pipeline.errors import ExitCode
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _exit_code_epilog() -> str:
+    """The exit-code table, from `ExitCode` itself (the README carries the same table; a test
+    compares the three). `\b` keeps click from re-wrapping it."""
+    rows = [f"  {int(code):>2}  {code.meaning}" for code in ExitCode]
+    return "\b\nExit codes:\n" + "\n".join(rows)
+
+
+@click.group(
+    cls=SlngBulkGroup,
+    epilog=_exit_code_epilog(),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(__version__, prog_name="slng-bulk")
 def main() -> None:
     """Push large batches of audio into the SLNG Batch transcription API."""

@@ -58,7 +58,8 @@ def fetch(**flags: Any) -> None:
 
     async def run(settings: Settings) -> ExitCode:
         if settings.out is None:
-            raise ConfigError("fetch needs --out DIR")
+            # A missing argument of this command line: a usage error, unlike a bad value from a file.
+            raise click.UsageError("fetch needs --out DIR (or SLNG_BULK_OUT, or out in the config file)")
         check_formats(settings.formats)
         if not await anyio.Path(settings.ledger).exists():
             raise ConfigError(f"no ledger at {settings.ledger}")

@@ -9,7 +9,7 @@ import click
 
 from pipeline.cli.options import LEDGER_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings
-from pipeline.errors import SlngBulkError
+from pipeline.errors import ConfigError, SlngBulkError
 from pipeline.observe.logs import log
 
 
@@ -43,7 +43,7 @@ def report(
     try:
         settings = load_command_settings(flags)
         if not settings.ledger.exists():
-            raise SlngBulkError(f"no ledger at {settings.ledger}")
+            raise ConfigError(f"no ledger at {settings.ledger}")
         ledger = Ledger.open(settings.ledger)
         rows = export_rows(ledger, states)
         if output is None:

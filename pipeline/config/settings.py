@@ -12,10 +12,11 @@ import os
 import re
 import stat
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,7 +26,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from pipeline.api.models import DEFAULT_MODEL_CODE, OutputConfig, SrtOverrides, Tracking, TranscriptionConfig
+from pipeline.api.models import (
+    DEFAULT_MODEL_CODE,
+    OutputConfig,
+    OutputFormat,
+    SrtOverrides,
+    Tracking,
+    TranscriptionConfig,
+)
 from pipeline.errors import ConfigError
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings
@@ -60,6 +68,39 @@ def _split_list(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
+def _check_formats(values: list[str]) -> list[str]:
+    """Known transcript formats, case-insensitive and deduplicated, at least one."""
+    known = typing.get_args(OutputFormat)
+    wanted: list[str] = []
+    for value in (v.strip().lower() for v in values):
+        if value not in known:
+            raise ValueError(f"unknown transcript format {value}: choose from {', '.join(known)}")
+        if value not in wanted:
+            wanted.append(value)
+    if not wanted:
+        raise ValueError(f"no transcript format given: choose from {', '.join(known)}")
+    return wanted
+
+
+FormatList = Annotated[CommaList, AfterValidator(_check_formats)]
+
+
+def check_api_key(key: SecretStr) -> SecretStr:
+    """A key as pasted: stripped; empty or with spaces, control or non-ASCII characters refused.
+    The message never quotes the key: it is the secret."""
+    text = key.get_secret_value().strip()
+    if not text:
+        raise ValueError("the API key is empty")
+    if any(not ch.isprintable() or ch.isspace() or not ch.isascii() for ch in text):
+        raise ValueError(
+            "the API key contains spaces, control or non-ASCII characters (a copy-paste accident?)"
+        )
+    return SecretStr(text)
+
+
+ApiKey = Annotated[SecretStr, AfterValidator(check_api_key)]
+
+
 class Settings(BaseSettings):
     """Every setting of every command. Descriptions double as `--help` text."""
 
@@ -71,7 +112,7 @@ class Settings(BaseSettings):
     )
     # --- connection ---
     api_url: str = Field(default="https://api.batch.slng.ai", description="Base URL of the SLNG Batch API.")
-    api_key: SecretStr | None = Field(
+    api_key: ApiKey | None = Field(
         default=None, description="API key. Prefer SLNG_API_KEY or --api-key-file: a flag shows in `ps`."
     )
     api_key_file: Path | None = Field(default=None, description="File holding the API key (first line).")
@@ -134,7 +175,7 @@ class Settings(BaseSettings):
     out: Path | None = Field(
         default=None, description="Download transcripts into this folder (with --wait, or fetch)."
     )
-    formats: CommaList = Field(
+    formats: FormatList = Field(
         default_factory=lambda: ["json", "txt", "srt"], description="Transcript formats to download."
     )
     delete_after_fetch: bool = Field(
@@ -198,16 +239,10 @@ class Settings(BaseSettings):
         if self.api_key is None and os.environ.get("SLNG_API_KEY"):
             self.api_key = SecretStr(os.environ["SLNG_API_KEY"].strip())
         if self.api_key is not None:
-            key = self.api_key.get_secret_value().strip()
-            # Never quote the key in the message: it is the secret.
-            if not key:
-                raise ValueError("api_key: the API key is empty")
-            if any(not ch.isprintable() or ch.isspace() or not ch.isascii() for ch in key):
-                raise ValueError(
-                    "api_key: the API key contains spaces, control or non-ASCII characters"
-                    " (a copy-paste accident?)"
-                )
-            self.api_key = SecretStr(key)
+            try:
+                self.api_key = check_api_key(self.api_key)  # again: it may come from the file or SLNG_API_KEY
+            except ValueError as exc:
+                raise ValueError(f"api_key: {exc}") from None
         return self
 
     def source_options(self) -> SourceOptions:

@@ -40,6 +40,8 @@ def _is_size(field: FieldInfo) -> bool:
 
 
 def _base_type(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _base_type(typing.get_args(annotation)[0])
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return _base_type(args[0])
@@ -66,7 +68,7 @@ def samples(name: str, field: FieldInfo, tmp_path: Path) -> list[str]:
         target.write_text("sk-from-a-file\n" if name == "api_key_file" else "")
         return [str(target)]
     if typing.get_origin(base) is list:
-        return ["alpha,beta", "gamma"]
+        return ["json,TXT", "srt"] if name == "formats" else ["alpha,beta", "gamma"]
     if base is str:
         return ["https://api.example.test" if name == "api_url" else "xyz"]
     raise AssertionError(f"no sample value for setting {name} ({field.annotation}): add one here")
