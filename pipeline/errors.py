@@ -55,7 +55,7 @@ _EXIT_CODE_MEANINGS: Final = {
     ExitCode.NOTHING_TO_DO: "nothing to do (only with --error-on-nothing)",
     ExitCode.CONFIG: "configuration: missing key or source, bad setting or config file, unusable ledger",
     ExitCode.LEDGER: "the ledger could not be written during the run (disk full, I/O error)",
-    ExitCode.INTERNAL: "internal error (a bug): one redacted line; the traceback at --log-level debug",
+    ExitCode.INTERNAL: "internal error (a bug): one redacted line; the traceback too at debug level (-vv)",
 }
 
 

@@ -36,6 +36,7 @@ def report(
 ) -> None:
     """Export per-file results from the ledger."""
     import io
+    import sqlite3
 
     from pipeline.ledger.sqlite import Ledger
     from pipeline.observe.stats import export_rows, write_export, write_private
@@ -45,13 +46,17 @@ def report(
         if not settings.ledger.exists():
             raise ConfigError(f"no ledger at {settings.ledger}")
         ledger = Ledger.open(settings.ledger)
-        rows = export_rows(ledger, states)
-        if output is None:
-            write_export(rows, fmt)
-        else:
-            buffer = io.StringIO()
-            count = write_export(rows, fmt, buffer)
-            write_private(output, buffer.getvalue())
-            log.info("wrote %d rows to %s", count, output)
+        try:
+            ledger.count_by_state()  # not a ledger (or another program's database): say so before any output
+            rows = export_rows(ledger, states)
+            if output is None:
+                write_export(rows, fmt)
+            else:
+                buffer = io.StringIO()
+                count = write_export(rows, fmt, buffer)
+                write_private(output, buffer.getvalue())
+                log.info("wrote %d rows to %s", count, output)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read ledger {settings.ledger}: {exc}") from None
     except SlngBulkError as exc:
         fail(exc)

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import click
 
+from pipeline.cli.options import log_level_from_aliases
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ExitCode, SlngBulkError
 from pipeline.observe.logs import configure_logging, log
@@ -30,6 +31,8 @@ def load_command_settings(flags: dict[str, Any]) -> Settings:
         click.echo(
             "warning: --api-key shows in the process list; prefer SLNG_API_KEY or --api-key-file", err=True
         )
+    flags = dict(flags)
+    log_level_from_aliases(flags)
     settings = load_settings(**flags)
     if settings.api_key is not None:  # masked from here on, even in an internal error's traceback
         register_secret(settings.api_key.get_secret_value())

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import click
 
-from pipeline.cli.options import SUBMIT_SETTINGS, settings_options
+from pipeline.cli.options import RETRY_SETTINGS, SUBMIT_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings
 from pipeline.errors import ConfigError, SlngBulkError
 from pipeline.observe.stats import summary_lines
@@ -39,7 +39,7 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
 
 
 @click.command(name="retry-failed")
-@settings_options(SUBMIT_SETTINGS)
+@settings_options(RETRY_SETTINGS)
 def retry_failed(**flags: Any) -> None:
     """Resubmit files whose job FAILED on the server, as new jobs (the old ones stay in the history).
     Statuses are refreshed first; with --wait (and --out) the new jobs are followed like submit's."""

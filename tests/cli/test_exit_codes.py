@@ -27,6 +27,7 @@ def workspace(tmp_path: Path) -> Path:
     write_wav(tmp_path / "in" / "a.wav")
     (tmp_path / "colour.csv").write_text("path,colour\nin/a.wav,red\n")
     (tmp_path / "junk.db").write_bytes(b"this is not a SQLite database at all\n" * 200)
+    sqlite3.connect(tmp_path / "empty.db").execute("CREATE TABLE other (x)").connection.close()
     future = sqlite3.connect(tmp_path / "future.db")
     future.execute("PRAGMA user_version = 999")
     future.close()
@@ -66,6 +67,8 @@ CONFIG_CASES = {
     "fetch: no ledger": (["fetch", "--out", "o", "--ledger", "nope.db"], KEY, "no ledger"),
     "retry-failed: no ledger": (["retry-failed", "--ledger", "nope.db"], KEY, "no ledger"),
     "report: no ledger": (["report", "--ledger", "nope.db"], {}, "no ledger"),
+    "report: not a ledger": (["report", "--ledger", "junk.db"], {}, "cannot read ledger"),
+    "report: empty database": (["report", "--ledger", "empty.db"], {}, "cannot read ledger"),
     "ledger not a database": (["submit", "--sandbox", "--ledger", "junk.db", "in"], {}, "cannot open ledger"),
     "ledger from the future": (["submit", "--sandbox", "--ledger", "future.db", "in"], {}, "newer"),
     "bad fault plan": (["sandbox", "--faults", "faults.toml"], {}, "sandbox"),
