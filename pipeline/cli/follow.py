@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
@@ -12,10 +13,21 @@ from pipeline.cli.running import run_async_command
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ExitCode
 
+if TYPE_CHECKING:
+    from pipeline.follow.jobs import StatusReport
+
 
 @click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document on stdout (counts, open jobs, every problem by file) for scripts.",
+)
 @settings_options(FOLLOW_SETTINGS)
-def status(**flags: Any) -> None:
+def status(fmt: str, **flags: Any) -> None:
     """Refresh the server status of every submitted job that is not finished; print counts by status
     (stdout) and each FAILED job with the server's message (stderr). Exit 1 when some job FAILED."""
     from pipeline.flow.connect import connect
@@ -26,25 +38,45 @@ def status(**flags: Any) -> None:
             raise ConfigError(f"no ledger at {settings.ledger}")
         async with connect(settings) as conn:
             report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
-        if not report.by_status:
-            click.echo("no submitted jobs in this ledger", err=True)
-        for name, count in sorted(report.by_status.items()):
-            click.echo(f"{name:<16}{count:>8}")
-        click.echo(
-            f"{report.open_jobs} jobs still open; {report.refreshed} asked about"
-            + (" (job list paged)" if report.listed else ""),
-            err=True,
-        )
-        for path, job_id, message in report.failed_jobs:
-            click.echo(f"FAILED {path} (job {job_id}): {message}", err=True)
-        for path, job_id in report.missing_jobs:
-            click.echo(f"NOT FOUND {path} (job {job_id}): the server does not know this job", err=True)
-        for path, message in report.errors:
-            click.echo(f"UNKNOWN {path}: {message}", err=True)
+        if fmt == "json":
+            click.echo(json.dumps(status_document(report), indent=2))
+        else:
+            _print_status(report)
         bad = report.failed_jobs or report.missing_jobs or report.errors
         return ExitCode.FAILED if bad else ExitCode.OK
 
     run_async_command(flags, run)
+
+
+def status_document(report: StatusReport) -> dict[str, Any]:
+    """`status --format json`: what the text output says, as one JSON object."""
+    return {
+        "by_status": dict(sorted(report.by_status.items())),
+        "open_jobs": report.open_jobs,
+        "refreshed": report.refreshed,
+        "listed": report.listed,
+        "failed": [{"path": p, "job_id": j, "message": m} for p, j, m in report.failed_jobs],
+        "not_found": [{"path": p, "job_id": j} for p, j in report.missing_jobs],
+        "unknown": [{"path": p, "error": m} for p, m in report.errors],
+    }
+
+
+def _print_status(report: StatusReport) -> None:
+    if not report.by_status:
+        click.echo("no submitted jobs in this ledger", err=True)
+    for name, count in sorted(report.by_status.items()):
+        click.echo(f"{name:<16}{count:>8}")
+    click.echo(
+        f"{report.open_jobs} jobs still open; {report.refreshed} asked about"
+        + (" (job list paged)" if report.listed else ""),
+        err=True,
+    )
+    for path, job_id, message in report.failed_jobs:
+        click.echo(f"FAILED {path} (job {job_id}): {message}", err=True)
+    for path, job_id in report.missing_jobs:
+        click.echo(f"NOT FOUND {path} (job {job_id}): the server does not know this job", err=True)
+    for path, message in report.errors:
+        click.echo(f"UNKNOWN {path}: {message}", err=True)
 
 
 @click.command()

@@ -12,8 +12,7 @@ import click
 import pytest
 
 from pipeline.cli.app import main
-from pipeline.cli.options import setting_name_of
-from pipeline.cli.running import load_command_settings
+from pipeline.cli.options import log_level_from_aliases, setting_name_of
 from pipeline.config.settings import ENV_PREFIX, Settings, load_settings
 from pipeline.errors import ExitCode
 from pipeline.ledger.sqlite import Ledger
@@ -136,7 +135,8 @@ def test_verbose_and_quiet_are_aliases_of_log_level(args: tuple[str, ...], level
         flags = {
             k: v for k, v in ctx.params.items() if k in Settings.model_fields or k in ("verbose", "quiet")
         }
-        assert load_command_settings(flags).log_level == level
+        log_level_from_aliases(flags)  # what every command does before loading its settings
+        assert load_settings(**flags).log_level == level
 
 
 @pytest.mark.parametrize(
