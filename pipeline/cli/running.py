@@ -27,6 +27,8 @@ from pipeline.observe.redact import redact, register_secret
 
 def load_command_settings(flags: dict[str, Any]) -> Settings:
     """Settings from the command's flags (plus environment and config file); logging configured."""
+    if flags.get("api_key") is not None and flags.get("api_key_file") is not None:
+        raise click.UsageError("give --api-key or --api-key-file, not both")
     if flags.get("api_key"):
         click.echo(
             "warning: --api-key shows in the process list; prefer SLNG_API_KEY or --api-key-file", err=True

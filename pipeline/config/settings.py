@@ -35,6 +35,7 @@ from pipeline.api.models import (
     TranscriptionConfig,
 )
 from pipeline.errors import ConfigError
+from pipeline.observe.logs import log
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings
 
@@ -113,7 +114,9 @@ class Settings(BaseSettings):
     # --- connection ---
     api_url: str = Field(default="https://api.batch.slng.ai", description="Base URL of the SLNG Batch API.")
     api_key: ApiKey | None = Field(
-        default=None, description="API key. Prefer SLNG_API_KEY or --api-key-file: a flag shows in `ps`."
+        default=None,
+        description="API key. Prefer the variable SLNG_API_KEY (it wins over its alias SLNG_BULK_API_KEY)"
+        " or --api-key-file: a flag shows in `ps`.",
     )
     api_key_file: Path | None = Field(default=None, description="File holding the API key (first line).")
     allow_insecure_http: bool = Field(
@@ -233,14 +236,14 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
 
     @model_validator(mode="after")
-    def _key_from_file_or_env(self) -> Settings:
+    def _key_from_file(self) -> Settings:
+        # Reached with api_key unset only when no source above the config file gave a key
+        # (`load_settings` resolves those): the config file's api_key_file is the last resort.
         if self.api_key is None and self.api_key_file is not None:
             self.api_key = SecretStr(_read_key_file(self.api_key_file))
-        if self.api_key is None and os.environ.get("SLNG_API_KEY"):
-            self.api_key = SecretStr(os.environ["SLNG_API_KEY"].strip())
         if self.api_key is not None:
             try:
-                self.api_key = check_api_key(self.api_key)  # again: it may come from the file or SLNG_API_KEY
+                self.api_key = check_api_key(self.api_key)  # again: it may come from a key file
             except ValueError as exc:
                 raise ValueError(f"api_key: {exc}") from None
         return self
@@ -317,6 +320,31 @@ def _config_file() -> Path | None:
     return None
 
 
+KEY_VARIABLE = "SLNG_API_KEY"  # the documented variable for the key
+KEY_ALIAS = f"{ENV_PREFIX}API_KEY"  # the generic SLNG_BULK_<SETTING> name, kept as an alias
+
+
+def _key_above_config_file(flags: dict[str, Any]) -> str | None:
+    """The key from the strongest source above the config file, or None.
+
+    Precedence: --api-key, --api-key-file, SLNG_API_KEY, SLNG_BULK_API_KEY, SLNG_BULK_API_KEY_FILE,
+    then the config file's api_key and api_key_file. pydantic-settings alone would rank every
+    api_key source above every api_key_file one, and knows one variable per field; so the key is
+    resolved here and handed to the model as a flag.
+    """
+    if flags.get("api_key") is not None:
+        return None  # already the strongest source
+    if flags.get("api_key_file") is not None:
+        return _read_key_file(Path(flags["api_key_file"]))
+    canonical, alias = os.environ.get(KEY_VARIABLE) or None, os.environ.get(KEY_ALIAS) or None
+    if canonical is not None and alias is not None and canonical.strip() != alias.strip():
+        log.warning("%s and %s are both set and differ: using %s", KEY_VARIABLE, KEY_ALIAS, KEY_VARIABLE)
+    if canonical is not None or alias is not None:
+        return canonical if canonical is not None else alias
+    key_file = os.environ.get(f"{ENV_PREFIX}API_KEY_FILE")
+    return _read_key_file(Path(key_file)) if key_file else None
+
+
 def load_settings(**flags: Any) -> Settings:
     """Settings from flags (only those given), environment and config file; a clear error otherwise."""
     global _config_path_override
@@ -329,7 +357,14 @@ def load_settings(**flags: Any) -> Settings:
                 raise ConfigError(f"config file {chosen} does not exist")
             if not chosen.is_file():
                 raise ConfigError(f"config file {chosen} is not a regular file")
-        return Settings(**{name: value for name, value in flags.items() if value is not None})
+        given = {name: value for name, value in flags.items() if value is not None}
+        try:
+            key = _key_above_config_file(given)
+        except ValueError as exc:  # an unreadable key file, named by the message
+            raise ConfigError(f"invalid setting {exc}") from None
+        if key is not None:
+            given["api_key"] = key
+        return Settings(**given)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
