@@ -37,7 +37,7 @@ from pipeline.api.models import (
 from pipeline.errors import ConfigError
 from pipeline.observe.logs import log
 from pipeline.sources.readers import SourceOptions
-from pipeline.sources.rows import JobSettings
+from pipeline.sources.rows import JobSettings, split_tags
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -67,6 +67,13 @@ def _split_list(value: Any) -> Any:
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+def _split_tag_text(value: Any) -> Any:
+    return split_tags(value) if isinstance(value, str) else value
+
+
+TagList = Annotated[list[str], NoDecode, BeforeValidator(_split_tag_text)]  # as the CSV `tags` column
 
 
 def _check_formats(values: list[str]) -> list[str]:
@@ -206,7 +213,9 @@ class Settings(BaseSettings):
     output_locale: str | None = Field(default=None, description="Default output locale.")
     enable_entities: bool | None = Field(default=None, description="Default entity formatting.")
     model_code: str = Field(default=DEFAULT_MODEL_CODE, description="Model to use.")
-    tags: CommaList = Field(default_factory=list, description="Default tracking tags (comma-separated).")
+    tags: TagList = Field(
+        default_factory=list, description="Default tracking tags, comma-separated (as in the CSV column)."
+    )
     srt_max_line_length: int | None = Field(
         default=None, ge=1, description="Default SRT max characters per line."
     )

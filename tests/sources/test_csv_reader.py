@@ -27,7 +27,7 @@ def test_csv_every_column(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.csv",
         f"\ufeff{header}\n"
-        f"audio/a.wav,job1,fr,enhanced,speaker,medical,fr-FR,yes,{vocab},Title,ref-1,a; b ;,details,"
+        f'audio/a.wav,job1,fr,enhanced,speaker,medical,fr-FR,yes,{vocab},Title,ref-1,"a, b ,",details,'
         f'"{{""k"": 1}}",{DEFAULT_MODEL_CODE},42,2\n'
         "audio/sub/b.MP3,,,,,,,,,,,,,,,,\n",
     )
