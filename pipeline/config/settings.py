@@ -37,7 +37,7 @@ from pipeline.api.models import (
 from pipeline.errors import ConfigError
 from pipeline.observe.logs import log
 from pipeline.sources.readers import SourceOptions
-from pipeline.sources.rows import JobSettings, split_tags
+from pipeline.sources.rows import JobSettings, quote, split_tags
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -50,7 +50,7 @@ def parse_size(value: Any) -> Any:
         return value
     match = _SIZE.match(str(value))
     if not match:
-        raise ValueError(f"not a size: {value!r} (examples: 1048576, 512k, 1M, 50MiB)")
+        raise ValueError(f"not a size: {quote(str(value))} (examples: 1048576, 512k, 1M, 50MiB)")
     number, unit, binary = float(match.group(1)), match.group(2).lower(), bool(match.group(3))
     power = "kmgt".index(unit) + 1 if unit else 0
     return int(number * (1024 if binary else 1000) ** power)
