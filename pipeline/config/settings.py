@@ -13,6 +13,7 @@ import re
 import stat
 import tomllib
 import typing
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -313,12 +314,16 @@ def _read_key_file(path: Path) -> str:
     return lines[0]
 
 
-_config_path_override: Path | None = None
+# The --config of the load in progress. pydantic-settings asks for its sources through a classmethod
+# (`settings_customise_sources`) that cannot take arguments, so the choice travels in a context
+# variable: each thread and each task has its own, and two loads at once cannot see each other's.
+_config_path_override: ContextVar[Path | None] = ContextVar("slng_bulk_config_path", default=None)
 
 
 def _config_file() -> Path | None:
-    if _config_path_override is not None:
-        return _config_path_override
+    override = _config_path_override.get()
+    if override is not None:
+        return override
     from_env = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if from_env:
         return Path(from_env)
@@ -356,9 +361,8 @@ def _key_above_config_file(flags: dict[str, Any]) -> str | None:
 
 def load_settings(**flags: Any) -> Settings:
     """Settings from flags (only those given), environment and config file; a clear error otherwise."""
-    global _config_path_override
     config = flags.get("config")
-    _config_path_override = Path(config) if config is not None else None
+    token = _config_path_override.set(Path(config) if config is not None else None)
     try:
         chosen = _config_file()
         if (config is not None or os.environ.get(f"{ENV_PREFIX}CONFIG")) and chosen is not None:
@@ -390,4 +394,4 @@ def load_settings(**flags: Any) -> Settings:
     except SettingsError as exc:
         raise ConfigError(f"invalid setting: {exc}") from None
     finally:
-        _config_path_override = None
+        _config_path_override.reset(token)
