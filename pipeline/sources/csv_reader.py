@@ -21,7 +21,6 @@ from pipeline.sources.checks import (
     manifest_error,
     open_manifest,
     os_reason,
-    quote,
     reject,
     root_prefix,
 )
@@ -34,7 +33,7 @@ from pipeline.sources.row_settings import (
     loc_suffix,
     validation_reason,
 )
-from pipeline.sources.rows import JobSettings, Row
+from pipeline.sources.rows import JobSettings, Row, quote, split_tags
 
 # CSV settings columns and where each lands in the JobSettings structure.
 _CSV_SETTING_LOCS: Final[dict[str, tuple[str, ...]]] = {
@@ -91,9 +90,12 @@ def _csv_value(column: str, cell: str) -> Any:
         if cell.startswith("["):
             value = loads_json(cell, column)
             if not isinstance(value, list):
-                raise RowError("tags: expected a JSON list or ';'-separated text")
+                raise RowError("tags: expected a JSON list or comma-separated text")
             return value
-        return [tag for tag in (t.strip() for t in cell.split(";")) if tag]
+        try:
+            return split_tags(cell)
+        except ValueError as exc:
+            raise RowError(str(exc)) from None
     return cell
 
 

@@ -39,6 +39,46 @@ _INVISIBLE = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x2
 _CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in _INVISIBLE})
 
 
+TAG_SEPARATOR = ","  # the one separator of tags written as text: --tags, SLNG_BULK_TAGS, config, CSV
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags written as text (`demo,short`), stripped, empties dropped.
+
+    A ';' is refused rather than kept inside a tag: it separated CSV tags before the comma became
+    the one separator, and an old manifest must not silently label jobs `demo;short`. A tag that
+    holds a comma or a semicolon is written as a JSON list (CSV) or a TOML list (config file).
+    """
+    if ";" in text:
+        raise ValueError(
+            "tags: separate tags with commas (demo,short), or give a JSON list for tags that contain"
+            " a comma or a semicolon"
+        )
+    return [tag for tag in (part.strip() for part in text.split(TAG_SEPARATOR)) if tag]
+
+
+QUOTE_CHARS = 80  # a user value quoted in a rejection reason is cut after this many characters
+
+
+def quote(value: object) -> str:
+    """Quote a user value for a reason, as prose: strings in double quotes with control, invisible and
+    quote characters escaped (so the reason stays one safe line), others as JSON; truncated."""
+    if not isinstance(value, str):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
+    if len(value) > QUOTE_CHARS:
+        return _double_quoted(value[:QUOTE_CHARS]) + "..."
+    return _double_quoted(value)
+
+
+def _double_quoted(text: str) -> str:
+    """`"text"`, escaping like repr does (\\n, \\x00, \\u202e) but without Python's single quotes."""
+    escaped = "".join(
+        "\\" + char if char in '"\\' else char if char.isprintable() else repr(char)[1:-1] for char in text
+    )
+    return f'"{escaped}"'
+
+
 def escape_control(text: str) -> str:
     """Escape control characters so untrusted text (file names, cells) stays on one log line."""
     return text.translate(_CONTROL_ESCAPES)
@@ -94,7 +134,7 @@ class JobSettings(BaseModel):
     def _known_model(cls, value: str) -> str:
         if value not in SUPPORTED_MODEL_CODES:
             allowed = ", ".join(sorted(SUPPORTED_MODEL_CODES))
-            raise ValueError(f"unknown model code {value[:80]!r} (supported: {allowed})")
+            raise ValueError(f"unknown model code {quote(value[:80])} (supported: {allowed})")
         return value
 
     @cached_property
