@@ -1,12 +1,56 @@
 """slng-bulk: push large batches of audio into the SLNG Batch transcription API.
 
-The library entry point is `await pipeline.submit(sources, settings)`; the `slng-bulk` command is a
-thin layer over it.
+What an embedding program imports; everything else is internal and may change::
+
+    import pipeline
+
+    settings = pipeline.load_settings(api_key="...", ledger="runs/ledger.db", language="fr")
+    stats = await pipeline.submit(["recordings/"], settings)            # manifests, folders, "-"
+    stats = await pipeline.submit_rows(["a.wav", {"path": "b.wav", "extra": {...}}], settings)
+    if stats.exit_code() is not pipeline.ExitCode.OK: ...
+
+Both return a `RunStats` (counters, failures, rates); errors that stop a run are `SlngBulkError`
+subclasses. Secrets are masked in our own log lines; attach `RedactingFilter` to your handlers to
+mask them in yours (the API key of a run, presigned URL signatures, bearer tokens).
+The `slng-bulk` command is a thin layer over these calls.
 """
 
 __version__ = "0.1.0"
 
 from pipeline.config.settings import Settings, load_settings
-from pipeline.flow.commands import submit
+from pipeline.errors import (
+    AuthenticationError,
+    ConfigError,
+    ErrorClass,
+    ExitCode,
+    FileChangedError,
+    LedgerWriteError,
+    LockHeldError,
+    SlngBulkError,
+    TransferError,
+)
+from pipeline.flow.commands import submit, submit_rows
+from pipeline.observe.logs import RedactingFilter
+from pipeline.observe.stats import Failure, RunStats
+from pipeline.sources.objects import RowInput
 
-__all__ = ["Settings", "__version__", "load_settings", "submit"]
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ErrorClass",
+    "ExitCode",
+    "Failure",
+    "FileChangedError",
+    "LedgerWriteError",
+    "LockHeldError",
+    "RedactingFilter",
+    "RowInput",
+    "RunStats",
+    "Settings",
+    "SlngBulkError",
+    "TransferError",
+    "__version__",
+    "load_settings",
+    "submit",
+    "submit_rows",
+]

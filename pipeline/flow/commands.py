@@ -26,6 +26,7 @@ from pipeline.ledger.sqlite import FileRecord, FileState
 from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json
 from pipeline.sources.identity import derive_job_id, file_key
+from pipeline.sources.objects import RowInput, object_rows
 from pipeline.sources.readers import ManifestError, check_sources, iter_rows
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row
 
@@ -46,9 +47,27 @@ async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: 
     With `settings.wait`, then follow the jobs to the end and, with `settings.out`, fetch transcripts.
     """
     rows = open_sources(sources, settings)
+    return await _submit(rows, settings, handle_signals=handle_signals, trickle="-" in sources)
+
+
+async def submit_rows(
+    items: Iterable[RowInput], settings: Settings, *, handle_signals: bool = False
+) -> RunStats:
+    """Like `submit`, for rows built in memory: paths, or dicts with the JSONL manifest's keys.
+
+    The iterable is consumed lazily, in batches, as the pool takes work (from a worker thread, so a
+    generator may block): it never needs to fit in memory.
+    """
+    rows = object_rows(items, settings.job_defaults(), settings.source_options())
+    return await _submit(rows, settings, handle_signals=handle_signals, trickle=False)
+
+
+async def _submit(
+    rows: Iterator[Row], settings: Settings, *, handle_signals: bool, trickle: bool
+) -> RunStats:
     async with connect(settings) as conn:
         pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates)
-        stats = await pipeline.run(rows, handle_signals, trickle="-" in sources)
+        stats = await pipeline.run(rows, handle_signals, trickle=trickle)
         if settings.wait and not (stats.auth_failure or stats.interrupted):
             await follow_through(conn, stats)
     if settings.summary_json is not None:

@@ -16,7 +16,7 @@ from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy
 from pipeline.ledger.sqlite import Ledger, acquire_run_lock
 from pipeline.observe.logs import log
-from pipeline.observe.redact import register_secret
+from pipeline.observe.redact import secret_scope
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,14 @@ async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[Connection]:
     """Take the ledger's lock, open the ledger, one pooled HTTP session and the API client."""
-    if settings.api_key is not None:
-        register_secret(settings.api_key.get_secret_value())
     ledger_path = Path(settings.ledger)
+    given_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     lock = acquire_run_lock(ledger_path)
     try:
         async with AsyncExitStack() as stack:
+            stack.enter_context(secret_scope(given_key))
             api_url, api_key = await stack.enter_async_context(api_target(settings))
-            register_secret(api_key)
+            stack.enter_context(secret_scope(api_key))
             ledger = await stack.enter_async_context(Ledger.open(ledger_path))
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))

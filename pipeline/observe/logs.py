@@ -35,6 +35,20 @@ _INVISIBLE = {
 }
 
 
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a record before any handler formats it; for a library user's own handlers
+    (`handler.addFilter(RedactingFilter())`). The message is rendered once, then redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record)).translate(_INVISIBLE)

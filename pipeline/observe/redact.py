@@ -2,7 +2,10 @@
 
 Presigned URLs carry credentials in their query string; the API key travels in a header. Both
 must never reach logs, the ledger, reports or exception text, so every such sink passes through
-`redact`. The API key is registered once at start-up with `register_secret`.
+`redact`. The API key is registered for the run with `secret_scope` (or, in a one-run process such
+as the command line, `register_secret`). The registry is a context variable, not a module global:
+two runs in one process (a library user's tasks) each mask their own keys, and a run's keys are
+forgotten when it ends.
 
 What is masked:
 - the values of `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token` (and the older
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 _NAMES = (
@@ -37,8 +42,8 @@ _S3_ECHO = re.compile(
 )
 _BEARER = re.compile(r"(?i)(Bearer\s+)[^\s\"',]+")
 MIN_SECRET_LENGTH = 4
-_secrets: set[str] = set()
-_lock = threading.Lock()
+# Every spelling of every secret of this context, longest first (no partial leftovers).
+_secrets: ContextVar[tuple[str, ...]] = ContextVar("slng_bulk_secrets", default=())
 
 
 def _spellings(secret: str) -> set[str]:
@@ -47,20 +52,36 @@ def _spellings(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+def _with(secrets: tuple[str, ...], secret: str | None) -> tuple[str, ...]:
+    if not secret or len(secret) < MIN_SECRET_LENGTH:
+        return secrets
+    return tuple(sorted(set(secrets) | _spellings(secret), key=len, reverse=True))
+
+
 def register_secret(secret: str | None) -> None:
-    """Remember a literal secret (the API key) so that it is masked wherever it appears."""
-    if secret and len(secret) >= MIN_SECRET_LENGTH:
-        with _lock:
-            _secrets.update(_spellings(secret))
+    """Mask a literal secret (the API key) wherever it appears, in this context and the tasks and
+    threads it starts from now on."""
+    _secrets.set(_with(_secrets.get(), secret))
+
+
+@contextmanager
+def secret_scope(*secrets: str | None) -> Iterator[None]:
+    """Mask these secrets inside the block (a run); the registry is as before once it ends."""
+    registered = _secrets.get()
+    for secret in secrets:
+        registered = _with(registered, secret)
+    token = _secrets.set(registered)
+    try:
+        yield
+    finally:
+        _secrets.reset(token)
 
 
 def redact(text: str) -> str:
     text = _SIGNED_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}REDACTED", text)
     text = _S3_ECHO.sub(lambda m: f"<{m.group(1)}>REDACTED{m.group(2)}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)}REDACTED", text)
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
-    for secret in secrets:
+    for secret in _secrets.get():
         if secret in text:
             text = text.replace(secret, "REDACTED")
     return text

@@ -56,6 +56,11 @@ def _json_row(ctx: SourceContext, line: int, text: str) -> Row:
         return reject(ctx.source, line, None, f"invalid JSON ({exc})")
     except RecursionError:
         return reject(ctx.source, line, None, "invalid JSON (nested too deeply)")
+    return object_row(ctx, line, obj)
+
+
+def object_row(ctx: SourceContext, line: int, obj: object) -> Row:
+    """One row given as an object with the JSONL keys (a parsed line, or a library caller's dict)."""
     if not isinstance(obj, dict):
         return reject(ctx.source, line, None, f"expected a JSON object, got {json_type(obj)}")
     unknown = [key for key in obj if key not in _JSONL_KEY_SET]
