@@ -324,14 +324,14 @@ def report(
     """Export per-file results from the ledger."""
     import io
 
-    from pipeline.ledger.sqlite import Ledger
+    from pipeline.ledger import open_ledger
     from pipeline.observe.stats import export_rows, write_export, write_private
 
     try:
         settings = _settings(flags)
         if not settings.ledger.exists():
             raise SlngBulkError(f"no ledger at {settings.ledger}")
-        ledger = Ledger.open(settings.ledger)
+        ledger = open_ledger(settings.ledger)
         rows = export_rows(ledger, states)
         if output is None:
             write_export(rows, fmt)
