@@ -81,10 +81,10 @@ def _export(
     ledger_path: Path, states: tuple[str, ...], fmt: Literal["csv", "jsonl", "json"], output: Path | None
 ) -> None:
     """Streamed to stdout (a big ledger never sits in memory); a file is written whole, privately."""
-    from pipeline.ledger.sqlite import Ledger
+    from pipeline.ledger import open_ledger
     from pipeline.observe.stats import export_rows, write_export, write_private
 
-    ledger = Ledger.open(ledger_path)
+    ledger = open_ledger(ledger_path)
     ledger.count_by_state()  # not a ledger (or another program's database): say so before any output
     rows = export_rows(ledger, states)
     if output is None:

@@ -14,7 +14,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy
-from pipeline.ledger.sqlite import Ledger, acquire_run_lock
+from pipeline.ledger import Ledger, acquire_run_lock, open_ledger
 from pipeline.observe.logs import log
 from pipeline.observe.redact import secret_scope
 
@@ -69,7 +69,7 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
             stack.enter_context(secret_scope(given_key))
             api_url, api_key = await stack.enter_async_context(api_target(settings))
             stack.enter_context(secret_scope(api_key))
-            ledger = await stack.enter_async_context(Ledger.open(ledger_path))
+            ledger = await stack.enter_async_context(open_ledger(ledger_path))
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
             rates = RateControl.from_limits(

@@ -10,7 +10,7 @@ import anyio
 
 from pipeline.api.models import TERMINAL_STATUSES, BatchJob
 from pipeline.errors import AuthenticationError
-from pipeline.ledger.sqlite import FileRecord
+from pipeline.ledger import FileRecord
 
 T = TypeVar("T")
 

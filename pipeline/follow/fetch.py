@@ -18,7 +18,7 @@ from pipeline.api.models import JobFiles
 from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError
 from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.follow.common import for_each
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.observe.logs import log
 from pipeline.storage.download import download
 

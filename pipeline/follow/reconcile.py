@@ -12,7 +12,7 @@ from pipeline.api.models import BatchJob
 from pipeline.flow.retry import RetryPolicy
 from pipeline.follow.common import job_message, status_changed
 from pipeline.follow.job_pages import job_pages
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.sources.identity import derive_job_id
 
 LATER_GENERATIONS = 4  # reconcile also recognises this many resubmissions (retry-failed, --force)
@@ -76,7 +76,7 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
             if mine.state is FileState.CREATED:
                 report.already += 1
             else:
-                await ledger.transition(mine, FileState.CREATED, error=None, error_class=None)
+                await ledger.mark_created(mine)
                 report.matched += 1
             if status_changed(mine, job.status, job_message(job)):
                 updates.append((mine, job.status, job_message(job)))

@@ -19,7 +19,7 @@ from pipeline.errors import AuthenticationError, TransferError
 from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.follow.common import FINISHED, NOT_FOUND, for_each, job_message, status_changed
 from pipeline.follow.job_pages import job_pages
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.observe.logs import log
 
 LIST_THRESHOLD = 25  # more open jobs than this: page the job list instead of one GET per job

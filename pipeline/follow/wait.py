@@ -11,7 +11,7 @@ from pipeline.errors import TransferError
 from pipeline.flow.retry import RetryPolicy
 from pipeline.follow.common import FINISHED, counts_text
 from pipeline.follow.status import StatusReport, refresh_statuses, status_summary
-from pipeline.ledger.sqlite import Ledger
+from pipeline.ledger import Ledger
 from pipeline.observe.logs import log
 
 

@@ -15,7 +15,7 @@ from pipeline.cli.app import main
 from pipeline.cli.options import log_level_from_aliases, setting_name_of
 from pipeline.config.settings import ENV_PREFIX, Settings, load_settings
 from pipeline.errors import ExitCode
-from pipeline.ledger.sqlite import Ledger
+from pipeline.ledger import SqliteLedger
 from tests.support.runs import child_env, run_cli
 
 
@@ -159,7 +159,7 @@ def test_quiet_silences_info_lines_on_the_real_command_line(tmp_path: Path) -> N
 
 
 async def _create_ledger(path: Path) -> None:
-    async with Ledger.open(path):
+    async with SqliteLedger(path):
         pass
 
 

@@ -23,7 +23,7 @@ from pipeline.flow.connect import Connection, connect
 from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts, transcript_path
 from pipeline.follow.reconcile import reconcile
 from pipeline.follow.status import StatusReport, refresh_statuses
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, HistoryKind, SqliteLedger
 from pipeline.observe.stats import summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from tests.support.audio import make_tree, write_wav
@@ -75,7 +75,7 @@ def garbage_wav(path: Path) -> Path:
 
 
 def records(ledger: Path) -> list[FileRecord]:
-    return list(Ledger(ledger).records())
+    return list(SqliteLedger(ledger).records())
 
 
 def history(ledger: Path) -> list[tuple[str, str]]:
@@ -287,9 +287,10 @@ async def test_retry_failed_after_an_interrupted_renew_picks_the_file_up(
     bad = garbage_wav(tmp_path / "in" / "broken.wav")
     ledger = tmp_path / "l.db"
     await run_submit(sandbox, [tmp_path / "in"], ledger, wait=True)
-    async with Ledger.open(ledger) as led:  # what retry-failed records before it creates anything
+    async with SqliteLedger(ledger) as led:  # what retry-failed records before it creates anything
         record = next(iter(led.records()))
-        await led.renew(record, "sbrenewedbutnotcreated0", f"job FAILED on the server: {UNDECODABLE}")
+        reason = f"job FAILED on the server: {UNDECODABLE}"
+        await led.renew(record, "sbrenewedbutnotcreated0", HistoryKind.RETRY_FAILED, reason)
 
     again = await resubmit_failed(settings_for(sandbox, ledger))
 
