@@ -36,7 +36,7 @@ from pipeline.errors import (
     UrlRefusedError,
 )
 from pipeline.flow.rates import RateControl
-from pipeline.flow.retry import RetryPolicy, backoff_seconds, retry_transient
+from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import Admission, FileRecord, FileState, Glance, HistoryKind, Ledger
 from pipeline.observe.logs import log
 from pipeline.observe.progress import ProgressDisplay
@@ -311,7 +311,8 @@ class Pipeline:
         """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about.
 
         The job_id is fixed, so a repeated create can only be refused (409), never a second job;
-        asking first (GET) after an unknown outcome still saves the resend and the 409.
+        asking first (GET) after an unknown outcome still saves the resend and the 409. Retried
+        like presign and PUT (`with_retries`): the asking is part of the attempt.
         """
         record, spec = file.record, file.spec
         if record.state is FileState.CREATED:
@@ -326,11 +327,10 @@ class Pipeline:
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
-        deadline = self._deadlines.get(record.id, time.monotonic() + self.policy.max_elapsed)
-        for attempt in range(1, self.policy.retries + 2):
+
+        async def send_once() -> None:
             # Durable before the call: a crash after sending is resolved by asking, never by resending.
-            attempts = file.record.attempts + 1 if attempt > 1 else file.record.attempts
-            file.record = await self.ledger.mark_creating(file.record, attempts)
+            file.record = await self.ledger.mark_creating(file.record, file.record.attempts)
             try:
                 await self.client.create_from_upload(body, echo=record.echo)
             except TransferError as exc:
@@ -338,22 +338,15 @@ class Pipeline:
                     if await self.confirm_created(file):
                         return
                     raise TransferError(f"{exc} (and the job is not visible)", ErrorClass.PERMANENT) from None
-                if not exc.is_transient:
-                    raise
-                # Timeout, 5xx, lost connection: the job may exist. Ask before sending again.
+                # Timeout, 5xx, lost connection: the job may exist. Ask before it is sent again.
                 # A 429 was refused before any work was done: nothing to ask about.
-                if exc.status != 429 and await self.confirm_created(file):
+                if exc.is_transient and exc.status != 429 and await self.confirm_created(file):
                     return
-                delay = backoff_seconds(self.policy, attempt, exc.retry_after)
-                out_of_budget = attempt > self.policy.retries or time.monotonic() + delay > deadline
-                if out_of_budget:
-                    raise
-                self.count_retry(exc)
-                await self.sleep_without_slot(delay)
-                continue
+                raise
             file.record = await self.ledger.mark_created(file.record)
             self.stats.created += 1
-            return
+
+        await self.with_retries(file, send_once)
 
     async def confirm_created(self, file: InFlight) -> bool:
         """Ask the server whether the job exists; if it does, record it as created."""

@@ -1,7 +1,8 @@
 """Retry policy for transient failures: exponential backoff with full jitter, honouring Retry-After.
 
-Built on tenacity. Only errors classified TRANSIENT are retried here; expired URLs, conflicts and
-unknown create outcomes have their own handling in the runner, which knows what is safe.
+Built on tenacity, and the one retry mechanism of a file's three requests (presign, PUT, create).
+Only errors classified TRANSIENT are retried; what is safe before a retry (asking whether a create
+landed, a fresh URL for an expired one) is decided by the journey inside the retried attempt.
 """
 
 from __future__ import annotations
