@@ -35,6 +35,7 @@ from pipeline.errors import (
     TransferError,
     UrlRefusedError,
 )
+from pipeline.flow.admission import AdmissionRules, Verdict
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import Admission, FileRecord, FileState, Glance, HistoryKind, Ledger
@@ -151,6 +152,7 @@ class Pipeline:
         self.slots = anyio.CapacityLimiter(settings.concurrency)  # files actively worked on
         self._deadlines: dict[int, float] = {}  # per file in flight: when its retry budget ends
         self.permanent_failures = 0
+        self.rules = AdmissionRules(force=settings.force, settle_ns=int(settings.settle * 1e9))
 
     # --- one file's journey ---------------------------------------------------------------------
 
@@ -170,13 +172,14 @@ class Pipeline:
             )
             return
         record = admission.record
-        if record.state is FileState.CREATED and not self.settings.force:
-            self.stats.skipped_done += 1  # the same file came twice before the first was recorded
+        verdict = self.rules.verdict(record.state, record.error_class)  # the same file may come twice
+        if verdict in (Verdict.SKIP_DONE, Verdict.SKIP_FAILED):
+            self.stats.skipped_done += 1
             return
-        if self.settings.force and record.state in (FileState.CREATED, FileState.FAILED):
+        if verdict is Verdict.RENEW:
             new_job_id = derive_job_id(record.file_key, record.generation + 1)
             record = await self.ledger.renew(record, new_job_id, HistoryKind.FORCED, "resubmitted (--force)")
-        elif record.state is FileState.FAILED:  # ran out of retries last time: same job_id, fresh start
+        elif verdict is Verdict.RESTART:  # ran out of retries last time: same job_id, fresh start
             record = await self.ledger.mark_pending(record)
         file = InFlight(item.spec, record)
         self.stats.queued += 1
@@ -422,7 +425,6 @@ class Pipeline:
 
     async def produce(self, rows: RowFeed, send: MemoryObjectSendStream[WorkItem]) -> None:
         """Stream rows into the bounded channel; decide skips with one ledger query per batch."""
-        settle_ns = int(self.settings.settle * 1e9)
         with self._producer_scope, send:
             while not self.stopping.is_set():
                 # Abandoned on stop: a thread blocked reading stdin must not hold the run open.
@@ -437,24 +439,15 @@ class Pipeline:
                     if isinstance(row, Rejection):
                         await self.reject(row)
                         continue
-                    if known is not None and known.state is FileState.CREATED and not self.settings.force:
+                    state, error_class = (known.state, known.error_class) if known else (None, None)
+                    verdict = self.rules.verdict(state, error_class, mtime_ns=row.mtime_ns, now_ns=now_ns)
+                    if verdict in (Verdict.SKIP_DONE, Verdict.SKIP_FAILED):
                         self.stats.skipped_done += 1
-                        continue
-                    if (
-                        known is not None
-                        and known.state is FileState.FAILED
-                        and known.error_class == ErrorClass.PERMANENT
-                        and not self.settings.force
-                    ):
-                        self.stats.skipped_done += (
-                            1  # a permanent failure stays failed: retry-failed or --force
-                        )
-                        continue
-                    if settle_ns and now_ns - row.mtime_ns < settle_ns:
+                    elif verdict is Verdict.SKIP_UNSETTLED:
                         self.stats.skipped_unsettled += 1
-                        continue
-                    job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
-                    await send.send(WorkItem(row, key, job_id))
+                    else:
+                        job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
+                        await send.send(WorkItem(row, key, job_id))
 
     def _next_batch(self, rows: RowFeed) -> list[tuple[Row, str, Glance | None]]:
         """In a worker thread: take the rows read so far (at most a batch) and look them up."""
