@@ -168,7 +168,7 @@ class ApiServer:
                 JobFile(
                     key=job.input_key,
                     s3_uri=f"s3://{bucket}/{job.input_key}",
-                    download_url=self.store.presign_get(job.input_key, expires),
+                    download_url=self.stats.url_issued(self.store.presign_get(job.input_key, expires)),
                 )
             )
         outputs = [
@@ -176,7 +176,7 @@ class ApiServer:
                 format=fmt,
                 key=key,
                 s3_uri=f"s3://{bucket}/{key}",
-                download_url=self.store.presign_get(key, expires),
+                download_url=self.stats.url_issued(self.store.presign_get(key, expires)),
             )
             for fmt, key in sorted(
                 job.output_keys.items(), key=lambda kv: ("json", "txt", "srt").index(kv[0])

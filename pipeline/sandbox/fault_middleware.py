@@ -60,6 +60,7 @@ def make_fault_middleware(
         op = await classify(request)
         if op is None:
             return await handler(request)
+        stats.arrived(op)
         decision = injector.decide(op)
         request[DECISION_KEY] = decision
         if decision.rate_limited_retry_after is not None:

@@ -16,6 +16,7 @@ Example (TOML)::
 
     [operations.put]
     reset = {after_bytes = 65536, nth = [1]}
+    signature_mismatch = {nth = [2]}   # 403 SignatureDoesNotMatch, however fresh the URL
 
     [short_expiry]
     expires_in = 2
@@ -101,6 +102,8 @@ class OperationFaults(_Plan):
     lost_response: Trigger | None = None  # served and committed, then the connection is dropped
     latency: LatencyFault | None = None
     rate_limit: RateLimit | None = None
+    # put only: S3 answers 403 SignatureDoesNotMatch however fresh the URL (a clock or proxy problem)
+    signature_mismatch: Trigger | None = None
 
 
 class ShortExpiry(_Plan):
@@ -126,6 +129,9 @@ class FaultPlan(_Plan):
         unknown = sorted(set(value) - set(OPERATIONS))
         if unknown:
             raise ValueError(f"unknown operation(s) {unknown}; known: {', '.join(OPERATIONS)}")
+        misplaced = sorted(op for op, faults in value.items() if faults.signature_mismatch and op != "put")
+        if misplaced:
+            raise ValueError(f"signature_mismatch applies to put only, not {', '.join(misplaced)}")
         return value
 
     @classmethod

@@ -28,6 +28,7 @@ class Decision:
     status: StatusFault | None = None
     reset_after: int | None = None
     lose_response: bool = False
+    signature_mismatch: bool = False
 
 
 @dataclass
@@ -137,6 +138,8 @@ class FaultInjector:
             decision.reset_after = faults.reset.after_bytes
         if faults.lost_response is not None and self._fires(faults.lost_response, nth):
             decision.lose_response = True
+        if faults.signature_mismatch is not None and self._fires(faults.signature_mismatch, nth):
+            decision.signature_mismatch = True
         return decision
 
     def presign_expiry(self, kind: str, default: int) -> tuple[int, int]:

@@ -54,7 +54,7 @@ class Presigner:
         expires, reported = self.injector.presign_expiry("presign", self.config.presign_expires_in)
         if expires != self.config.presign_expires_in:
             self.stats.injected("presign", "short_expiry")
-        url = self.store.presign_put(key, content_type, expires)
+        url = self.stats.url_issued(self.store.presign_put(key, content_type, expires))
         self.state.presigns[key] = PresignRecord(
             job_id=job_id, s3_key=key, filename=filename, content_type=content_type, created_at=self.clock()
         )

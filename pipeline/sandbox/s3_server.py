@@ -27,7 +27,7 @@ from pipeline.sandbox.injector import BandwidthLimiter, FaultInjector
 from pipeline.sandbox.local_store import LocalObjectStore
 from pipeline.sandbox.request_stats import StatsRecorder
 from pipeline.sandbox.s3_errors import injected_s3_error, s3_error
-from pipeline.sandbox.signing import verify_presigned
+from pipeline.sandbox.signing import SignatureProblem, verify_presigned
 
 CHUNK = 64 * 1024
 _INCOMPLETE = "You did not provide the number of bytes specified by the Content-Length HTTP header"
@@ -82,6 +82,12 @@ class S3Server:
         problem = verify_presigned(
             request.method, request.host, raw_path, raw_query, request.headers, self.creds, self.clock()
         )
+        decision = request.get(DECISION_KEY)
+        if problem is None and decision is not None and decision.signature_mismatch:
+            self.stats.injected(decision.op, "signature_mismatch")
+            problem = SignatureProblem(
+                403, "SignatureDoesNotMatch", "The request signature we calculated does not match"
+            )
         if problem is not None:
             return s3_error(problem.status, problem.code, problem.message, raw_path, head=head)
         if not bucket or not self.store.has_bucket(bucket):

@@ -122,6 +122,23 @@ class Sandbox:
     def faults(self) -> FaultPlan:
         return self.injector.plan
 
+    def listen(
+        self,
+        on_arrival: Callable[[str, int], None] | None = None,
+        on_outcome: Callable[[str, str], None] | None = None,
+        on_url_issued: Callable[[str], None] | None = None,
+    ) -> None:
+        """Be told, on the sandbox's loop, of each faultable request as it arrives (operation, nth;
+        before its faults are decided, so the listener may still change the plan or the keys), of
+        the outcome the client got, and of each presigned URL issued. For tests and demos."""
+        recorder = self.stats_recorder
+        if on_arrival is not None:
+            recorder.arrival_listeners.append(on_arrival)
+        if on_outcome is not None:
+            recorder.outcome_listeners.append(on_outcome)
+        if on_url_issued is not None:
+            recorder.url_listeners.append(on_url_issued)
+
     def stats(self) -> SandboxStats:
         return self._on_loop(self.stats_recorder.snapshot)
 

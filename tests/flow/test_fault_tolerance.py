@@ -9,9 +9,9 @@ auth-abort bound.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +32,10 @@ from pipeline.errors import (
 from pipeline.flow.rates import AdaptiveRate, RateControl, slowed_rates_text, throttle_summary_lines
 from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import FileRecord, FileState, SqliteLedger
+from pipeline.observe.logs import LOGGER_NAME
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import RunStats
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
-from pipeline.sandbox.injector import Decision
-from pipeline.sandbox.signing import SignatureProblem
 from pipeline.storage.upload import _take_bandwidth
 from tests.conftest import FAST_STEP_SECONDS
 from tests.support.audio import make_tree
@@ -76,7 +75,6 @@ class Seen:
 
 def watch(
     sb: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
     on_arrival: Callable[[str, int], None] | None = None,
     on_outcome: Callable[[str, str], None] | None = None,
 ) -> Seen:
@@ -85,25 +83,18 @@ def watch(
     `on_arrival(op, nth)` and `on_outcome(op, outcome)` run on the sandbox's loop.
     """
     seen = Seen()
-    decide = sb.injector.decide
-    record = sb.stats_recorder.request
-    counts: Counter[str] = Counter()
 
-    def decide_and_record(op: str) -> Decision:
+    def arrived(op: str, nth: int) -> None:
         seen.arrivals.append((time.monotonic(), time.time(), op))
-        counts[op] += 1
         if on_arrival is not None:
-            on_arrival(op, counts[op])
-        return decide(op)
+            on_arrival(op, nth)
 
-    def record_outcome(op: str, outcome: int | str) -> None:
-        seen.outcomes.append((time.monotonic(), op, str(outcome)))
-        record(op, outcome)
+    def finished(op: str, outcome: str) -> None:
+        seen.outcomes.append((time.monotonic(), op, outcome))
         if on_outcome is not None:
-            on_outcome(op, str(outcome))
+            on_outcome(op, outcome)
 
-    monkeypatch.setattr(sb.injector, "decide", decide_and_record)
-    monkeypatch.setattr(sb.stats_recorder, "request", record_outcome)
+    sb.listen(on_arrival=arrived, on_outcome=finished)
     return seen
 
 
@@ -276,7 +267,7 @@ async def test_chaos_500_files_every_one_done_exactly_once(sandbox: Sandbox, tmp
     ("op", "http_date"), [("presign", False), ("put", True), ("create", False), ("create", True)]
 )
 async def test_retry_after_is_honoured_in_both_forms(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, op: str, http_date: bool
+    sandbox: Sandbox, tmp_path: Path, op: str, http_date: bool
 ) -> None:
     files = make_tree(tmp_path / "a", 1)
     wait = 3 if http_date else 2
@@ -298,7 +289,7 @@ async def test_retry_after_is_honoured_in_both_forms(
             }
         )
     )
-    seen = watch(sandbox, monkeypatch)
+    seen = watch(sandbox)
 
     stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db")
 
@@ -321,7 +312,7 @@ async def test_retry_after_is_honoured_in_both_forms(
 
 
 async def test_the_pool_slows_down_under_429s_and_recovers(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     files = make_tree(tmp_path / "a", 80)
     sandbox.set_faults(plan({"operations": {"create": {"rate_limit": {"per_second": 2, "burst": 1}}}}))
@@ -331,16 +322,8 @@ async def test_the_pool_slows_down_under_429s_and_recovers(
         if outcome == "429":
             throttling.set()
 
-    seen = watch(sandbox, monkeypatch, on_outcome=on_outcome)
-    shown: list[str] = []
-    counts_text = ProgressDisplay.counts_text
-
-    def record_progress(display: ProgressDisplay) -> str:
-        text = counts_text(display)
-        shown.append(text)
-        return text
-
-    monkeypatch.setattr(ProgressDisplay, "counts_text", record_progress)
+    seen = watch(sandbox, on_outcome=on_outcome)
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)  # the progress lines, as a log reader sees them
     ceiling = 20.0
     throttled_for = 3.0
     lifted_at: list[float] = []
@@ -382,6 +365,7 @@ async def test_the_pool_slows_down_under_429s_and_recovers(
     observed = len(during) / (window[1] - window[0])
     print(f"\ncreates while throttled: {observed:.1f}/s (ceiling {ceiling:g}); rates {stats.rates['create']}")
     assert observed <= ceiling / 2, len(during)
+    shown = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
     assert any("create " in text and f"/{ceiling:g} rps" in text for text in shown), shown[-5:]
 
 
@@ -435,13 +419,10 @@ async def test_an_expired_url_is_presigned_again_then_put_again(
 
 
 async def test_an_s3_403_that_a_fresh_url_does_not_cure_is_permanent(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     make_tree(tmp_path / "a", 1)
-    refusal = SignatureProblem(
-        403, "SignatureDoesNotMatch", "The request signature we calculated does not match"
-    )
-    monkeypatch.setattr("pipeline.sandbox.s3_server.verify_presigned", lambda *args: refusal)
+    sandbox.set_faults(plan({"operations": {"put": {"signature_mismatch": {"probability": 1.0}}}}))
 
     stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db")
 
@@ -466,7 +447,7 @@ async def test_an_s3_403_that_a_fresh_url_does_not_cure_is_permanent(
     ids=["no-answer", "trickle"],
 )
 async def test_a_stalled_upload_is_aborted_and_retried_from_byte_zero(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stall: dict[str, Any]
+    sandbox: Sandbox, tmp_path: Path, stall: dict[str, Any]
 ) -> None:
     files = make_tree(tmp_path / "a", 2)
     sandbox.set_faults(plan(stall))
@@ -475,7 +456,7 @@ async def test_a_stalled_upload_is_aborted_and_retried_from_byte_zero(
         if op == "put" and nth == 3:  # both files have stalled at least once: S3 recovers
             sandbox.injector.set_plan(FaultPlan())
 
-    watch(sandbox, monkeypatch, lift)
+    watch(sandbox, lift)
 
     stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db", stall_timeout=0.3, concurrency=2)
 
@@ -523,9 +504,7 @@ async def test_running_out_of_transient_retries_is_not_a_permanent_failure(
 # --- authentication failure ----------------------------------------------------------------------
 
 
-async def test_an_auth_failure_stops_every_worker_at_once(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_an_auth_failure_stops_every_worker_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "a", 120)
     concurrency = 8
 
@@ -533,7 +512,7 @@ async def test_an_auth_failure_stops_every_worker_at_once(
         if op == "create" and nth == 10:
             revoke_key(sandbox)
 
-    seen = watch(sandbox, monkeypatch, revoke_on_tenth_create)
+    seen = watch(sandbox, revoke_on_tenth_create)
     ledger = tmp_path / "l.db"
 
     stats = await run_submit(sandbox, [tmp_path / "a"], ledger, concurrency=concurrency, **FAST_RATES)
@@ -565,7 +544,7 @@ async def test_an_auth_failure_stops_every_worker_at_once(
 
 
 def test_cli_auth_failure_mid_run_exit_code_and_message_without_the_key(
-    sandbox_thread: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox_thread: Sandbox, tmp_path: Path
 ) -> None:
     make_tree(tmp_path / "in", 60)
 
@@ -573,7 +552,7 @@ def test_cli_auth_failure_mid_run_exit_code_and_message_without_the_key(
         if op == "create" and nth == 5:
             revoke_key(sandbox_thread)
 
-    watch(sandbox_thread, monkeypatch, revoke_on_fifth_create)
+    watch(sandbox_thread, revoke_on_fifth_create)
     env = {
         "SLNG_API_KEY": sandbox_thread.api_key,
         "SLNG_BULK_API_URL": sandbox_thread.api_url,

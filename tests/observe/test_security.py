@@ -28,7 +28,6 @@ import pytest
 from pipeline.config.settings import ENV_PREFIX, Settings, load_settings
 from pipeline.errors import ExitCode
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
-from pipeline.sandbox.signing import Presigner
 from tests.support.audio import make_tree, write_wav
 from tests.support.runs import run_cli
 
@@ -75,19 +74,8 @@ class IssuedUrls:
 
 
 @pytest.fixture
-def issued(monkeypatch: pytest.MonkeyPatch) -> IssuedUrls:
-    record = IssuedUrls()
-    put, get = Presigner.presign_put, Presigner.presign_get
-
-    def presign_put(self: Presigner, key: str, content_type: str, expires_in: int) -> str:
-        return record.add(put(self, key, content_type, expires_in))
-
-    def presign_get(self: Presigner, key: str, expires_in: int) -> str:
-        return record.add(get(self, key, expires_in))
-
-    monkeypatch.setattr(Presigner, "presign_put", presign_put)
-    monkeypatch.setattr(Presigner, "presign_get", presign_get)
-    return record
+def issued() -> IssuedUrls:
+    return IssuedUrls()
 
 
 @pytest.fixture
@@ -98,7 +86,9 @@ def faulty_sandbox(issued: IssuedUrls) -> Iterator[Sandbox]:
         faults=FaultPlan.model_validate(FAULTS),
         max_upload_bytes=BIG_FILE_BYTES - 1,  # the big file's create is refused with 413: it fails
     )
-    with Sandbox(config).run_in_thread() as sb:
+    sandbox = Sandbox(config)
+    sandbox.listen(on_url_issued=issued.add)
+    with sandbox.run_in_thread() as sb:
         yield sb
 
 

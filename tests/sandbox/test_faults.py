@@ -114,6 +114,28 @@ async def test_s3_faults_are_xml(sandbox: Sandbox) -> None:
     assert sandbox.stats().requests["put"].by_status == {"503": 1, "500": 1, "200": 1}
 
 
+async def test_signature_mismatch_refuses_a_valid_url_and_listeners_see_it(sandbox: Sandbox) -> None:
+    sandbox.set_faults(plan(put={"signature_mismatch": {"nth": [1]}}))
+    arrivals: list[tuple[str, int]] = []
+    outcomes: list[tuple[str, str]] = []
+    sandbox.listen(
+        on_arrival=lambda op, nth: arrivals.append((op, nth)), on_outcome=lambda *o: outcomes.append(o)
+    )
+    url = presign_put_url(s3_client(sandbox), sandbox.bucket, "k")
+    async with aiohttp.ClientSession() as http:
+        codes = []
+        for _ in range(2):
+            async with http.put(
+                url, data=b"abc", headers={"Content-Type": "application/octet-stream"}
+            ) as resp:
+                codes.append((resp.status, s3_error_code(await resp.read())[0] if resp.status != 200 else ""))
+    assert codes == [(403, "SignatureDoesNotMatch"), (200, "")]
+    assert arrivals == [("put", 1), ("put", 2)] and outcomes == [("put", "403"), ("put", "200")]
+    assert sandbox.stats().injected == {"signature_mismatch": 1}
+    with pytest.raises(ValueError, match="signature_mismatch applies to put only"):
+        plan(create={"signature_mismatch": {"nth": [1]}})
+
+
 async def test_429_retry_after_seconds_and_http_date(sandbox: Sandbox) -> None:
     sandbox.set_faults(
         plan(
