@@ -32,7 +32,7 @@ from pipeline.errors import (
 from pipeline.flow.commands import submit, submit_rows
 from pipeline.observe.logs import RedactingFilter
 from pipeline.observe.stats import Failure, RunStats
-from pipeline.sources.objects import RowInput
+from pipeline.sources.iterable_rows import RowInput
 
 __all__ = [
     "AuthenticationError",

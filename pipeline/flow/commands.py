@@ -26,7 +26,7 @@ from pipeline.ledger import FileRecord, FileState, HistoryKind
 from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json
 from pipeline.sources.identity import derive_job_id, file_key
-from pipeline.sources.objects import RowInput, object_rows
+from pipeline.sources.iterable_rows import RowInput, object_rows
 from pipeline.sources.readers import ManifestError, check_sources, iter_rows
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row
 

@@ -148,6 +148,7 @@ def test_conflicting_verbosity_is_a_usage_error(args: tuple[str, ...], tmp_path:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_quiet_silences_info_lines_on_the_real_command_line(tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     assert run_cli("report", "--ledger", str(ledger), cwd=tmp_path).returncode == ExitCode.CONFIG
@@ -170,6 +171,7 @@ def _completion(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_shell_completion_script_is_produced(shell: str) -> None:
     result = _completion({"_SLNG_BULK_COMPLETE": f"{shell}_source"})
@@ -177,6 +179,7 @@ def test_shell_completion_script_is_produced(shell: str) -> None:
     assert "_SLNG_BULK_COMPLETE" in result.stdout and "slng-bulk" in result.stdout
 
 
+@pytest.mark.slow
 def test_completion_completes_commands_and_flags() -> None:
     commands = _completion(
         {"_SLNG_BULK_COMPLETE": "bash_complete", "COMP_WORDS": "slng-bulk sub", "COMP_CWORD": "1"}

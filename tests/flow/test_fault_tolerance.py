@@ -219,6 +219,7 @@ def chaos_plan(seed: int) -> FaultPlan:
     return plan({"seed": seed, "operations": ops, "short_expiry": {"expires_in": 1, "fraction": 0.2}})
 
 
+@pytest.mark.slow
 async def test_chaos_500_files_every_one_done_exactly_once(sandbox: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 500, seconds=0.1)  # 1.6 kB each: a reset lands mid-body
     sandbox.set_faults(chaos_plan(seed=2024))
@@ -266,6 +267,7 @@ async def test_chaos_500_files_every_one_done_exactly_once(sandbox: Sandbox, tmp
 @pytest.mark.parametrize(
     ("op", "http_date"), [("presign", False), ("put", True), ("create", False), ("create", True)]
 )
+@pytest.mark.slow
 async def test_retry_after_is_honoured_in_both_forms(
     sandbox: Sandbox, tmp_path: Path, op: str, http_date: bool
 ) -> None:
@@ -311,6 +313,7 @@ async def test_retry_after_is_honoured_in_both_forms(
 # --- pool-wide rate control ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_pool_slows_down_under_429s_and_recovers(
     sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -389,6 +392,7 @@ async def test_max_bandwidth_caps_the_total_upload_rate(sandbox: Sandbox, tmp_pa
 # --- expired and refused URLs -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client_knows", [True, False], ids=["client-side-expiry", "s3-says-expired"])
 async def test_an_expired_url_is_presigned_again_then_put_again(
     sandbox: Sandbox, tmp_path: Path, client_knows: bool

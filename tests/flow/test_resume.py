@@ -54,6 +54,7 @@ def kill_when(
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_at_many_points_then_rerun_creates_every_job_exactly_once(
     sandbox_thread: Sandbox, tmp_path: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_sigkill_at_many_points_then_rerun_creates_every_job_exactly_once(
     assert len(creates) == len(set(creates)) == 300
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_rerun_finishes(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 60)
     ledger = tmp_path / "l.db"
@@ -159,6 +161,7 @@ def test_lock_held_by_another_run(sandbox_thread: Sandbox, tmp_path: Path) -> No
     assert total_requests(sandbox_thread) == 0
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_do_not_both_proceed(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "audio", 30)
     sandbox_thread.set_faults(

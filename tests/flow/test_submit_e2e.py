@@ -216,6 +216,7 @@ def test_cli_stdin_paths_and_exit_codes(sandbox_thread: Sandbox, tmp_path: Path)
     assert "nothing to do" in again.stderr
 
 
+@pytest.mark.slow
 def test_cli_usage_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("path,colour\na.wav,red\n")
     result = run_cli("submit", str(tmp_path / "m.csv"), env={"SLNG_API_KEY": "k"}, cwd=tmp_path)

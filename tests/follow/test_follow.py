@@ -165,6 +165,7 @@ def test_transcript_path_variant_and_format_checks(tmp_path: Path) -> None:
 # --- submit --wait --out -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_submit_wait_fetches_transcripts_into_the_source_tree(sandbox: Sandbox, tmp_path: Path) -> None:
     # 30 s of audio: the synthetic transcript then has at least 24 words (each takes at most 1.2 s),
     # more than one 24-character SRT line can hold, whatever the job_id seeds. 3 s sometimes gave
@@ -215,6 +216,7 @@ def test_unknown_and_post_processing_statuses_count_as_open() -> None:
     assert report.open_jobs == 5
 
 
+@pytest.mark.slow
 async def test_two_jobs_of_one_relative_path_do_not_overwrite_each_other(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -242,6 +244,7 @@ async def test_two_jobs_of_one_relative_path_do_not_overwrite_each_other(
 # --- FAILED jobs: status, the --wait summary, retry-failed ---------------------------------------------
 
 
+@pytest.mark.slow
 async def test_failed_job_is_reported_and_retry_failed_resubmits_it(sandbox: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 2)
     bad = garbage_wav(tmp_path / "in" / "broken.wav")
@@ -446,6 +449,7 @@ async def test_delete_after_fetch_finishes_a_delete_an_earlier_run_missed(
 # --- status: many open jobs page the list --------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_status_with_many_open_jobs_pages_the_list(sandbox: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 30)
     ledger = tmp_path / "l.db"
@@ -481,6 +485,7 @@ async def test_status_honours_the_read_rate_limit(sandbox: Sandbox, tmp_path: Pa
 # --- reconcile -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_reconcile_rebuilds_a_lost_ledger_and_submit_then_creates_nothing(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -521,6 +526,7 @@ async def test_reconcile_rebuilds_a_lost_ledger_and_submit_then_creates_nothing(
 # --- the CLI -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_status_fetch_retry_failed_and_reconcile(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 2)
     bad = garbage_wav(tmp_path / "in" / "broken.wav")
@@ -574,6 +580,7 @@ def test_cli_status_fetch_retry_failed_and_reconcile(sandbox_thread: Sandbox, tm
     assert len(sandbox_thread.jobs().attempts) == attempts
 
 
+@pytest.mark.slow
 def test_cli_submit_wait_reports_the_failed_job(sandbox_thread: Sandbox, tmp_path: Path) -> None:
     make_tree(tmp_path / "in", 1)
     bad = garbage_wav(tmp_path / "in" / "zz.wav")

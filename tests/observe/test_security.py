@@ -126,6 +126,7 @@ def _assert_no_secret(blobs: dict[str, bytes], secrets: set[str]) -> None:
             assert secret.encode() not in blob, f"a secret ({secret[:6]}...) leaked into {where}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_no_secret_reaches_any_output_of_a_failing_debug_run(
     faulty_sandbox: Sandbox, issued: IssuedUrls, tmp_path: Path, log_format: str
@@ -327,6 +328,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.slow
 def test_ledger_reports_and_summary_are_private_even_under_umask_000(
     sandbox_thread: Sandbox, tmp_path: Path
 ) -> None:

@@ -29,6 +29,7 @@ async def external(localstack_s3: LocalStackS3) -> AsyncIterator[Sandbox]:  # no
         yield sb
 
 
+@pytest.mark.slow
 async def test_full_presign_flow_against_external_s3(external: Sandbox) -> None:
     audio = wav_bytes(1.0)
     async with aiohttp.ClientSession() as http:

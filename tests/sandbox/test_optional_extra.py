@@ -61,6 +61,7 @@ def test_the_stand_in_really_hides_botocore(no_botocore: dict[str, str]) -> None
     assert done.returncode != 0 and "ImportError" in done.stderr
 
 
+@pytest.mark.slow
 def test_help_and_a_real_submit_work_without_botocore(
     no_botocore: dict[str, str], sandbox_thread: Sandbox, tmp_path: Path
 ) -> None:
@@ -89,6 +90,7 @@ def test_help_and_a_real_submit_work_without_botocore(
         ("sandbox", "--api-port", "0"),
     ],
 )
+@pytest.mark.slow
 def test_the_sandbox_without_its_extra_says_what_to_install(
     no_botocore: dict[str, str], tmp_path: Path, args: tuple[str, ...]
 ) -> None:

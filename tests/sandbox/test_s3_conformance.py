@@ -360,6 +360,7 @@ async def _run_case(case: Case, target: S3Target) -> Outcome:
         return await case.run(Ctx(target, target.client, http, key, _body_for(case.name)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_sandbox_s3_gives_localstack_verdict(
     case: Case, localstack_target: S3Target, sandbox_target: S3Target

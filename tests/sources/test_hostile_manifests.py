@@ -245,6 +245,7 @@ def holding_sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
+@pytest.mark.slow
 def test_files_deleted_truncated_or_grown_between_validation_and_upload(
     holding_sandbox: Sandbox, tmp_path: Path
 ) -> None:
