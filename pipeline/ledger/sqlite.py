@@ -94,7 +94,9 @@ class SqliteLedger(Ledger):
         except BaseException:
             self._close_connections()
             raise
-        self._writer = await self._stack.enter_async_context(GroupCommitWriter(self._write_conn))
+        self._writer = await self._stack.enter_async_context(
+            GroupCommitWriter(self._write_conn, self.location)
+        )
         return self
 
     async def __aexit__(
