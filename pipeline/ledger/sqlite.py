@@ -80,11 +80,8 @@ class SqliteLedger(Ledger):
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        self._check_writable()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                # Owner-only from the first byte: the ledger names files and jobs of other people.
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._write_conn = connect(self.path)
             self._read_conn = connect(self.path)
             migrate(self._write_conn)
@@ -107,6 +104,20 @@ class SqliteLedger(Ledger):
         finally:
             self._writer = None
             self._close_connections()
+
+    def _check_writable(self) -> None:
+        """Say plainly why the ledger cannot be written, before SQLite says "unable to open"."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only from the first byte: the ledger names files and jobs of other people.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"cannot open ledger {self.path}: {exc.strerror or exc}") from None
+        if not os.access(self.path.parent, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot open ledger {self.path}: its folder is not writable "
+                f"(SQLite keeps {self.path.name}-wal beside it)"
+            )
 
     def _close_connections(self) -> None:
         for conn in (self._write_conn, self._read_conn):

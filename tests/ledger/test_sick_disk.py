@@ -11,13 +11,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pipeline.errors import ExitCode, LedgerWriteError
-from pipeline.ledger import FileState, SqliteLedger
+from pipeline.errors import ConfigError, ExitCode, LedgerWriteError
+from pipeline.ledger import FileState, SqliteLedger, acquire_run_lock
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import make_spec
-from tests.ledger.disks import fill, small_tmpfs
+from tests.ledger.disks import fill, make_read_only, small_tmpfs
 from tests.support.audio import make_tree
 from tests.support.runs import assert_exactly_once, run_cli, start_cli
 
@@ -147,3 +147,44 @@ def test_sigterm_while_a_full_disk_stops_the_run_still_exits_6(
         again = run_cli(*args[:2], env=env, cwd=tmp_path)
         assert again.returncode == ExitCode.OK, again.stderr
     assert_exactly_once(sandbox_thread, files)
+
+
+# --- a read-only ledger path: one line, exit 8 (configuration), before any remote call ---------
+
+
+def test_lock_on_a_read_only_path_is_a_configuration_error(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        make_read_only(disk)
+        with pytest.raises(
+            ConfigError, match=f"cannot lock the ledger {disk / 'l.db'}: .*Read-only file system"
+        ):
+            acquire_run_lock(disk / "l.db")
+
+
+@pytest.mark.anyio
+async def test_an_existing_ledger_on_a_read_only_path_is_refused_at_open(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        async with SqliteLedger(disk / "l.db") as ledger:
+            await ledger.start_run("r")
+        make_read_only(disk)
+        with pytest.raises(ConfigError, match=f"cannot open ledger {disk / 'l.db'}: Read-only file system"):
+            async with SqliteLedger(disk / "l.db"):
+                pass
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-ledger", "existing-ledger"])
+def test_submit_with_the_ledger_on_a_read_only_path_exits_8_with_one_line(
+    sandbox_thread: Sandbox, tmp_path: Path, existing: bool
+) -> None:
+    make_tree(tmp_path / "audio", 2)
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        env = cli_env(sandbox_thread, disk / "l.db")
+        if existing:
+            first = run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path)
+            assert first.returncode == ExitCode.OK, first.stderr
+        make_read_only(disk)
+        result = run_cli("submit", str(tmp_path / "audio"), "--force", env=env, cwd=tmp_path)
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("slng-bulk: error: ") and str(disk / "l.db") in line, line
+    assert "Read-only file system" in line or "readonly" in line, line
