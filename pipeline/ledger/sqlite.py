@@ -33,11 +33,12 @@ from pipeline.ledger.records import (
     Rejected,
 )
 from pipeline.ledger.schema import FILE_COLUMNS, connect, migrate, record_from_row
-from pipeline.ledger.writer import Change, GroupCommitWriter
+from pipeline.ledger.writer import Change, GroupCommitWriter, is_storage_failure
 from pipeline.observe.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
 ERROR_LIMIT = 2000  # characters of an error message kept
+LOW_SPACE = 1 << 20  # below this much free space, an open failure says how much is left
 
 
 def _clean_error(error: str) -> str:
@@ -80,6 +81,9 @@ class SqliteLedger(Ledger):
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        """Open, creating or migrating the schema. Any failure here, a full disk included, is a
+        ConfigError (exit 8): the ledger's path is unusable and nothing has been sent yet. Once
+        open, a write that fails is a LedgerWriteError (exit 9)."""
         self._check_writable()
         try:
             self._write_conn = connect(self.path)
@@ -87,7 +91,7 @@ class SqliteLedger(Ledger):
             migrate(self._write_conn)
         except sqlite3.DatabaseError as exc:
             self._close_connections()
-            raise ConfigError(f"cannot open ledger {self.path}: {exc}") from None
+            raise ConfigError(f"cannot open ledger {self.path}: {exc}{self._space_note(exc)}") from None
         except BaseException:
             self._close_connections()
             raise
@@ -118,6 +122,17 @@ class SqliteLedger(Ledger):
                 f"cannot open ledger {self.path}: its folder is not writable "
                 f"(SQLite keeps {self.path.name}-wal beside it)"
             )
+
+    def _space_note(self, exc: BaseException) -> str:
+        """SQLite says "disk I/O error" when its -shm cannot grow: name the likely cause."""
+        if not is_storage_failure(exc):
+            return ""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return ""
+        free = st.f_bavail * st.f_frsize
+        return f" ({free // 1024} KiB free on its filesystem)" if free < LOW_SPACE else ""
 
     def _close_connections(self) -> None:
         for conn in (self._write_conn, self._read_conn):

@@ -40,8 +40,9 @@ def make_read_only(mount_point: Path) -> None:
         pytest.skip(f"cannot remount read-only ({done.stderr.strip() or done.returncode})")
 
 
-def fill(folder: Path) -> Path:
-    """Write a filler file until the filesystem has not one byte left; returns it (unlink to free)."""
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Write a filler file until the filesystem has not one byte left, then give back `leave`
+    bytes (a nearly full disk); returns the filler (unlink it to free the space)."""
     filler = folder / "filler.bin"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -54,6 +55,8 @@ def fill(folder: Path) -> Path:
                     if exc.errno != errno.ENOSPC:
                         raise
                     break
+        if leave:
+            os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
     finally:
         os.close(fd)
     return filler

@@ -188,3 +188,37 @@ def test_submit_with_the_ledger_on_a_read_only_path_exits_8_with_one_line(
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("slng-bulk: error: ") and str(disk / "l.db") in line, line
     assert "Read-only file system" in line or "readonly" in line, line
+
+
+# --- a disk already full when the ledger is first made: the real cause, exit 8 -----------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("room_kib", [0, 4, 16, 48, 64])
+async def test_a_disk_full_before_the_ledger_is_made_reports_the_real_cause(
+    tmp_path: Path, room_kib: int
+) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk, leave=room_kib * 1024)
+        with pytest.raises(ConfigError) as caught:
+            async with SqliteLedger(disk / "l.db"):
+                pass
+    message = str(caught.value)
+    assert "cannot rollback" not in message  # the cleanup's own complaint masked the cause
+    assert message.startswith(f"cannot open ledger {disk / 'l.db'}: "), message
+    assert FULL in message or "disk I/O error" in message, message
+    assert "KiB free on its filesystem" in message, message
+
+
+def test_submit_on_a_full_disk_exits_8_with_the_real_cause(sandbox_thread: Sandbox, tmp_path: Path) -> None:
+    make_tree(tmp_path / "audio", 2)
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk)
+        result = run_cli(
+            "submit", str(tmp_path / "audio"), env=cli_env(sandbox_thread, disk / "l.db"), cwd=tmp_path
+        )
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"slng-bulk: error: cannot open ledger {disk / 'l.db'}: {FULL} (0 KiB free on its filesystem)"
+    ]
+    assert not sandbox_thread.stats().requests  # nothing was sent
