@@ -31,6 +31,7 @@ from pipeline.errors import (
     AuthenticationError,
     ErrorClass,
     FileChangedError,
+    LedgerWriteError,
     StalledUploadError,
     TransferError,
     UrlRefusedError,
@@ -148,6 +149,7 @@ class Pipeline:
             bandwidth=AsyncLimiter(settings.max_bandwidth, 1.0) if settings.max_bandwidth else None,
         )
         self.stopping = anyio.Event()  # no new files are taken once set
+        self.signalled = False  # a SIGINT/SIGTERM came: the run ends as stopped (exit 6), whatever else
         self._producer_scope = anyio.CancelScope()
         self.slots = anyio.CapacityLimiter(settings.concurrency)  # files actively worked on
         self._deadlines: dict[int, float] = {}  # per file in flight: when its retry budget ends
@@ -468,6 +470,7 @@ class Pipeline:
         """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
+                self.signalled = True
                 if (
                     self.stopping.is_set()
                     and self.stats.interrupted
@@ -488,7 +491,12 @@ class Pipeline:
         cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
 
     async def run(self, rows: Iterator[Row], handle_signals: bool, *, trickle: bool = False) -> RunStats:
-        """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
+        """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused.
+
+        A ledger that stops taking writes (LedgerWriteError) ends the run at once: nothing could be
+        recorded any more, so workers are cancelled where they are (what was committed is where a
+        rerun resumes) and the error is raised, unless a signal had already asked for the stop.
+        """
         await self.ledger.start_run(self.stats.run_id)
         log.info(
             "run %s started: concurrency %d, ledger %s",
@@ -501,6 +509,7 @@ class Pipeline:
         display = ProgressDisplay(
             self.stats, self.settings.progress, self.settings.progress_interval, self.settings.log_format
         )
+        ledger_failure: LedgerWriteError | None = None
         try:
             with display:
                 async with anyio.create_task_group() as outer:
@@ -523,16 +532,32 @@ class Pipeline:
         except AuthenticationError as exc:
             self.stats.auth_failure = str(exc)
             log.error("%s", exc)
+        except LedgerWriteError as exc:
+            ledger_failure = exc
         except BaseExceptionGroup as group:
+            failed_ledger = group.subgroup(LedgerWriteError)
             auth = group.subgroup(AuthenticationError)
-            if auth is None:
+            if failed_ledger is not None:
+                first = _first(failed_ledger)
+                assert isinstance(first, LedgerWriteError)
+                ledger_failure = first
+            elif auth is not None:
+                self.stats.auth_failure = str(_first(auth))
+                log.error("%s", self.stats.auth_failure)
+            else:
                 raise
-            self.stats.auth_failure = str(_first(auth))
-            log.error("%s", self.stats.auth_failure)
         finally:
             self.stats.rates = self.rates.snapshot()
-            with anyio.CancelScope(shield=True):
-                await self.ledger.finish_run(self.stats.run_id, self.stats.summary())
+            if ledger_failure is None:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.ledger.finish_run(self.stats.run_id, self.stats.summary())
+                    except LedgerWriteError as exc:
+                        ledger_failure = exc
+        if ledger_failure is not None:
+            if not self.signalled:
+                raise ledger_failure from None
+            log.error("%s", ledger_failure)  # stopped by the signal; the ledger says where
         return self.stats
 
 

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import filelock
 
-from pipeline.errors import LockHeldError
+from pipeline.errors import ConfigError, LockHeldError
 
 
 def acquire_run_lock(ledger_path: Path) -> filelock.BaseFileLock:
-    """Take the ledger's lock or say who holds it. A dead holder releases the lock by dying."""
+    """Take the ledger's lock or say who holds it. A dead holder releases the lock by dying.
+
+    A lock file that cannot be made (read-only or missing folder, full disk) is a configuration
+    error: the ledger's path is unusable, and nothing has been sent yet.
+    """
     lock = filelock.FileLock(f"{ledger_path}.lock", timeout=0)
     try:
         lock.acquire()
@@ -18,5 +22,9 @@ def acquire_run_lock(ledger_path: Path) -> filelock.BaseFileLock:
         raise LockHeldError(
             f"another slng-bulk run is using the ledger {ledger_path} (lock file {ledger_path}.lock); "
             "wait for it to finish"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot lock the ledger {ledger_path}: cannot create {ledger_path}.lock: {exc.strerror or exc}"
         ) from None
     return lock

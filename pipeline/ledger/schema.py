@@ -6,6 +6,7 @@ one transaction per step; a ledger from a newer one is refused rather than misre
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,5 +136,9 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version={number}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # On a full disk SQLite has rolled back already: a second ROLLBACK would only replace
+            # the real cause with "cannot rollback - no transaction is active".
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise

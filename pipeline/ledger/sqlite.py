@@ -33,11 +33,12 @@ from pipeline.ledger.records import (
     Rejected,
 )
 from pipeline.ledger.schema import FILE_COLUMNS, connect, migrate, record_from_row
-from pipeline.ledger.writer import Change, GroupCommitWriter
+from pipeline.ledger.writer import Change, GroupCommitWriter, is_storage_failure
 from pipeline.observe.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
 ERROR_LIMIT = 2000  # characters of an error message kept
+LOW_SPACE = 1 << 20  # below this much free space, an open failure says how much is left
 
 
 def _clean_error(error: str) -> str:
@@ -80,21 +81,23 @@ class SqliteLedger(Ledger):
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        """Open, creating or migrating the schema. Any failure here, a full disk included, is a
+        ConfigError (exit 8): the ledger's path is unusable and nothing has been sent yet. Once
+        open, a write that fails is a LedgerWriteError (exit 9)."""
+        self._check_writable()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                # Owner-only from the first byte: the ledger names files and jobs of other people.
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._write_conn = connect(self.path)
             self._read_conn = connect(self.path)
             migrate(self._write_conn)
         except sqlite3.DatabaseError as exc:
             self._close_connections()
-            raise ConfigError(f"cannot open ledger {self.path}: {exc}") from None
+            raise ConfigError(f"cannot open ledger {self.path}: {exc}{self._space_note(exc)}") from None
         except BaseException:
             self._close_connections()
             raise
-        self._writer = await self._stack.enter_async_context(GroupCommitWriter(self._write_conn))
+        self._writer = await self._stack.enter_async_context(
+            GroupCommitWriter(self._write_conn, self.location)
+        )
         return self
 
     async def __aexit__(
@@ -105,6 +108,31 @@ class SqliteLedger(Ledger):
         finally:
             self._writer = None
             self._close_connections()
+
+    def _check_writable(self) -> None:
+        """Say plainly why the ledger cannot be written, before SQLite says "unable to open"."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only from the first byte: the ledger names files and jobs of other people.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"cannot open ledger {self.path}: {exc.strerror or exc}") from None
+        if not os.access(self.path.parent, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot open ledger {self.path}: its folder is not writable "
+                f"(SQLite keeps {self.path.name}-wal beside it)"
+            )
+
+    def _space_note(self, exc: BaseException) -> str:
+        """SQLite says "disk I/O error" when its -shm cannot grow: name the likely cause."""
+        if not is_storage_failure(exc):
+            return ""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return ""
+        free = st.f_bavail * st.f_frsize
+        return f" ({free // 1024} KiB free on its filesystem)" if free < LOW_SPACE else ""
 
     def _close_connections(self) -> None:
         for conn in (self._write_conn, self._read_conn):

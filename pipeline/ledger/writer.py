@@ -1,12 +1,17 @@
 """Group commit: one task owns the write connection and commits whatever is queued together.
 
 Many workers then share one transaction and one fsync, so the ledger never becomes the
-bottleneck. Each queued change runs in its own savepoint: one caller's failing change is
-reported to that caller and does not undo the others in its batch.
+bottleneck. Each queued change runs in its own savepoint: one caller's refused change (a
+constraint) is reported to that caller and does not undo the others in its batch.
+
+A failure of the storage itself (disk full, I/O error, read-only) breaks the writer for good: the
+batch is rolled back, its callers and every later one get the same LedgerWriteError at once, and
+the task keeps draining its queue, so no caller ever waits for a commit that cannot happen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -16,12 +21,38 @@ from typing import Any, Self, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from pipeline.errors import LedgerWriteError
 from pipeline.observe.logs import log
 
 T = TypeVar("T")
 BATCH_LIMIT = 512
 
 Change = Callable[[sqlite3.Connection], Any]
+
+# Primary SQLite result codes that mean the storage, not one change, is failing.
+_STORAGE_FAILURES = frozenset(
+    {
+        5,  # SQLITE_BUSY: the database stayed locked past the timeout
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        10,  # SQLITE_IOERR
+        11,  # SQLITE_CORRUPT
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+        26,  # SQLITE_NOTADB
+    }
+)
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """Whether `exc` says the database file cannot be written at all (vs. one refused change)."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return isinstance(exc, sqlite3.OperationalError)
+    return (code & 0xFF) in _STORAGE_FAILURES
 
 
 class _Slot:
@@ -42,8 +73,10 @@ class GroupCommitWriter:
     """`async with GroupCommitWriter(conn) as writer:` runs the writer task until the block ends,
     then commits what is still queued."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self._conn = conn
+        self._location = location
+        self._broken: LedgerWriteError | None = None
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._stack = AsyncExitStack()
 
@@ -61,9 +94,19 @@ class GroupCommitWriter:
             await self._send.aclose()  # the writer drains what is queued, then ends
         await self._stack.aclose()
 
+    def cannot_write(self, exc: BaseException) -> LedgerWriteError:
+        return LedgerWriteError(f"ledger {self._location}: cannot write: {exc}")
+
+    @property
+    def broken(self) -> LedgerWriteError | None:
+        """The storage failure that stopped the writer, if any."""
+        return self._broken
+
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` inside the writer's next transaction; return its value once it is committed."""
         assert self._send is not None, "the writer is not running"
+        if self._broken is not None:
+            raise self._broken
         slot = _Slot()
         await self._send.send((fn, slot))
         with anyio.CancelScope(shield=True):  # the change is queued: wait for it even if cancelled
@@ -75,6 +118,8 @@ class GroupCommitWriter:
     async def write_behind(self, fn: Change) -> None:
         """Queue `fn` for the writer's next transaction without waiting for the commit."""
         assert self._send is not None, "the writer is not running"
+        if self._broken is not None:
+            raise self._broken
         try:
             self._send.send_nowait((fn, None))
         except anyio.WouldBlock:
@@ -93,42 +138,51 @@ class GroupCommitWriter:
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
                 try:
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(_commit_batch, self._conn, batch)
-                except BaseException as exc:  # e.g. disk full: fail every waiter, never hang one
-                    for _, slot in batch:
-                        if slot is not None:
-                            slot.error = slot.error or exc
-                    raise
+                    if self._broken is None:
+                        with anyio.CancelScope(shield=True):
+                            await anyio.to_thread.run_sync(self._commit_batch, batch)
+                except BaseException as exc:  # disk full, I/O error: nothing more can be written
+                    self._broken = self.cannot_write(exc)
+                    log.debug("ledger writer stopped", exc_info=exc)
                 finally:
                     for _, slot in batch:
                         if slot is not None:
+                            if self._broken is not None:
+                                slot.error = self._broken
                             slot.done.set()
 
-
-def _commit_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        _apply(conn, batch)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _apply(conn: sqlite3.Connection, batch: list[_Job]) -> None:
-    for fn, slot in batch:
-        conn.execute("SAVEPOINT job")
+    def _commit_batch(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            value = fn(conn)
-            conn.execute("RELEASE job")
-        except Exception as exc:  # one caller's failure must not undo the others' changes
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            if slot is None:
-                log.error("ledger write failed: %s", exc)
-            else:
-                slot.error = exc
-            continue
-        if slot is not None:
-            slot.value = value
+            self._apply(batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may have rolled back already (it does on a full disk): a second ROLLBACK
+            # would only replace the real cause with "no transaction is active".
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    def _apply(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        for fn, slot in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+                conn.execute("RELEASE job")
+            except Exception as exc:
+                if is_storage_failure(exc):
+                    raise  # the whole batch is lost, and the writer with it
+                # One caller's refused change must not undo the others' changes.
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                refused: Exception = self.cannot_write(exc) if isinstance(exc, sqlite3.Error) else exc
+                if slot is None:
+                    log.error("%s", refused)
+                else:
+                    slot.error = refused
+                continue
+            if slot is not None:
+                slot.value = value

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError, ErrorClass, LockHeldError
+from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError, LockHeldError
 from pipeline.ledger import HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
 from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import derive_job_id, file_key
@@ -105,7 +105,7 @@ async def test_one_refused_write_does_not_undo_the_others_in_its_batch(tmp_path:
         )
         conn.close()
         await ledger.reject("r", Rejection("m.csv", 3, None, "file not found"))
-        with pytest.raises(sqlite3.IntegrityError, match="refused by trigger"):
+        with pytest.raises(LedgerWriteError, match=f"ledger {path}: cannot write: refused by trigger"):
             await ledger.mark_creating(record, 1)
         await ledger.reject("r", Rejection("m.csv", 4, None, "not audio"))
         await ledger.flush()

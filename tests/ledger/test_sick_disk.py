@@ -1,0 +1,224 @@
+"""The ledger on a sick disk: full mid-run, full at open, read-only. Real filesystems (a small
+tmpfs), real SQLite, and for the runs the real CLI against the sandbox."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from pipeline.errors import ConfigError, ExitCode, LedgerWriteError
+from pipeline.ledger import FileState, SqliteLedger, acquire_run_lock
+from pipeline.sandbox import FaultPlan, Sandbox
+from pipeline.sources.identity import derive_job_id, file_key
+from pipeline.sources.rows import Rejection
+from tests.ledger.conftest import make_spec
+from tests.ledger.disks import fill, make_read_only, small_tmpfs
+from tests.support.audio import make_tree
+from tests.support.runs import assert_exactly_once, run_cli, start_cli
+
+FULL = "database or disk is full"
+
+
+def cli_env(sb: Sandbox, ledger: Path) -> dict[str, str]:
+    return {
+        "SLNG_API_KEY": sb.api_key,
+        "SLNG_BULK_API_URL": sb.api_url,
+        "SLNG_BULK_LEDGER": str(ledger),
+        "SLNG_BULK_PROGRESS": "none",
+        "SLNG_BULK_LOG_LEVEL": "warning",
+    }
+
+
+# --- the writer: a failed commit reaches every caller, now and later ----------------------------
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_fails_every_writer_caller_and_later_ones_without_hanging(tmp_path: Path) -> None:
+    specs = [make_spec(tmp_path, f"f{i}.wav") for i in range(400)]
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        path = disk / "l.db"
+        async with SqliteLedger(path) as ledger:
+            first = (await ledger.admit(specs[0], file_key(specs[0]), "job-first", "r")).record
+            assert first is not None
+            filler = fill(disk)
+            failures: list[BaseException] = []
+
+            async def admit(i: int) -> None:
+                spec = specs[i]
+                try:
+                    await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")
+                except LedgerWriteError as exc:
+                    failures.append(exc)
+
+            with anyio.fail_after(20):  # today: the writer dies and these wait forever
+                async with anyio.create_task_group() as group:
+                    for i in range(1, len(specs)):
+                        group.start_soon(admit, i)
+                assert failures, "the disk never filled up"
+                message = str(failures[0])
+                assert str(path) in message and FULL in message, message
+                # Once broken, every later call fails at once too, written behind or awaited.
+                with pytest.raises(LedgerWriteError, match=FULL):
+                    await ledger.mark_creating(first, 1)
+                with pytest.raises(LedgerWriteError, match=FULL):
+                    await ledger.reject("r", Rejection("m.csv", 3, None, "x"))
+                with pytest.raises(LedgerWriteError):
+                    await ledger.flush()
+        filler.unlink()
+        # What was committed is whole; the ledger opens and writes again once there is room.
+        async with SqliteLedger(path) as ledger:
+            assert ledger.lookup([first.file_key])[first.file_key].state is FileState.PENDING
+            await ledger.mark_creating(first, 1)
+        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# --- the CLI: a disk that fills mid-run stops the run with one line, exit 9 ----------------------
+
+
+def _fill_when_created(sb: Sandbox, disk: Path, creates: int, limit: float = 30.0) -> Path:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        seen = sb.stats().requests.get("create")
+        if seen is not None and seen.total >= creates:
+            break
+        time.sleep(0.01)
+    return fill(disk)
+
+
+@pytest.mark.slow
+def test_disk_full_mid_run_stops_with_one_line_and_a_rerun_finishes(
+    sandbox_thread: Sandbox, tmp_path: Path
+) -> None:
+    files = make_tree(tmp_path / "audio", 120)
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 20}}}})
+    )
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        env = cli_env(sandbox_thread, disk / "l.db")
+        args = ["submit", str(tmp_path / "audio"), "--concurrency", "8"]
+        proc = start_cli(args, env, tmp_path)
+        filler = _fill_when_created(sandbox_thread, disk, 10)
+        try:
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == ExitCode.LEDGER, err
+        assert "Traceback" not in err
+        [line] = err.strip().splitlines()  # one line, naming the ledger and the cause
+        assert line == f"slng-bulk: error: ledger {disk / 'l.db'}: cannot write: {FULL}"
+        assert len(sandbox_thread.jobs().jobs) < len(files)  # it stopped, not soldiered on
+        filler.unlink()
+        again = run_cli(*args, env=env, cwd=tmp_path)
+        assert again.returncode == ExitCode.OK, again.stderr
+    assert_exactly_once(sandbox_thread, files)
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_full_disk_stops_the_run_still_exits_6(
+    sandbox_thread: Sandbox, tmp_path: Path
+) -> None:
+    files = make_tree(tmp_path / "audio", 60)
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 300}}}})
+    )
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        env = cli_env(sandbox_thread, disk / "l.db")
+        args = ["submit", str(tmp_path / "audio"), "--concurrency", "4", "--grace", "5"]
+        proc = start_cli(args, env, tmp_path)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not sandbox_thread.stats().requests.get("put"):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)  # in-flight uploads then finish into a full ledger
+        filler = fill(disk)
+        try:
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == ExitCode.INTERRUPTED, err
+        assert "Traceback" not in err
+        filler.unlink()
+        again = run_cli(*args[:2], env=env, cwd=tmp_path)
+        assert again.returncode == ExitCode.OK, again.stderr
+    assert_exactly_once(sandbox_thread, files)
+
+
+# --- a read-only ledger path: one line, exit 8 (configuration), before any remote call ---------
+
+
+def test_lock_on_a_read_only_path_is_a_configuration_error(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        make_read_only(disk)
+        with pytest.raises(
+            ConfigError, match=f"cannot lock the ledger {disk / 'l.db'}: .*Read-only file system"
+        ):
+            acquire_run_lock(disk / "l.db")
+
+
+@pytest.mark.anyio
+async def test_an_existing_ledger_on_a_read_only_path_is_refused_at_open(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        async with SqliteLedger(disk / "l.db") as ledger:
+            await ledger.start_run("r")
+        make_read_only(disk)
+        with pytest.raises(ConfigError, match=f"cannot open ledger {disk / 'l.db'}: Read-only file system"):
+            async with SqliteLedger(disk / "l.db"):
+                pass
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-ledger", "existing-ledger"])
+def test_submit_with_the_ledger_on_a_read_only_path_exits_8_with_one_line(
+    sandbox_thread: Sandbox, tmp_path: Path, existing: bool
+) -> None:
+    make_tree(tmp_path / "audio", 2)
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        env = cli_env(sandbox_thread, disk / "l.db")
+        if existing:
+            first = run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path)
+            assert first.returncode == ExitCode.OK, first.stderr
+        make_read_only(disk)
+        result = run_cli("submit", str(tmp_path / "audio"), "--force", env=env, cwd=tmp_path)
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("slng-bulk: error: ") and str(disk / "l.db") in line, line
+    assert "Read-only file system" in line or "readonly" in line, line
+
+
+# --- a disk already full when the ledger is first made: the real cause, exit 8 -----------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("room_kib", [0, 4, 16, 48, 64])
+async def test_a_disk_full_before_the_ledger_is_made_reports_the_real_cause(
+    tmp_path: Path, room_kib: int
+) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk, leave=room_kib * 1024)
+        with pytest.raises(ConfigError) as caught:
+            async with SqliteLedger(disk / "l.db"):
+                pass
+    message = str(caught.value)
+    assert "cannot rollback" not in message  # the cleanup's own complaint masked the cause
+    assert message.startswith(f"cannot open ledger {disk / 'l.db'}: "), message
+    assert FULL in message or "disk I/O error" in message, message
+    assert "KiB free on its filesystem" in message, message
+
+
+def test_submit_on_a_full_disk_exits_8_with_the_real_cause(sandbox_thread: Sandbox, tmp_path: Path) -> None:
+    make_tree(tmp_path / "audio", 2)
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk)
+        result = run_cli(
+            "submit", str(tmp_path / "audio"), env=cli_env(sandbox_thread, disk / "l.db"), cwd=tmp_path
+        )
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"slng-bulk: error: cannot open ledger {disk / 'l.db'}: {FULL} (0 KiB free on its filesystem)"
+    ]
+    assert not sandbox_thread.stats().requests  # nothing was sent
