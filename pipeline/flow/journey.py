@@ -1,18 +1,17 @@
 """The worker pool and the per-file state machine.
 
 A file's whole journey reads top to bottom in `Pipeline.process`: admit it to the ledger (its
-job_id fixed before any remote call), presign just in time, stream the PUT, create the job, and
-record each step durably before the next one depends on it. Everything else here is plumbing:
-a producer that streams rows into a bounded channel, N workers, signals and deadlines.
+job_id fixed before any remote call; whether and how it is worked on is `flow.admission`'s
+verdict), presign just in time, stream the PUT, create the job, and record each step durably
+before the next one depends on it. Each request is retried by one mechanism (`with_retries`).
+Everything else here is plumbing: a producer that takes rows from the feed (`flow.feed`) into a
+bounded channel, N workers, signals and deadlines.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-import queue
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from pipeline.errors import (
     UrlRefusedError,
 )
 from pipeline.flow.admission import AdmissionRules, Verdict
+from pipeline.flow.feed import PRODUCER_BATCH, RowFeed
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import Admission, FileRecord, FileState, Glance, HistoryKind, Ledger
@@ -47,54 +47,7 @@ from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import FileSpec, Rejection, Row
 from pipeline.storage.upload import UploadOptions, UploadResult, put_file
 
-PRODUCER_BATCH = 256
 URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
-
-
-class RowFeed:
-    """Reads a source on a daemon thread into a bounded queue, in chunks of `chunk` rows.
-
-    A fast manifest or directory goes over in chunks (few queue operations per row, whole batches
-    per ledger query); a source that may block between rows, such as a pipe on stdin, uses
-    `chunk=1` so that each row is handed over as soon as it is read.
-    """
-
-    _END = object()
-
-    def __init__(self, rows: Iterator[Row], chunk: int = 64, capacity_rows: int = 4 * PRODUCER_BATCH) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, capacity_rows // chunk))
-        self._chunk = chunk
-        self._done = False
-        self._spare: list[Row] = []
-        threading.Thread(target=self._pump, args=(rows,), name="slng-bulk-source", daemon=True).start()
-
-    def _pump(self, rows: Iterator[Row]) -> None:
-        try:
-            while chunk := list(itertools.islice(rows, self._chunk)):
-                self._queue.put(chunk)
-        except BaseException as exc:  # handed to the consumer, which raises it in the run
-            self._queue.put(exc)
-        finally:
-            self._queue.put(self._END)
-
-    def next_batch(self, limit: int) -> list[Row]:
-        """Blocks for the first chunk only; [] once the source is exhausted."""
-        batch, self._spare = self._spare, []
-        if self._done:
-            return batch
-        while len(batch) < limit:
-            try:
-                item = self._queue.get() if not batch else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is self._END:
-                self._done = True
-                break
-            if isinstance(item, BaseException):
-                raise item
-            batch.extend(item)  # type: ignore[arg-type]
-        batch, self._spare = batch[:limit], batch[limit:]
-        return batch
 
 
 @dataclass(frozen=True, slots=True)
