@@ -11,7 +11,6 @@ the task keeps draining its queue, so no caller ever waits for a commit that can
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -22,6 +21,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import LedgerWriteError
+from pipeline.ledger.schema import transaction
 from pipeline.observe.logs import log
 
 T = TypeVar("T")
@@ -152,18 +152,8 @@ class GroupCommitWriter:
                             slot.done.set()
 
     def _commit_batch(self, batch: list[_Job]) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn):
             self._apply(batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            # SQLite may have rolled back already (it does on a full disk): a second ROLLBACK
-            # would only replace the real cause with "no transaction is active".
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
 
     def _apply(self, batch: list[_Job]) -> None:
         conn = self._conn

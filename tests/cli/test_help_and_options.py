@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,15 +16,6 @@ from pipeline.config.settings import ENV_PREFIX, Settings, load_settings
 from pipeline.errors import ExitCode
 from pipeline.ledger import SqliteLedger
 from tests.support.runs import child_env, run_cli
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("SLNG_"):
-            monkeypatch.delenv(name)
 
 
 def help_text(command: str) -> str:

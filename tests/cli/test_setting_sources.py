@@ -7,7 +7,6 @@ sample value) without anyone remembering to add it.
 from __future__ import annotations
 
 import json
-import os
 import types
 import typing
 from pathlib import Path
@@ -24,15 +23,6 @@ from tests.support.audio import write_wav
 from tests.support.runs import run_cli
 
 SIZE_SAMPLES = ("1M", "50M", "512K", "1048576")
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("SLNG_"):
-            monkeypatch.delenv(name)
 
 
 def _is_size(field: FieldInfo) -> bool:

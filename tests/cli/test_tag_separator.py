@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,6 @@ from tests.support.audio import write_wav
 from tests.support.runs import run_cli
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_manifests"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("SLNG_"):
-            monkeypatch.delenv(name)
 
 
 def csv_rows(tmp_path: Path, cell: str) -> list[Row]:

@@ -8,7 +8,6 @@ SLNG_BULK_API_KEY, SLNG_BULK_API_KEY_FILE, api_key in the config file, api_key_f
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +19,6 @@ from pipeline.observe.logs import LOGGER_NAME
 from pipeline.sandbox import Sandbox
 from tests.support.audio import write_wav
 from tests.support.runs import run_cli
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("SLNG_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -13,18 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from pipeline.config.settings import Settings, load_settings
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(os.environ):
-        if name.startswith("SLNG_"):
-            monkeypatch.delenv(name)
 
 
 def _open_writer_once_read(fifo: Path, timeout: float = 10.0) -> int:

@@ -10,14 +10,6 @@ from pipeline.config.settings import load_settings, parse_size
 from pipeline.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in ("SLNG_API_KEY", "SLNG_BULK_CONCURRENCY", "SLNG_BULK_CONFIG", "SLNG_BULK_TAGS"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_precedence_flag_over_env_over_file_over_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
