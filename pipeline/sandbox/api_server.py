@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 
 from pipeline.api.models import JobAcknowledgement, JobFile, JobFiles, JobOutputFile, is_valid_job_id
 from pipeline.sandbox.api_errors import ApiError, error_response, injected_api_error, model_response
+from pipeline.sandbox.api_part import ApiPart
 from pipeline.sandbox.config import DOWNLOAD_EXPIRES_IN, SandboxConfig
 from pipeline.sandbox.create import JobCreator
 from pipeline.sandbox.fault_middleware import make_fault_middleware
@@ -35,7 +36,7 @@ def api_key_id(key: str) -> str:
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-class ApiServer:
+class ApiServer(ApiPart):
     def __init__(
         self,
         config: SandboxConfig,
@@ -45,13 +46,8 @@ class ApiServer:
         stats: StatsRecorder,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.config = config
+        super().__init__(config, state, store, injector, stats, clock)
         self.accepted_keys = set(config.api_keys)  # mutable: tests revoke and restore keys
-        self.state = state
-        self.store = store
-        self.injector = injector
-        self.stats = stats
-        self.clock = clock
         self.creator = JobCreator(config, state, store, injector, stats, clock)
         self.presigner = Presigner(config, state, store, injector, stats, clock)
         self.outputs = OutputWriter(store, state)

@@ -7,8 +7,7 @@ created a job and that a retried create was refused as a duplicate.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,15 +24,12 @@ from pipeline.api.models import (
     TranscriptionConfig,
 )
 from pipeline.sandbox.api_errors import ApiError, error_response, model_response
+from pipeline.sandbox.api_part import ApiPart
 from pipeline.sandbox.audio_sniff import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
-from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.fault_middleware import DECISION_KEY
-from pipeline.sandbox.injector import FaultInjector
 from pipeline.sandbox.json_body import JSON_BODY_KEY
 from pipeline.sandbox.multipart_form import TOO_LARGE, UploadForm, read_upload_form
-from pipeline.sandbox.objects import ObjectStore
-from pipeline.sandbox.request_stats import StatsRecorder
-from pipeline.sandbox.state import CreateAttempt, JobRecord, SandboxState
+from pipeline.sandbox.state import CreateAttempt, JobRecord
 from pipeline.sandbox.timeutil import iso_z, round_ms
 from pipeline.sandbox.validation import (
     check_input_url,
@@ -48,23 +44,7 @@ from pipeline.sandbox.validation import (
 Source = Literal["upload", "url", "presign"]
 
 
-class JobCreator:
-    def __init__(
-        self,
-        config: SandboxConfig,
-        state: SandboxState,
-        store: ObjectStore,
-        injector: FaultInjector,
-        stats: StatsRecorder,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.store = store
-        self.injector = injector
-        self.stats = stats
-        self.clock = clock
-
+class JobCreator(ApiPart):
     # --- entry point ---------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, api_key_id: str) -> web.Response:

@@ -7,39 +7,18 @@ is a 409, as a create with it would be.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from pipeline.api.models import DEFAULT_CONTENT_TYPE, PresignRequest, PresignResponse, UploadTarget
 from pipeline.sandbox.api_errors import ApiError, model_response
-from pipeline.sandbox.config import SandboxConfig
-from pipeline.sandbox.injector import FaultInjector
-from pipeline.sandbox.objects import ObjectStore
-from pipeline.sandbox.request_stats import StatsRecorder
-from pipeline.sandbox.state import PresignRecord, SandboxState
+from pipeline.sandbox.api_part import ApiPart
+from pipeline.sandbox.state import PresignRecord
 from pipeline.sandbox.validation import check_job_id, filled_config, input_key, parse_model, safe_filename
 
 
-class Presigner:
-    def __init__(
-        self,
-        config: SandboxConfig,
-        state: SandboxState,
-        store: ObjectStore,
-        injector: FaultInjector,
-        stats: StatsRecorder,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.store = store
-        self.injector = injector
-        self.stats = stats
-        self.clock = clock
-
+class Presigner(ApiPart):
     async def handle(self, body: dict[str, Any]) -> web.Response:
         """The upload target for one file; an `ApiError` (4xx) for a request the API refuses."""
         # Not in the step-1 schema; the guide says the service may ignore them, so do we.

@@ -1,0 +1,31 @@
+"""What every part of the emulated API shares: its settings, the job state, the bucket, the fault
+plan, the counters and the clock (a test may give a fake one)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pipeline.sandbox.config import SandboxConfig
+from pipeline.sandbox.injector import FaultInjector
+from pipeline.sandbox.objects import ObjectStore
+from pipeline.sandbox.request_stats import StatsRecorder
+from pipeline.sandbox.state import SandboxState
+
+
+class ApiPart:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        state: SandboxState,
+        store: ObjectStore,
+        injector: FaultInjector,
+        stats: StatsRecorder,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.store = store
+        self.injector = injector
+        self.stats = stats
+        self.clock = clock
