@@ -24,19 +24,39 @@ class ErrorClass(enum.StrEnum):
 
 
 class ExitCode(enum.IntEnum):
-    """Documented process exit codes (README, "Exit codes")."""
+    """Documented process exit codes. `meaning` is the one text of each: the README's table and the
+    epilog of `slng-bulk --help` are checked against it (tests/cli/test_exit_code_table.py)."""
 
     OK = 0
-    FAILED = 1  # some files failed remotely (and possibly some rows were rejected)
-    USAGE = 2  # the command line itself is wrong: unknown flag, bad flag value, missing argument
-    REJECTED = 3  # some rows were rejected as bad input; everything else succeeded
-    AUTH = 4  # the API refused the key
-    LOCKED = 5  # another run holds the ledger's lock
-    INTERRUPTED = 6  # SIGINT/SIGTERM or --max-duration stopped the run early
-    NOTHING_TO_DO = 7  # only with --error-on-nothing
-    CONFIG = 8  # configuration: missing key, missing source, bad setting value, unusable ledger
-    LEDGER = 9  # the ledger could not be written during a run (disk full, I/O error)
-    INTERNAL = 10  # a bug: an unexpected exception (logged, redacted)
+    FAILED = 1
+    USAGE = 2
+    REJECTED = 3
+    AUTH = 4
+    LOCKED = 5
+    INTERRUPTED = 6
+    NOTHING_TO_DO = 7
+    CONFIG = 8
+    LEDGER = 9
+    INTERNAL = 10
+
+    @property
+    def meaning(self) -> str:
+        return _EXIT_CODE_MEANINGS[self]
+
+
+_EXIT_CODE_MEANINGS: Final = {
+    ExitCode.OK: "success: every file is done (now or in an earlier run)",
+    ExitCode.FAILED: "some files or jobs failed (and possibly some rows were rejected)",
+    ExitCode.USAGE: "usage: unknown command or flag, bad flag value, missing or conflicting argument",
+    ExitCode.REJECTED: "some rows were rejected as bad input; everything else succeeded",
+    ExitCode.AUTH: "the API refused the key",
+    ExitCode.LOCKED: "another run holds the ledger's lock",
+    ExitCode.INTERRUPTED: "stopped early: SIGINT/SIGTERM, --max-duration or --wait-timeout",
+    ExitCode.NOTHING_TO_DO: "nothing to do (only with --error-on-nothing)",
+    ExitCode.CONFIG: "configuration: missing key or source, bad setting or config file, unusable ledger",
+    ExitCode.LEDGER: "the ledger could not be written during the run (disk full, I/O error)",
+    ExitCode.INTERNAL: "internal error (a bug): one redacted line; the traceback too at debug level (-vv)",
+}
 
 
 class SlngBulkError(Exception):

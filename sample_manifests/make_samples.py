@@ -42,8 +42,8 @@ def write_tone(path: Path, freq: float, seconds: float) -> None:
 
 CSV = """\
 path,job_id,language,operating_point,diarization,enable_entities,title,tags,srt_max_line_length,srt_max_lines
-audio/greeting.wav,,en,standard,none,,Greeting,demo;short,,
-audio/standup.wav,standup20260101,en,enhanced,speaker,true,Daily stand-up,demo;meeting,42,2
+audio/greeting.wav,,en,standard,none,,Greeting,"demo,short",,
+audio/standup.wav,standup20260101,en,enhanced,speaker,true,Daily stand-up,"demo,meeting",42,2
 audio/interview.wav,,fr,,speaker,no,Interview,"[""demo"", ""interview""]",,3
 audio/calls/call-001.wav,,es,standard,channel,,Call 1,calls,,
 audio/calls/call-002.wav,call002,,,,,,,,

@@ -12,10 +12,11 @@ import os
 import re
 import stat
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,10 +26,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from pipeline.api.models import DEFAULT_MODEL_CODE, OutputConfig, SrtOverrides, Tracking, TranscriptionConfig
+from pipeline.api.models import (
+    DEFAULT_MODEL_CODE,
+    OutputConfig,
+    OutputFormat,
+    SrtOverrides,
+    Tracking,
+    TranscriptionConfig,
+)
 from pipeline.errors import ConfigError
+from pipeline.observe.logs import log
 from pipeline.sources.readers import SourceOptions
-from pipeline.sources.rows import JobSettings
+from pipeline.sources.rows import JobSettings, split_tags
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -60,6 +69,46 @@ def _split_list(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
+def _split_tag_text(value: Any) -> Any:
+    return split_tags(value) if isinstance(value, str) else value
+
+
+TagList = Annotated[list[str], NoDecode, BeforeValidator(_split_tag_text)]  # as the CSV `tags` column
+
+
+def _check_formats(values: list[str]) -> list[str]:
+    """Known transcript formats, case-insensitive and deduplicated, at least one."""
+    known = typing.get_args(OutputFormat)
+    wanted: list[str] = []
+    for value in (v.strip().lower() for v in values):
+        if value not in known:
+            raise ValueError(f"unknown transcript format {value}: choose from {', '.join(known)}")
+        if value not in wanted:
+            wanted.append(value)
+    if not wanted:
+        raise ValueError(f"no transcript format given: choose from {', '.join(known)}")
+    return wanted
+
+
+FormatList = Annotated[CommaList, AfterValidator(_check_formats)]
+
+
+def check_api_key(key: SecretStr) -> SecretStr:
+    """A key as pasted: stripped; empty or with spaces, control or non-ASCII characters refused.
+    The message never quotes the key: it is the secret."""
+    text = key.get_secret_value().strip()
+    if not text:
+        raise ValueError("the API key is empty")
+    if any(not ch.isprintable() or ch.isspace() or not ch.isascii() for ch in text):
+        raise ValueError(
+            "the API key contains spaces, control or non-ASCII characters (a copy-paste accident?)"
+        )
+    return SecretStr(text)
+
+
+ApiKey = Annotated[SecretStr, AfterValidator(check_api_key)]
+
+
 class Settings(BaseSettings):
     """Every setting of every command. Descriptions double as `--help` text."""
 
@@ -71,8 +120,10 @@ class Settings(BaseSettings):
     )
     # --- connection ---
     api_url: str = Field(default="https://api.batch.slng.ai", description="Base URL of the SLNG Batch API.")
-    api_key: SecretStr | None = Field(
-        default=None, description="API key. Prefer SLNG_API_KEY or --api-key-file: a flag shows in `ps`."
+    api_key: ApiKey | None = Field(
+        default=None,
+        description="API key. Prefer the variable SLNG_API_KEY (it wins over its alias SLNG_BULK_API_KEY)"
+        " or --api-key-file: a flag shows in `ps`.",
     )
     api_key_file: Path | None = Field(default=None, description="File holding the API key (first line).")
     allow_insecure_http: bool = Field(
@@ -134,7 +185,7 @@ class Settings(BaseSettings):
     out: Path | None = Field(
         default=None, description="Download transcripts into this folder (with --wait, or fetch)."
     )
-    formats: CommaList = Field(
+    formats: FormatList = Field(
         default_factory=lambda: ["json", "txt", "srt"], description="Transcript formats to download."
     )
     delete_after_fetch: bool = Field(
@@ -162,7 +213,9 @@ class Settings(BaseSettings):
     output_locale: str | None = Field(default=None, description="Default output locale.")
     enable_entities: bool | None = Field(default=None, description="Default entity formatting.")
     model_code: str = Field(default=DEFAULT_MODEL_CODE, description="Model to use.")
-    tags: CommaList = Field(default_factory=list, description="Default tracking tags (comma-separated).")
+    tags: TagList = Field(
+        default_factory=list, description="Default tracking tags, comma-separated (as in the CSV column)."
+    )
     srt_max_line_length: int | None = Field(
         default=None, ge=1, description="Default SRT max characters per line."
     )
@@ -192,22 +245,16 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
 
     @model_validator(mode="after")
-    def _key_from_file_or_env(self) -> Settings:
+    def _key_from_file(self) -> Settings:
+        # Reached with api_key unset only when no source above the config file gave a key
+        # (`load_settings` resolves those): the config file's api_key_file is the last resort.
         if self.api_key is None and self.api_key_file is not None:
             self.api_key = SecretStr(_read_key_file(self.api_key_file))
-        if self.api_key is None and os.environ.get("SLNG_API_KEY"):
-            self.api_key = SecretStr(os.environ["SLNG_API_KEY"].strip())
         if self.api_key is not None:
-            key = self.api_key.get_secret_value().strip()
-            # Never quote the key in the message: it is the secret.
-            if not key:
-                raise ValueError("api_key: the API key is empty")
-            if any(not ch.isprintable() or ch.isspace() or not ch.isascii() for ch in key):
-                raise ValueError(
-                    "api_key: the API key contains spaces, control or non-ASCII characters"
-                    " (a copy-paste accident?)"
-                )
-            self.api_key = SecretStr(key)
+            try:
+                self.api_key = check_api_key(self.api_key)  # again: it may come from a key file
+            except ValueError as exc:
+                raise ValueError(f"api_key: {exc}") from None
         return self
 
     def source_options(self) -> SourceOptions:
@@ -282,6 +329,31 @@ def _config_file() -> Path | None:
     return None
 
 
+KEY_VARIABLE = "SLNG_API_KEY"  # the documented variable for the key
+KEY_ALIAS = f"{ENV_PREFIX}API_KEY"  # the generic SLNG_BULK_<SETTING> name, kept as an alias
+
+
+def _key_above_config_file(flags: dict[str, Any]) -> str | None:
+    """The key from the strongest source above the config file, or None.
+
+    Precedence: --api-key, --api-key-file, SLNG_API_KEY, SLNG_BULK_API_KEY, SLNG_BULK_API_KEY_FILE,
+    then the config file's api_key and api_key_file. pydantic-settings alone would rank every
+    api_key source above every api_key_file one, and knows one variable per field; so the key is
+    resolved here and handed to the model as a flag.
+    """
+    if flags.get("api_key") is not None:
+        return None  # already the strongest source
+    if flags.get("api_key_file") is not None:
+        return _read_key_file(Path(flags["api_key_file"]))
+    canonical, alias = os.environ.get(KEY_VARIABLE) or None, os.environ.get(KEY_ALIAS) or None
+    if canonical is not None and alias is not None and canonical.strip() != alias.strip():
+        log.warning("%s and %s are both set and differ: using %s", KEY_VARIABLE, KEY_ALIAS, KEY_VARIABLE)
+    if canonical is not None or alias is not None:
+        return canonical if canonical is not None else alias
+    key_file = os.environ.get(f"{ENV_PREFIX}API_KEY_FILE")
+    return _read_key_file(Path(key_file)) if key_file else None
+
+
 def load_settings(**flags: Any) -> Settings:
     """Settings from flags (only those given), environment and config file; a clear error otherwise."""
     global _config_path_override
@@ -294,7 +366,14 @@ def load_settings(**flags: Any) -> Settings:
                 raise ConfigError(f"config file {chosen} does not exist")
             if not chosen.is_file():
                 raise ConfigError(f"config file {chosen} is not a regular file")
-        return Settings(**{name: value for name, value in flags.items() if value is not None})
+        given = {name: value for name, value in flags.items() if value is not None}
+        try:
+            key = _key_above_config_file(given)
+        except ValueError as exc:  # an unreadable key file, named by the message
+            raise ConfigError(f"invalid setting {exc}") from None
+        if key is not None:
+            given["api_key"] = key
+        return Settings(**given)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):

@@ -38,6 +38,24 @@ _INVISIBLE = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x2
 _CONTROL_ESCAPES.update({c: f"\\u{c:04x}" for c in _INVISIBLE})
 
 
+TAG_SEPARATOR = ","  # the one separator of tags written as text: --tags, SLNG_BULK_TAGS, config, CSV
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags written as text (`demo,short`), stripped, empties dropped.
+
+    A ';' is refused rather than kept inside a tag: it separated CSV tags before the comma became
+    the one separator, and an old manifest must not silently label jobs `demo;short`. A tag that
+    holds a comma or a semicolon is written as a JSON list (CSV) or a TOML list (config file).
+    """
+    if ";" in text:
+        raise ValueError(
+            "tags: separate tags with commas (demo,short), or give a JSON list for tags that contain"
+            " a comma or a semicolon"
+        )
+    return [tag for tag in (part.strip() for part in text.split(TAG_SEPARATOR)) if tag]
+
+
 def escape_control(text: str) -> str:
     """Escape control characters so untrusted text (file names, cells) stays on one log line."""
     return text.translate(_CONTROL_ESCAPES)

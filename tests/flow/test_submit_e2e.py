@@ -222,7 +222,7 @@ def test_cli_usage_errors_are_one_line_without_traceback(tmp_path: Path) -> None
     assert result.returncode == ExitCode.CONFIG
     assert "colour" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("submit", str(tmp_path / "m.csv"), "--concurrency", "0", cwd=tmp_path)
-    assert result.returncode == ExitCode.CONFIG and "concurrency" in result.stderr
+    assert result.returncode == ExitCode.USAGE and "concurrency" in result.stderr
     result = run_cli("submit", str(tmp_path / "nothere.csv"), env={"SLNG_API_KEY": "k"}, cwd=tmp_path)
     assert result.returncode == ExitCode.CONFIG and "nothere.csv" in result.stderr
     no_key = make_tree(tmp_path / "d", 1)[0].parent

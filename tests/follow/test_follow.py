@@ -578,9 +578,9 @@ def test_cli_status_fetch_retry_failed_and_reconcile(sandbox_thread: Sandbox, tm
     assert "Traceback" not in status.stderr
 
     no_out = run_cli("fetch", *common, env=env, cwd=tmp_path)
-    assert no_out.returncode == ExitCode.CONFIG and "--out" in no_out.stderr
+    assert no_out.returncode == ExitCode.USAGE and "--out" in no_out.stderr
     bad_format = run_cli("fetch", *common, "--out", "o", "--formats", "json,pdf", env=env, cwd=tmp_path)
-    assert bad_format.returncode == ExitCode.CONFIG and "pdf" in bad_format.stderr
+    assert bad_format.returncode == ExitCode.USAGE and "pdf" in bad_format.stderr
 
     fetched = run_cli("fetch", *common, "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)
     assert fetched.returncode == ExitCode.OK, fetched.stderr

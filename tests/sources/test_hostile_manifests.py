@@ -83,7 +83,7 @@ def _csv_manifest(c: Corpus) -> Path:
         b"/dev/null,,,,\n",  # 16: a device
         b"/dev/zero,,,,\n",  # 17: a device that never ends
         b"g10.wav,,,,bad/../id\n",  # 18: a job_id with a path in it
-        b"g10.wav,en,,a;b,\n",  # 19: good
+        b'g10.wav,en,,"a,b",\n',  # 19: good
         "é-ünïcødé 🎧 ‮.wav,,,,\n".encode(),  # 20: odd but real file name: good
         b'g11.wav,en,"{""k"": 1}",,\n',  # 21: good, quoted JSON
         b'g12.wav,en,"{""k"": }",,\n',  # 22: malformed JSON

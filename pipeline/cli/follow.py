@@ -1,0 +1,168 @@
+"""`status`, `fetch` and `reconcile`: the commands that follow jobs already submitted."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import click
+
+from pipeline.cli.options import FETCH_SETTINGS, FOLLOW_SETTINGS, RECONCILE_SETTINGS, settings_options
+from pipeline.cli.running import run_async_command
+from pipeline.config.settings import Settings
+from pipeline.errors import ConfigError, ExitCode
+
+if TYPE_CHECKING:
+    from pipeline.follow.jobs import StatusReport
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document on stdout (counts, open jobs, every problem by file) for scripts.",
+)
+@settings_options(FOLLOW_SETTINGS)
+def status(fmt: str, **flags: Any) -> None:
+    """Refresh the server status of every submitted job that is not finished; print counts by status
+    (stdout) and each FAILED job with the server's message (stderr). Exit 1 when some job FAILED."""
+    from pipeline.flow.connect import connect
+    from pipeline.follow.jobs import refresh_statuses
+
+    async def run(settings: Settings) -> ExitCode:
+        if not await anyio.Path(settings.ledger).exists():
+            raise ConfigError(f"no ledger at {settings.ledger}")
+        async with connect(settings) as conn:
+            report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
+        if fmt == "json":
+            click.echo(json.dumps(status_document(report), indent=2))
+        else:
+            _print_status(report)
+        bad = report.failed_jobs or report.missing_jobs or report.errors
+        return ExitCode.FAILED if bad else ExitCode.OK
+
+    run_async_command(flags, run)
+
+
+def status_document(report: StatusReport) -> dict[str, Any]:
+    """`status --format json`: what the text output says, as one JSON object."""
+    return {
+        "by_status": dict(sorted(report.by_status.items())),
+        "open_jobs": report.open_jobs,
+        "refreshed": report.refreshed,
+        "listed": report.listed,
+        "failed": [{"path": p, "job_id": j, "message": m} for p, j, m in report.failed_jobs],
+        "not_found": [{"path": p, "job_id": j} for p, j in report.missing_jobs],
+        "unknown": [{"path": p, "error": m} for p, m in report.errors],
+    }
+
+
+def _print_status(report: StatusReport) -> None:
+    if not report.by_status:
+        click.echo("no submitted jobs in this ledger", err=True)
+    for name, count in sorted(report.by_status.items()):
+        click.echo(f"{name:<16}{count:>8}")
+    click.echo(
+        f"{report.open_jobs} jobs still open; {report.refreshed} asked about"
+        + (" (job list paged)" if report.listed else ""),
+        err=True,
+    )
+    for path, job_id, message in report.failed_jobs:
+        click.echo(f"FAILED {path} (job {job_id}): {message}", err=True)
+    for path, job_id in report.missing_jobs:
+        click.echo(f"NOT FOUND {path} (job {job_id}): the server does not know this job", err=True)
+    for path, message in report.errors:
+        click.echo(f"UNKNOWN {path}: {message}", err=True)
+
+
+@click.command()
+@settings_options(FETCH_SETTINGS)
+def fetch(**flags: Any) -> None:
+    """Download the transcripts of DONE jobs into --out (OUT/<relative path>.<format>), atomically.
+    Already downloaded outputs are skipped; a format the server did not produce is reported. Exit 1
+    when some download failed."""
+    from pipeline.flow.connect import connect
+    from pipeline.follow.jobs import check_formats, fetch_transcripts, refresh_statuses
+
+    async def run(settings: Settings) -> ExitCode:
+        if settings.out is None:
+            # A missing argument of this command line: a usage error, unlike a bad value from a file.
+            raise click.UsageError("fetch needs --out DIR (or SLNG_BULK_OUT, or out in the config file)")
+        check_formats(settings.formats)
+        if not await anyio.Path(settings.ledger).exists():
+            raise ConfigError(f"no ledger at {settings.ledger}")
+        async with connect(settings) as conn:
+            statuses = await refresh_statuses(conn.ledger, conn.client, conn.policy)
+            report = await fetch_transcripts(
+                conn.ledger,
+                conn.client,
+                conn.session,
+                settings.out,
+                settings.formats,
+                conn.policy,
+                delete_after=settings.delete_after_fetch,
+                concurrency=settings.concurrency,
+            )
+        click.echo(
+            f"{report.written} transcripts written to {settings.out}, {report.skipped} jobs already "
+            f"fetched" + (f", {report.deleted} jobs deleted on the server" if report.deleted else ""),
+            err=True,
+        )
+        if statuses.open_jobs:
+            click.echo(f"{statuses.open_jobs} jobs not finished yet: run fetch again later", err=True)
+        for path, fmt in report.missing:
+            click.echo(f"missing: {path}: the server has no {fmt} output", err=True)
+        for path, message in report.errors:
+            click.echo(f"FAILED {path}: {message}", err=True)
+        return ExitCode.FAILED if report.errors else ExitCode.OK
+
+    run_async_command(flags, run)
+
+
+@click.command()
+@click.argument("sources", nargs=-1)
+@settings_options(RECONCILE_SETTINGS)
+def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
+    """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
+    missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing.
+    Give the same settings as the original submit: they are part of each file's job_id."""
+    from pipeline.flow.commands import admit_sources
+    from pipeline.flow.connect import connect
+    from pipeline.follow.jobs import reconcile as run_reconcile
+
+    async def run(settings: Settings) -> ExitCode:
+        async with connect(settings) as conn:
+            if sources:
+                admitted = await admit_sources(conn, list(sources))
+                click.echo(
+                    f"sources: {admitted.added} files added to the ledger, {admitted.known} already in it, "
+                    f"{admitted.rejected} rows rejected, {admitted.refused} refused",
+                    err=True,
+                )
+            report = await run_reconcile(conn.ledger, conn.client, conn.policy)
+        click.echo(
+            f"{report.matched} jobs found on the server and marked created; {report.already} already "
+            f"known; {report.adopted} later resubmissions adopted; {report.historical} replaced jobs",
+            err=True,
+        )
+        if report.missing_on_server:
+            click.echo(
+                f"{len(report.missing_on_server)} jobs marked created in the ledger are not listed by the "
+                "server",
+                err=True,
+            )
+        if report.unknown_on_server:
+            click.echo(
+                f"{len(report.unknown_on_server)} jobs on the server are unknown to this ledger:", err=True
+            )
+            for job_id in report.unknown_on_server[:50]:
+                click.echo(f"  {job_id}", err=True)
+            if len(report.unknown_on_server) > 50:
+                click.echo(f"  ... and {len(report.unknown_on_server) - 50} more", err=True)
+        return ExitCode.OK
+
+    run_async_command(flags, run)

@@ -1,0 +1,94 @@
+"""What every command does around its work: load settings, turn errors into one line and an exit code.
+
+A `SlngBulkError` is an expected failure: its message and exit code. Anything else that reaches the
+top is a bug: one redacted line and exit 10, with the (redacted) traceback only at debug level, so a
+cron mail says what broke without dumping internals or secrets.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sys
+import traceback
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import click
+
+from pipeline.cli.options import log_level_from_aliases
+from pipeline.config.settings import Settings, load_settings
+from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.observe.logs import configure_logging, log
+from pipeline.observe.redact import redact, register_secret
+
+
+def load_command_settings(flags: dict[str, Any]) -> Settings:
+    """Settings from the command's flags (plus environment and config file); logging configured."""
+    if flags.get("api_key") is not None and flags.get("api_key_file") is not None:
+        raise click.UsageError("give --api-key or --api-key-file, not both")
+    if flags.get("api_key"):
+        click.echo(
+            "warning: --api-key shows in the process list; prefer SLNG_API_KEY or --api-key-file", err=True
+        )
+    flags = dict(flags)
+    log_level_from_aliases(flags)
+    settings = load_settings(**flags)
+    if settings.api_key is not None:  # masked from here on, even in an internal error's traceback
+        register_secret(settings.api_key.get_secret_value())
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def fail(exc: SlngBulkError) -> typing.NoReturn:
+    """One line on stderr and the error's exit code; never a traceback."""
+    click.echo(f"slng-bulk: error: {exc}", err=True)
+    sys.exit(int(exc.exit_code))
+
+
+def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> typing.NoReturn:
+    """Load settings, run the async body, exit with the code it returns."""
+    try:
+        settings = load_command_settings(flags)
+        code = anyio.run(run, settings)
+    except SlngBulkError as exc:
+        fail(exc)
+    sys.exit(int(code))
+
+
+def _single_cause(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) task-group wrappers, or `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def internal_error(exc: Exception) -> typing.NoReturn:
+    """Exit 10 with one redacted line; the traceback first, only when logging at debug."""
+    cause = _single_cause(exc)
+    if isinstance(cause, SlngBulkError):  # an expected error that a task group wrapped
+        fail(cause)
+    if log.isEnabledFor(logging.DEBUG):
+        click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
+    text = str(cause).strip()
+    first_line = text.splitlines()[0] if text else "(no message)"
+    click.echo(redact(f"slng-bulk: internal error: {type(cause).__name__}: {first_line}"), err=True)
+    sys.exit(int(ExitCode.INTERNAL))
+
+
+class SlngBulkGroup(click.Group):
+    """The top-level group: whatever a command did not catch becomes `internal_error`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2) and normal exits
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # stdout closed by `| head`: click exits quietly
+            internal_error(exc)
+        except Exception as exc:
+            internal_error(exc)

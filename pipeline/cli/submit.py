@@ -1,0 +1,59 @@
+"""`submit` and `retry-failed`: the commands that upload files and create jobs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from pipeline.cli.options import RETRY_SETTINGS, SUBMIT_SETTINGS, settings_options
+from pipeline.cli.running import fail, load_command_settings
+from pipeline.errors import ConfigError, SlngBulkError
+from pipeline.observe.stats import summary_lines
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@settings_options(SUBMIT_SETTINGS)
+def submit(sources: tuple[str, ...], **flags: Any) -> None:
+    """Upload every file named by SOURCES (CSV or JSONL manifests, directories, or - for stdin) and
+    create one transcription job per file. Safe to rerun: finished files are skipped."""
+    from pipeline.flow.commands import submit as run_submit
+    from pipeline.flow.dryrun import dry_run
+
+    try:
+        settings = load_command_settings(flags)
+        if settings.dry_run:
+            sys.exit(int(dry_run(list(sources), settings)))
+        stats = anyio.run(lambda: run_submit(list(sources), settings, handle_signals=True))
+    except SlngBulkError as exc:
+        fail(exc)
+    for line in summary_lines(stats):
+        click.echo(line, err=True)
+    if stats.nothing_to_do():
+        click.echo("nothing to do: every file is already done", err=True)
+    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+
+
+@click.command(name="retry-failed")
+@settings_options(RETRY_SETTINGS)
+def retry_failed(**flags: Any) -> None:
+    """Resubmit files whose job FAILED on the server, as new jobs (the old ones stay in the history).
+    Statuses are refreshed first; with --wait (and --out) the new jobs are followed like submit's."""
+    from pipeline.flow.commands import resubmit_failed
+
+    try:
+        settings = load_command_settings(flags)
+        if not Path(settings.ledger).exists():
+            raise ConfigError(f"no ledger at {settings.ledger}")
+        stats = anyio.run(lambda: resubmit_failed(settings, handle_signals=True))
+    except SlngBulkError as exc:
+        fail(exc)
+    for line in summary_lines(stats):
+        click.echo(line, err=True)
+    if stats.nothing_to_do():
+        click.echo("nothing to do: no job has FAILED", err=True)
+    sys.exit(int(stats.exit_code(settings.error_on_nothing)))

@@ -1,0 +1,183 @@
+"""The local checks every row passes before any remote call, and how a failed one is reported.
+
+A file is only stat()ed, never opened (a FIFO would block); the reasons are short and name no
+path (the Rejection carries it, escaped).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final, TextIO
+
+from pipeline.api.models import AUDIO_EXTENSIONS, MAX_FILE_BYTES, is_valid_job_id
+from pipeline.sources.lines import has_surrogates
+from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row, escape_control
+
+if TYPE_CHECKING:
+    from pipeline.sources.row_settings import SettingsCache
+
+_QUOTE_CHARS: Final = 80
+_SUPPORTED: Final = ", ".join(sorted(AUDIO_EXTENSIONS))
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How sources are read; the include/exclude globs and symlink policy apply to directory walks."""
+
+    include: tuple[str, ...] = ()  # any match includes (none given: everything)
+    exclude: tuple[str, ...] = ()  # any match excludes; also prunes matching directories
+    follow_symlinks: bool = False
+    max_file_bytes: int = MAX_FILE_BYTES
+    stdin: TextIO | None = None  # for "-"; default: sys.stdin (read as bytes)
+
+
+class ManifestError(Exception):
+    """A whole source is unusable (missing, unreadable, bad CSV header); the message names it."""
+
+
+def quote(value: object) -> str:
+    """Quote a user value for a reason: strings repr'd (escapes controls), others as JSON; truncated."""
+    if not isinstance(value, str):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "..."
+    if len(value) > _QUOTE_CHARS:
+        return repr(value[:_QUOTE_CHARS]) + "..."
+    return repr(value)
+
+
+def reject(source: str, line: int | None, path: str | None, reason: str) -> Rejection:
+    """Rejection whose reason is safe to log as is (the path is escaped by Rejection.message).
+
+    A source or path holding surrogates (undecodable file-name bytes, or a JSON "\\ud800") cannot
+    be stored as UTF-8 text (the ledger would fail on it): those are kept in their escaped spelling.
+    """
+    if path is not None and has_surrogates(path):
+        path = escape_control(path)
+    if has_surrogates(source):
+        source = escape_control(source)
+    return Rejection(source, line, path, escape_control(reason))
+
+
+def manifest_error(source: str, problem: str) -> ManifestError:
+    return ManifestError(escape_control(f"{source}: {problem}"))
+
+
+def os_reason(exc: OSError) -> str:
+    """Short reason for a failed stat/open, without the path (the Rejection carries it)."""
+    code = exc.errno
+    if code == errno.ENOENT:
+        return "file not found"
+    if code == errno.ENOTDIR:
+        return "file not found (a parent is not a directory)"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if code == errno.ELOOP:
+        return "too many levels of symbolic links"
+    if code == errno.ENAMETOOLONG:
+        return "path too long"
+    return exc.strerror or type(exc).__name__
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_file(path: str, max_bytes: int) -> os.stat_result | str:
+    """Stat (never open) the file; the stat result if it is uploadable, else the reason."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return os_reason(exc)
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no file can have that name
+        return "path is not valid Unicode (a lone surrogate)"
+    except ValueError:  # embedded NUL
+        return "path contains a NUL byte"
+    mode = st.st_mode
+    if not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            return "is a directory"
+        return f"not a regular file ({_kind_of(mode)})"
+    ext = os.path.splitext(path)[1]
+    if ext[1:].lower() not in AUDIO_EXTENSIONS:
+        what = f"unsupported extension {quote(ext)}" if ext else "no file extension"
+        return f"{what} (supported: {_SUPPORTED})"
+    size = st.st_size
+    if size == 0:
+        return "empty file (0 bytes)"
+    if size > max_bytes:
+        return f"file too large ({size} bytes, limit {max_bytes})"
+    if not os.access(path, os.R_OK):
+        return "permission denied (not readable)"
+    return st
+
+
+def relative_to(path: str, prefix: str) -> str:
+    """Path relative to a root (prefix = root + sep), else the absolute path without its leading '/'."""
+    rel = path[len(prefix) :] if path.startswith(prefix) else path.lstrip(os.sep)
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+
+def root_prefix(root: str) -> str:
+    return root if root.endswith(os.sep) else root + os.sep
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """Per-source constants shared by every row of that source."""
+
+    source: str
+    root: str  # absolute folder that relative paths resolve against
+    prefix: str  # root + separator, for relative_path
+    max_bytes: int
+    cache: SettingsCache
+
+
+def file_row(
+    ctx: SourceContext, line: int | None, path_cell: str, job_id: str | None, settings: JobSettings | str
+) -> Row:
+    """Resolve and check one manifest/stdin path; `settings` is a str when they were rejected.
+
+    Checks run cheapest first and the file is only stat()ed, never opened (a FIFO would block).
+    """
+    if not path_cell:
+        return reject(ctx.source, line, None, "missing path")
+    if "\0" in path_cell:
+        return reject(ctx.source, line, None, f"path contains a NUL byte: {quote(path_cell)}")
+    path = os.path.normpath(os.path.join(ctx.root, path_cell))
+    if job_id is not None and not is_valid_job_id(job_id):
+        return reject(ctx.source, line, path, f"invalid job_id {quote(job_id)}: use 1-128 letters and digits")
+    if isinstance(settings, str):
+        return reject(ctx.source, line, path, settings)
+    checked = check_file(path, ctx.max_bytes)
+    if isinstance(checked, str):
+        return reject(ctx.source, line, path, checked)
+    return FileSpec(
+        source=ctx.source,
+        line=line,
+        path=Path(path),
+        size=checked.st_size,
+        mtime_ns=checked.st_mtime_ns,
+        job_id=job_id,
+        settings=settings,
+        relative_path=relative_to(path, ctx.prefix),
+    )
+
+
+def open_manifest(source: str) -> IO[bytes]:
+    try:
+        return open(source, "rb")  # closed by the caller's `with`
+    except OSError as exc:
+        raise manifest_error(source, f"cannot open manifest: {os_reason(exc)}") from None

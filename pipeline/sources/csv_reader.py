@@ -1,0 +1,296 @@
+"""CSV manifests: a header row naming the columns, then one file per record.
+
+A stray quote would make csv.reader swallow every line up to the next quote; such a record is
+handed back so that one bad quote costs one row, not the rest of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from pipeline.sources.checks import (
+    SourceContext,
+    SourceOptions,
+    file_row,
+    manifest_error,
+    open_manifest,
+    os_reason,
+    quote,
+    reject,
+    root_prefix,
+)
+from pipeline.sources.lines import Line, binary_lines
+from pipeline.sources.row_settings import (
+    RowError,
+    SettingsCache,
+    loads_json,
+    loc_name,
+    loc_suffix,
+    validation_reason,
+)
+from pipeline.sources.rows import JobSettings, Row, split_tags
+
+# CSV settings columns and where each lands in the JobSettings structure.
+_CSV_SETTING_LOCS: Final[dict[str, tuple[str, ...]]] = {
+    "language": ("transcription_config", "language"),
+    "operating_point": ("transcription_config", "operating_point"),
+    "diarization": ("transcription_config", "diarization"),
+    "domain": ("transcription_config", "domain"),
+    "output_locale": ("transcription_config", "output_locale"),
+    "enable_entities": ("transcription_config", "enable_entities"),
+    "additional_vocab": ("transcription_config", "additional_vocab"),
+    "title": ("tracking", "title"),
+    "reference": ("tracking", "reference"),
+    "tags": ("tracking", "tags"),
+    "details": ("tracking", "details"),
+    "metadata": ("metadata",),
+    "model_code": ("model_code",),
+    "srt_max_line_length": ("output_config", "srt_overrides", "max_line_length"),
+    "srt_max_lines": ("output_config", "srt_overrides", "max_lines"),
+}
+CSV_COLUMNS: Final = ("path", "job_id", *_CSV_SETTING_LOCS)
+_TRUE: Final = frozenset({"true", "1", "yes"})
+_FALSE: Final = frozenset({"false", "0", "no"})
+
+
+def _csv_column_for(loc: tuple[int | str, ...]) -> str:
+    """The CSV column a pydantic error location came from, e.g. "srt_max_lines" or "tags[0]"."""
+    for column, target in _CSV_SETTING_LOCS.items():
+        if loc[: len(target)] == target:
+            return column + loc_suffix(loc[len(target) :])
+    return loc_name(loc)
+
+
+def _csv_value(column: str, cell: str) -> Any:
+    """Convert one non-empty CSV cell to the type its API field wants."""
+    if column == "enable_entities":
+        low = cell.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise RowError(f"enable_entities: expected true/false/1/0/yes/no, got {quote(cell)}")
+    if column == "additional_vocab":
+        value = loads_json(cell, column)
+        if not isinstance(value, list):
+            raise RowError("additional_vocab: expected a JSON array")
+        return value
+    if column == "metadata":
+        value = loads_json(cell, column)
+        if not isinstance(value, dict):
+            raise RowError("metadata: expected a JSON object")
+        return value
+    if column == "tags":
+        if cell.startswith("["):
+            value = loads_json(cell, column)
+            if not isinstance(value, list):
+                raise RowError("tags: expected a JSON list or comma-separated text")
+            return value
+        try:
+            return split_tags(cell)
+        except ValueError as exc:
+            raise RowError(str(exc)) from None
+    return cell
+
+
+def _csv_settings(names: Sequence[str], cells: Sequence[str], defaults: JobSettings) -> JobSettings:
+    data: dict[str, Any] = {"transcription_config": {}}
+    for column, cell in zip(names, cells, strict=True):
+        if not cell:
+            continue
+        *parents, leaf = _CSV_SETTING_LOCS[column]
+        node = data
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = _csv_value(column, cell)
+    try:
+        row = JobSettings.model_validate(data)
+    except ValidationError as exc:
+        raise RowError(validation_reason(exc, _csv_column_for)) from None
+    return row.merged_over(defaults)
+
+
+@dataclass
+class _CsvHeader:
+    names: list[str]
+    path_index: int
+    job_index: int | None
+    setting_indexes: list[int]
+    setting_names: list[str]
+
+
+def _parse_header(source: str, record: list[str]) -> _CsvHeader:
+    names = [cell.strip().lower() for cell in record]
+    seen: set[str] = set()
+    for position, name in enumerate(names, 1):
+        if not name:
+            raise manifest_error(source, f"CSV header: column {position} has no name")
+        if name in seen:
+            raise manifest_error(source, f"CSV header: duplicate column {quote(name)}")
+        if name not in CSV_COLUMNS:
+            allowed = ", ".join(CSV_COLUMNS)
+            raise manifest_error(source, f"CSV header: unknown column {quote(name)} (allowed: {allowed})")
+        seen.add(name)
+    if "path" not in seen:
+        raise manifest_error(source, "CSV header: required column 'path' is missing")
+    settings = [i for i, name in enumerate(names) if name in _CSV_SETTING_LOCS]
+    return _CsvHeader(
+        names=names,
+        path_index=names.index("path"),
+        job_index=names.index("job_id") if "job_id" in seen else None,
+        setting_indexes=settings,
+        setting_names=[names[i] for i in settings],
+    )
+
+
+class CsvStream:
+    """Feeds csv.reader one physical line at a time and keeps the lines of the record being read.
+
+    A stray quote makes csv.reader run one field over every line up to the next quote, possibly
+    the end of the file. Such a record can be handed back (`give_back`): its first line is rejected
+    and the lines after it are read again, so one bad quote costs one row, not the rest of the file.
+    csv.reader never reads ahead of the record it returns, so lines can be pushed back in between;
+    this is an iterator object, not a generator, so it can go on after having reported the end.
+    """
+
+    def __init__(self, lines: Iterator[Line]) -> None:
+        self._lines = lines
+        self._pushed: list[Line] = []  # a stack: next line to read last
+        self.record: list[Line] = []  # physical lines of the current record
+
+    def __iter__(self) -> CsvStream:
+        return self
+
+    def __next__(self) -> str:
+        item = self._pushed.pop() if self._pushed else next(self._lines)
+        self.record.append(item)
+        return item[1]
+
+    def start_record(self) -> None:
+        self.record = []
+
+    def take_problem(self) -> tuple[int, str] | None:
+        """The first damaged line of the current record (line number, problem), if any."""
+        return next(((lineno, problem) for lineno, _t, problem in self.record if problem is not None), None)
+
+    def give_back(self, lines: Sequence[Line]) -> None:
+        self._pushed.extend(reversed(lines))
+
+
+# Free-text columns where a quoted value may legitimately hold line breaks.
+_MULTILINE_COLUMNS: Final = frozenset(
+    {"title", "reference", "details", "metadata", "additional_vocab", "tags"}
+)
+
+
+def read_csv_header(source: str, stream: CsvStream, reader: Iterator[list[str]]) -> _CsvHeader:
+    """First non-blank record; a damaged or unparsable header makes the whole manifest unusable."""
+    while True:
+        stream.start_record()
+        try:
+            record = next(reader)
+        except StopIteration:
+            raise manifest_error(source, "empty manifest (no CSV header row)") from None
+        except csv.Error as exc:
+            raise manifest_error(source, f"CSV header: {exc}") from None
+        except OSError as exc:
+            raise manifest_error(source, f"cannot read manifest: {os_reason(exc)}") from None
+        problem = stream.take_problem()
+        if problem is not None:
+            raise manifest_error(source, f"CSV header (line {problem[0]}): {problem[1]}")
+        if len(stream.record) > 1:
+            raise manifest_error(source, "CSV header: a quoted column name runs over several lines")
+        if record:
+            return _parse_header(source, record)
+
+
+def _runaway_quote(record: list[str], names: Sequence[str], lines: int) -> bool:
+    """A record over several lines that no well-formed row explains: a quote opened and never closed.
+
+    Line breaks are fine in free-text columns; a file name may hold one (a record of two lines);
+    anywhere else, or a record of the wrong width, it is a quote that ran away.
+    """
+    if lines <= 1:
+        return False
+    if len(record) != len(names):
+        return True
+    return any(
+        ("\n" in cell or "\r" in cell) and name not in _MULTILINE_COLUMNS and (name != "path" or lines > 2)
+        for cell, name in zip(record, names, strict=True)
+    )
+
+
+def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iterator[Row]:
+    root = os.path.dirname(os.path.abspath(source))
+    ctx = SourceContext(source, root, root_prefix(root), options.max_file_bytes, SettingsCache(defaults))
+    with open_manifest(source) as handle:
+        stream = CsvStream(binary_lines(handle))
+        reader = csv.reader(stream)
+        header = read_csv_header(source, stream, reader)
+        width = len(header.names)
+        path_index, job_index = header.path_index, header.job_index
+        setting_indexes, setting_names = header.setting_indexes, header.setting_names
+        cache = ctx.cache
+        end = max((lineno for lineno, _t, _p in stream.record), default=0)
+        while True:
+            stream.start_record()
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                lines = stream.record
+                start = lines[0][0] if lines else end + 1
+                stream.give_back(lines[1:])  # read again whatever the broken record swallowed
+                if len(lines) > 1:
+                    reason = (
+                        f"malformed CSV record: {exc} (unbalanced quote: a quoted field opened on this line"
+                        f" runs over {len(lines)} lines; the lines after it are read on their own)"
+                    )
+                else:
+                    reason = f"malformed CSV record: {exc}"
+                yield reject(source, start, None, reason)
+                end = start
+                continue
+            except OSError as exc:
+                yield reject(source, end + 1, None, f"cannot read manifest: {os_reason(exc)}")
+                return
+            lines = stream.record
+            start, end = lines[0][0], lines[-1][0]
+            if _runaway_quote(record, header.names, len(lines)):
+                stream.give_back(lines[1:])
+                end = start
+                yield reject(
+                    source,
+                    start,
+                    None,
+                    f"unbalanced quote: a quoted field opened on this line runs over {len(lines)} lines"
+                    " (the lines after it are read on their own)",
+                )
+                continue
+            problem = stream.take_problem()
+            if problem is not None:
+                yield reject(source, problem[0], None, problem[1])
+                continue
+            if not record:
+                continue  # blank line
+            if len(record) != width:
+                if len(record) == 1 and not record[0].strip():
+                    continue  # whitespace-only line
+                yield reject(source, start, None, f"expected {width} fields, got {len(record)}")
+                continue
+            path_cell = record[path_index].strip()
+            if not path_cell and not any(cell.strip() for cell in record):
+                continue  # ",,," rows that spreadsheets leave at the end
+            job_id = (record[job_index].strip() or None) if job_index is not None else None
+            cells = tuple(record[i].strip() for i in setting_indexes)
+            settings: JobSettings | str = defaults
+            if any(cells):
+                settings = cache.get(cells, _csv_settings, setting_names, cells, defaults)
+            yield file_row(ctx, start, path_cell, job_id, settings)

@@ -1,0 +1,55 @@
+"""Row checks that need an unprivileged process (root reads everything)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.sources.readers import (
+    ManifestError,
+    check_sources,
+)
+from pipeline.sources.rows import Rejection
+from tests.sources.helpers import audio, rows, run_unprivileged, write
+
+# --- permissions (needs an unprivileged process: root reads everything) --------------------------------
+
+
+def test_unreadable_file_and_directory(shared_dir: Path) -> None:
+    for rel in ("good1.wav", "secret.wav", "good2.wav", "locked/x.wav"):
+        audio(shared_dir, rel).chmod(0o644)
+    (shared_dir / "secret.wav").chmod(0o000)
+    (shared_dir / "locked").chmod(0o000)
+    manifest = write(shared_dir / "m.csv", "path\ngood1.wav\nsecret.wav\nlocked/x.wav\ngood2.wav\n")
+    manifest.chmod(0o644)
+
+    def job() -> list[str]:
+        result = rows(manifest) + rows(shared_dir)
+        return [r.message() if isinstance(r, Rejection) else f"OK {r.relative_path}" for r in result]
+
+    assert run_unprivileged(job) == [
+        "OK good1.wav",
+        f"{manifest}:3: {shared_dir / 'secret.wav'}: permission denied (not readable)",
+        f"{manifest}:4: {shared_dir / 'locked/x.wav'}: permission denied",
+        "OK good2.wav",
+        "OK good1.wav",
+        "OK good2.wav",
+        f"{shared_dir}: {shared_dir / 'locked'}: cannot read directory: permission denied",
+        f"{shared_dir}: {shared_dir / 'secret.wav'}: permission denied (not readable)",
+    ]
+
+
+def test_unreadable_manifest_is_a_manifest_error(shared_dir: Path) -> None:
+    manifest = write(shared_dir / "m.jsonl", "{}\n")
+    manifest.chmod(0o000)
+
+    def job() -> list[str]:
+        messages = []
+        for check in (lambda: check_sources([str(manifest)]), lambda: rows(manifest)):
+            try:
+                check()
+            except ManifestError as exc:
+                messages.append(str(exc))
+        return messages
+
+    expected = f"{manifest}: cannot open manifest: permission denied"
+    assert run_unprivileged(job) == [expected, expected]
