@@ -45,7 +45,7 @@ FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # a fresh sandbox: meaningful only for a run that creates its jobs
 WALK = ("include", "exclude", "follow_symlinks")
-ADMISSION = ("settle", "force", "dry_run")  # how submit takes files from its sources
+ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources
 ROW_DEFAULTS = (
     "language",
     "operating_point",

@@ -64,13 +64,14 @@ def report(
         raise click.UsageError("--format text is for one file's history (--path or --job-id)")
     try:
         settings = load_command_settings(flags)
-        if not settings.ledger.exists():
+        ledger_path = Path(settings.ledger)
+        if not ledger_path.exists():
             raise ConfigError(f"no ledger at {settings.ledger}")
         try:
             if one_file:
-                _emit(_history_text(settings.ledger, file_path, job_id, fmt or "text"), output)
+                _emit(_history_text(ledger_path, file_path, job_id, fmt or "text"), output)
             else:
-                _export(settings.ledger, states, fmt if fmt in ("jsonl", "json") else "csv", output)
+                _export(ledger_path, states, fmt if fmt in ("jsonl", "json") else "csv", output)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot read ledger {settings.ledger}: {exc}") from None
     except SlngBulkError as exc:

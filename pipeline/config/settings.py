@@ -16,7 +16,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -38,6 +46,7 @@ from pipeline.errors import ConfigError
 from pipeline.observe.logs import log
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings, split_tags
+from pipeline.sources.shard import Shard as ShardSpec
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -93,6 +102,13 @@ def _check_formats(values: list[str]) -> list[str]:
 FormatList = Annotated[CommaList, AfterValidator(_check_formats)]
 
 
+def _parse_shard(value: Any) -> Any:
+    return Shard.parse(value) if isinstance(value, str) else value
+
+
+Shard = Annotated[ShardSpec, NoDecode, BeforeValidator(_parse_shard), PlainSerializer(str)]
+
+
 def check_api_key(key: SecretStr) -> SecretStr:
     """A key as pasted: stripped; empty or with spaces, control or non-ASCII characters refused.
     The message never quotes the key: it is the secret."""
@@ -134,7 +150,16 @@ class Settings(BaseSettings):
         description="Start the built-in sandbox in-process and run against it (no key, no network).",
     )
     # --- ledger and run control ---
-    ledger: Path = Field(default=Path("slng-bulk.db"), description="SQLite results ledger.")
+    ledger: str = Field(
+        default="slng-bulk.db",
+        description="Results ledger: a SQLite file, or postgresql://user@host/db for one ledger shared by "
+        "several hosts (enqueue, work).",
+    )
+    shard: Shard | None = Field(
+        default=None,
+        description="Take only shard I of N (I/N) of the sources: N independent runs split one manifest "
+        "without a shared ledger.",
+    )
     concurrency: int = Field(default=8, ge=1, le=1024, description="Files in flight at once.")
     chunk_size: Size = Field(
         default=1024 * 1024,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.flow.pathmap import PathMap
+from pipeline.sources.pathmap import PathMap
 
 
 @pytest.mark.parametrize(
