@@ -24,7 +24,7 @@ from pipeline.follow.jobs import (
     refresh_statuses,
     wait_for_jobs,
 )
-from pipeline.ledger.sqlite import FileRecord, FileState
+from pipeline.ledger import FileRecord, FileState, HistoryKind
 from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json
 from pipeline.sources.identity import derive_job_id, file_key
@@ -70,12 +70,13 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
     async with connect(settings) as conn:
         ledger = conn.ledger
         await refresh_statuses(ledger, conn.client, conn.policy)
-        rows: list[Row] = list(rows_from_ledger(ledger.renewed_not_created(RETRY_REASON)))
+        rows: list[Row] = list(rows_from_ledger(ledger.renewed_not_created(HistoryKind.RETRY_FAILED)))
         for record in [r for r in ledger.records([FileState.CREATED.value]) if r.job_status == "FAILED"]:
             row = next(rows_from_ledger([record]))
             if isinstance(row, FileSpec):
                 reason = f"{RETRY_REASON}: {record.job_error or 'no message'}"
-                await ledger.renew(record, derive_job_id(record.file_key, record.generation + 1), reason)
+                new_job_id = derive_job_id(record.file_key, record.generation + 1)
+                await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
             rows.append(row)
         pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates)
         stats = await pipeline.run(iter(rows), handle_signals)

@@ -14,7 +14,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy
-from pipeline.ledger.sqlite import Ledger, acquire_run_lock
+from pipeline.ledger import Ledger, acquire_run_lock, open_ledger
 from pipeline.observe.logs import log
 from pipeline.observe.redact import register_secret
 
@@ -55,7 +55,7 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
         async with AsyncExitStack() as stack:
             api_url, api_key = await stack.enter_async_context(api_target(settings))
             register_secret(api_key)
-            ledger = await stack.enter_async_context(Ledger.open(ledger_path))
+            ledger = await stack.enter_async_context(open_ledger(ledger_path))
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
             rates = RateControl.from_limits(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import queue
 import signal
 import threading
@@ -38,7 +37,7 @@ from pipeline.errors import (
 )
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy, backoff_seconds, retry_transient
-from pipeline.ledger.sqlite import Admission, FileRecord, FileState, Glance, Ledger
+from pipeline.ledger import Admission, FileRecord, FileState, Glance, HistoryKind, Ledger
 from pipeline.observe.logs import log
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import Failure, RunStats
@@ -104,6 +103,15 @@ class WorkItem:
 
 
 @dataclass(slots=True)
+class InFlight:
+    """A file being worked on: its row and its latest ledger record. Each ledger step returns a
+    new record; the journey keeps the latest here, so every step sees what the last one wrote."""
+
+    spec: FileSpec
+    record: FileRecord
+
+
+@dataclass(slots=True)
 class _LiveUrl:
     """An upload URL held in memory only (it is a credential), with its deadline."""
 
@@ -166,58 +174,55 @@ class Pipeline:
             self.stats.skipped_done += 1  # the same file came twice before the first was recorded
             return
         if self.settings.force and record.state in (FileState.CREATED, FileState.FAILED):
-            await self.ledger.renew(
-                record, derive_job_id(record.file_key, record.generation + 1), "resubmitted (--force)"
-            )
+            new_job_id = derive_job_id(record.file_key, record.generation + 1)
+            record = await self.ledger.renew(record, new_job_id, HistoryKind.FORCED, "resubmitted (--force)")
         elif record.state is FileState.FAILED:  # ran out of retries last time: same job_id, fresh start
-            await self.ledger.transition(
-                record, FileState.PENDING, durable=False, error=None, error_class=None
-            )
+            record = await self.ledger.mark_pending(record)
+        file = InFlight(item.spec, record)
         self.stats.queued += 1
         self.stats.bytes_total += item.spec.size
         self.stats.in_flight += 1
         self._deadlines[record.id] = time.monotonic() + self.policy.max_elapsed  # --retry-max-elapsed
         try:
-            if record.state is FileState.CREATING and await self.confirm_created(record):
+            if file.record.state is FileState.CREATING and await self.confirm_created(file):
                 return  # an earlier run's create did land: nothing to redo
-            if record.state in (FileState.PENDING, FileState.PRESIGNED):
-                url = await self.presign(record, item.spec)
+            if file.record.state in (FileState.PENDING, FileState.PRESIGNED):
+                url = await self.presign(file)
                 if url is None:
                     return  # the job already exists (409 on presign, confirmed)
-                await self.upload(record, item.spec, url)
-            await self.create(record, item.spec)
+                await self.upload(file, url)
+            await self.create(file)
         except AuthenticationError:
             raise
         except FileChangedError as exc:
             self.stats.changed += 1
-            await self.ledger.transition(
-                record, FileState.FAILED, durable=False, error=str(exc), error_class="changed"
-            )
+            file.record = await self.ledger.mark_changed(file.record, str(exc))
             log.warning("%s", exc)
         except TransferError as exc:
-            await self.fail(record, exc.error_class.value, str(exc))
+            await self.fail(file, exc.error_class, str(exc))
         finally:
             self.stats.in_flight -= 1
             del self._deadlines[record.id]
 
-    async def presign(self, record: FileRecord, spec: FileSpec) -> _LiveUrl | None:
+    async def presign(self, file: InFlight) -> _LiveUrl | None:
         """Step 1, just in time (a worker is free now). None when the job turns out to exist.
 
         Each call is one attempt of the file in the ledger: a new pass at it, or a fresh URL.
         """
+        spec = file.spec
         request = PresignRequest(
             filename=spec.path.name,
             content_type=None,
-            job_id=record.job_id,
+            job_id=file.record.job_id,
             transcription_config=spec.settings.transcription_config,
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
-        await self.ledger.count_attempt(record)
+        file.record = await self.ledger.count_attempt(file.record)
         try:
-            response = await self.with_retries(record, lambda: self.client.presign(request))
+            response = await self.with_retries(file, lambda: self.client.presign(request))
         except TransferError as exc:
-            if exc.error_class is ErrorClass.CONFLICT and await self.confirm_created(record):
+            if exc.error_class is ErrorClass.CONFLICT and await self.confirm_created(file):
                 return None
             raise
         self.stats.presigns += 1
@@ -230,16 +235,11 @@ class Pipeline:
             )
             if v
         }
-        await self.ledger.transition(  # not awaited to disk: lost, it only means presigning again
-            record,
-            FileState.PRESIGNED,
-            durable=False,
-            s3_key=response.upload.s3_key,
-            echo_json=json.dumps(echo, sort_keys=True),
-        )
+        # Written behind: lost, it only means presigning again.
+        file.record = await self.ledger.mark_presigned(file.record, response.upload.s3_key, echo)
         return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
 
-    async def upload(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> None:
+    async def upload(self, file: InFlight, url: _LiveUrl) -> None:
         """Step 2: stream the PUT. An expired URL means presign again, then PUT again (bounded by
         --retries fresh URLs); a 403 that is not about expiry gets one fresh URL, and is permanent
         if that one is refused too."""
@@ -247,7 +247,7 @@ class Pipeline:
         for fresh_urls in range(self.settings.retries + 1):
             try:
                 result: UploadResult = await self.with_retries(
-                    record, functools.partial(self.put, record, spec, url)
+                    file, functools.partial(self.put, file.spec, url)
                 )
             except TransferError as exc:
                 if exc.error_class is not ErrorClass.EXPIRED:
@@ -264,18 +264,18 @@ class Pipeline:
                         ErrorClass.TRANSIENT,
                         status=exc.status,
                     ) from None
-                fresh = await self.represign(record, spec, str(exc))
+                fresh = await self.represign(file, str(exc))
                 if fresh is None:
                     return  # the job exists after all (confirmed and recorded as created)
                 url = fresh
                 continue
             self.stats.bytes_sent += result.bytes_sent
             # Written behind: the durable CREATING record that follows carries it to disk first.
-            await self.ledger.transition(record, FileState.UPLOADED, durable=False, md5=result.md5)
+            file.record = await self.ledger.mark_uploaded(file.record, result.md5)
             return
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def put(self, record: FileRecord, spec: FileSpec, url: _LiveUrl) -> UploadResult:
+    async def put(self, spec: FileSpec, url: _LiveUrl) -> UploadResult:
         """One PUT attempt, the file read from byte 0. A URL too close to its end is not even tried."""
         if url.seconds_left < min(URL_SAFETY_MARGIN, url.target.expires_in / 4):
             raise UrlRefusedError("upload URL expired (or about to) before the PUT started", expired=True)
@@ -301,18 +301,19 @@ class Pipeline:
         finally:
             self.stats.bytes_in_flight -= sent
 
-    async def represign(self, record: FileRecord, spec: FileSpec, why: str) -> _LiveUrl | None:
+    async def represign(self, file: InFlight, why: str) -> _LiveUrl | None:
         """A fresh upload URL (same job_id and key); None when the job turns out to exist."""
-        log.info("fresh upload URL for %s: %s", spec.path, why)
+        log.info("fresh upload URL for %s: %s", file.spec.path, why)
         self.stats.represigns += 1
-        return await self.presign(record, spec)
+        return await self.presign(file)
 
-    async def create(self, record: FileRecord, spec: FileSpec) -> None:
+    async def create(self, file: InFlight) -> None:
         """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about.
 
         The job_id is fixed, so a repeated create can only be refused (409), never a second job;
         asking first (GET) after an unknown outcome still saves the resend and the 409.
         """
+        record, spec = file.record, file.spec
         if record.state is FileState.CREATED:
             return  # found to exist while uploading (409 on a fresh presign, confirmed)
         assert record.s3_key is not None, "create needs an uploaded object"
@@ -328,20 +329,20 @@ class Pipeline:
         deadline = self._deadlines.get(record.id, time.monotonic() + self.policy.max_elapsed)
         for attempt in range(1, self.policy.retries + 2):
             # Durable before the call: a crash after sending is resolved by asking, never by resending.
-            attempts = record.attempts + 1 if attempt > 1 else record.attempts
-            await self.ledger.transition(record, FileState.CREATING, attempts=attempts)
+            attempts = file.record.attempts + 1 if attempt > 1 else file.record.attempts
+            file.record = await self.ledger.mark_creating(file.record, attempts)
             try:
                 await self.client.create_from_upload(body, echo=record.echo)
             except TransferError as exc:
                 if exc.error_class is ErrorClass.CONFLICT:
-                    if await self.confirm_created(record):
+                    if await self.confirm_created(file):
                         return
                     raise TransferError(f"{exc} (and the job is not visible)", ErrorClass.PERMANENT) from None
                 if not exc.is_transient:
                     raise
                 # Timeout, 5xx, lost connection: the job may exist. Ask before sending again.
                 # A 429 was refused before any work was done: nothing to ask about.
-                if exc.status != 429 and await self.confirm_created(record):
+                if exc.status != 429 and await self.confirm_created(file):
                     return
                 delay = backoff_seconds(self.policy, attempt, exc.retry_after)
                 out_of_budget = attempt > self.policy.retries or time.monotonic() + delay > deadline
@@ -350,37 +351,36 @@ class Pipeline:
                 self.count_retry(exc)
                 await self.sleep_without_slot(delay)
                 continue
-            await self.ledger.transition(
-                record, FileState.CREATED, durable=False, error=None, error_class=None
-            )
+            file.record = await self.ledger.mark_created(file.record)
             self.stats.created += 1
             return
 
-    async def confirm_created(self, record: FileRecord) -> bool:
+    async def confirm_created(self, file: InFlight) -> bool:
         """Ask the server whether the job exists; if it does, record it as created."""
-        job = await self.with_retries(record, lambda: self.client.get_job(record.job_id))
+        job_id = file.record.job_id
+        job = await self.with_retries(file, lambda: self.client.get_job(job_id))
         if job is None:
             return False
-        await self.ledger.transition(record, FileState.CREATED, durable=False, error=None, error_class=None)
+        file.record = await self.ledger.mark_created(file.record)
         self.stats.already_created += 1
         return True
 
     # --- failure bookkeeping -------------------------------------------------------------------
 
-    async def with_retries(self, record: FileRecord, operation: Any) -> Any:
-        """Run one request of `record`'s, retrying transient errors; each retry is an attempt."""
+    async def with_retries(self, file: InFlight, operation: Any) -> Any:
+        """Run one request of the file's, retrying transient errors; each retry is an attempt."""
         if not self.stats.rates:
             self.stats.rates = self.rates.live  # updated in place: the progress display shows them
 
         async def on_retry(exc: TransferError) -> None:
             self.count_retry(exc)
-            await self.ledger.count_attempt(record)
+            file.record = await self.ledger.count_attempt(file.record)
 
         return await retry_transient(
             self.policy,
             operation,
             on_retry,
-            deadline=self._deadlines.get(record.id),
+            deadline=self._deadlines.get(file.record.id),
             sleep=self.sleep_without_slot,
         )
 
@@ -402,13 +402,11 @@ class Pipeline:
             kind = f"HTTP {exc.status}" if exc.status else "connection"
         self.stats.retry_classes[kind] += 1
 
-    async def fail(self, record: FileRecord, error_class: str, message: str) -> None:
-        await self.ledger.transition(
-            record, FileState.FAILED, durable=False, error=message, error_class=error_class
-        )
-        self.stats.add_failure(Failure(record.path, record.job_id, error_class, message))
-        log.error("failed (%s): %s: %s", error_class, record.path, message)
-        if error_class != ErrorClass.PERMANENT.value:
+    async def fail(self, file: InFlight, error_class: ErrorClass, message: str) -> None:
+        record = file.record = await self.ledger.mark_failed(file.record, message, error_class)
+        self.stats.add_failure(Failure(record.path, record.job_id, error_class.value, message))
+        log.error("failed (%s): %s: %s", error_class.value, record.path, message)
+        if error_class is not ErrorClass.PERMANENT:
             return  # out of retries on transient errors: tried again next run, not a --max-failures one
         self.permanent_failures += 1
         limit = self.settings.max_failures
@@ -452,7 +450,7 @@ class Pipeline:
                     if (
                         known is not None
                         and known.state is FileState.FAILED
-                        and known.error_class == "permanent"
+                        and known.error_class == ErrorClass.PERMANENT
                         and not self.settings.force
                     ):
                         self.stats.skipped_done += (

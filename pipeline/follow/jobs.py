@@ -26,7 +26,7 @@ from pipeline.api.client import SlngClient, check_transport, connection_error
 from pipeline.api.models import TERMINAL_STATUSES, BatchJob, JobFiles
 from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError
 from pipeline.flow.retry import RetryPolicy, retry_transient
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.observe.logs import log
 from pipeline.observe.redact import safe_url
 from pipeline.sources.identity import derive_job_id
@@ -504,7 +504,7 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
             if mine.state is FileState.CREATED:
                 report.already += 1
             else:
-                await ledger.transition(mine, FileState.CREATED, error=None, error_class=None)
+                await ledger.mark_created(mine)
                 report.matched += 1
             if _changed(mine, job.status, _message(job)):
                 updates.append((mine, job.status, _message(job)))

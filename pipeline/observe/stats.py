@@ -19,7 +19,7 @@ from typing import IO, Any, Literal
 
 from pipeline.errors import ExitCode
 from pipeline.flow.rates import throttle_summary_lines
-from pipeline.ledger.sqlite import FileRecord, Ledger
+from pipeline.ledger import FileRecord, Ledger
 from pipeline.observe.redact import redact
 
 

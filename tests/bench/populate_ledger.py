@@ -1,7 +1,7 @@
 """`python -m tests.bench.populate_ledger LEDGER SOURCE`: a finished ledger through the project's own API.
 
 Every row of SOURCE is admitted (`Ledger.admit`, with the identity and job_id `submit` would use)
-and moved to `presigned` then `created` (`Ledger.transition`), many at once so the ledger's group
+and moved to `presigned` then `created` (`mark_presigned`, `mark_created`), many at once so the ledger's group
 commit batches them. No remote call: this is how the rerun benchmark gets 100,000 finished rows
 without uploading 100,000 files. Run it with the same environment and working folder as the CLI
 runs, so the settings (and so the identities) are the ones `submit` computes.
@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 
 from pipeline.config.settings import load_settings
-from pipeline.ledger.sqlite import FileState, Ledger
+from pipeline.ledger import open_ledger
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.readers import SourceOptions, iter_rows
 from pipeline.sources.rows import FileSpec
@@ -30,7 +30,7 @@ async def populate(ledger_path: Path, source: str) -> int:
     run_id = "bench-populate"
     done = 0
 
-    async with Ledger.open(ledger_path) as ledger:
+    async with open_ledger(ledger_path) as ledger:
         await ledger.start_run(run_id)
 
         async def finish(spec: FileSpec) -> None:
@@ -41,8 +41,8 @@ async def populate(ledger_path: Path, source: str) -> int:
             record = admission.record
             if record is None:
                 raise RuntimeError(f"{spec.path}: {admission.refusal}")
-            await ledger.transition(record, FileState.PRESIGNED, s3_key=f"inputs/{job_id}/{spec.path.name}")
-            await ledger.transition(record, FileState.CREATED, error=None, error_class=None)
+            record = await ledger.mark_presigned(record, f"inputs/{job_id}/{spec.path.name}", {})
+            await ledger.mark_created(record)
             done += 1
 
         while batch := list(itertools.islice(rows, IN_FLIGHT)):

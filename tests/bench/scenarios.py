@@ -553,7 +553,7 @@ def rerun_finished(ctx: Context) -> None:
     ctx.suite.add(
         Result(
             name,
-            f"populate {count:,} created rows via Ledger API (admit+transition)",
+            f"populate {count:,} created rows via Ledger API (admit, mark_presigned, mark_created)",
             populate.wall_s,
             count / populate.wall_s,
             "rows/s",

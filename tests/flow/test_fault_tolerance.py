@@ -31,7 +31,7 @@ from pipeline.errors import (
 )
 from pipeline.flow.rates import AdaptiveRate, RateControl, slowed_rates_text, throttle_summary_lines
 from pipeline.flow.retry import RetryPolicy, retry_transient
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, SqliteLedger
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import RunStats
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
@@ -117,7 +117,7 @@ def plan(data: dict[str, Any]) -> FaultPlan:
 
 
 def ledger_rows(path: Path) -> list[FileRecord]:
-    return list(Ledger(path).records())
+    return list(SqliteLedger(path).records())
 
 
 # --- unit: one classification, bounded retries, the rates and how they are shown ---------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ExitCode
-from pipeline.ledger.sqlite import Ledger, acquire_run_lock
+from pipeline.ledger import SqliteLedger, acquire_run_lock
 from pipeline.sandbox import FaultPlan, Sandbox
 from tests.support.audio import make_tree, write_wav
 from tests.support.runs import (
@@ -116,7 +116,7 @@ def test_sigterm_stops_cleanly_and_rerun_finishes(sandbox_thread: Sandbox, tmp_p
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "stopped early" in err and "Traceback" not in err
-    counts = Ledger(ledger).count_by_state()
+    counts = SqliteLedger(ledger).count_by_state()
     assert set(counts) <= {"pending", "created"}, counts  # in-flight files finished within the grace period
     sandbox_thread.set_faults(FaultPlan())
     done = run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path)
@@ -178,7 +178,7 @@ def test_dead_holder_lock_is_taken_over(sandbox_thread: Sandbox, tmp_path: Path)
             sys.executable,
             "-c",
             (
-                "import pathlib, time; from pipeline.ledger.sqlite import acquire_run_lock; "
+                "import pathlib, time; from pipeline.ledger import acquire_run_lock; "
                 f"acquire_run_lock(pathlib.Path({str(tmp_path / 'l.db')!r})); "
                 "print('held', flush=True); time.sleep(60)"
             ),

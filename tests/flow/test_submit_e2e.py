@@ -129,9 +129,9 @@ async def test_bad_rows_are_rejected_with_their_line_and_the_rest_go_through(
     assert stats.exit_code() is ExitCode.REJECTED
     assert_exactly_once(sandbox, good)
 
-    from pipeline.ledger.sqlite import Ledger
+    from pipeline.ledger import SqliteLedger
 
-    reasons = {line: reason for _src, line, _path, reason in Ledger(tmp_path / "l.db").rejections()}
+    reasons = {line: reason for _src, line, _path, reason in SqliteLedger(tmp_path / "l.db").rejections()}
     assert set(reasons) == {3, 4, 5, 6, 7, 10}
     assert "not found" in reasons[3]
     assert "empty" in reasons[4]

@@ -29,7 +29,7 @@ from pipeline.follow.jobs import (
     refresh_statuses,
     transcript_path,
 )
-from pipeline.ledger.sqlite import FileRecord, FileState, Ledger
+from pipeline.ledger import FileRecord, FileState, HistoryKind, SqliteLedger
 from pipeline.observe.stats import summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from tests.support.audio import make_tree, write_wav
@@ -67,7 +67,7 @@ def garbage_wav(path: Path) -> Path:
 
 
 def records(ledger: Path) -> list[FileRecord]:
-    return list(Ledger(ledger).records())
+    return list(SqliteLedger(ledger).records())
 
 
 def history(ledger: Path) -> list[tuple[str, str]]:
@@ -279,9 +279,10 @@ async def test_retry_failed_after_an_interrupted_renew_picks_the_file_up(
     bad = garbage_wav(tmp_path / "in" / "broken.wav")
     ledger = tmp_path / "l.db"
     await run_submit(sandbox, [tmp_path / "in"], ledger, wait=True)
-    async with Ledger.open(ledger) as led:  # what retry-failed records before it creates anything
+    async with SqliteLedger(ledger) as led:  # what retry-failed records before it creates anything
         record = next(iter(led.records()))
-        await led.renew(record, "sbrenewedbutnotcreated0", f"job FAILED on the server: {UNDECODABLE}")
+        reason = f"job FAILED on the server: {UNDECODABLE}"
+        await led.renew(record, "sbrenewedbutnotcreated0", HistoryKind.RETRY_FAILED, reason)
 
     again = await resubmit_failed(settings_for(sandbox, ledger))
 

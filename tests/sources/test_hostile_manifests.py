@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ExitCode
-from pipeline.ledger.sqlite import Ledger
+from pipeline.ledger import SqliteLedger
 from pipeline.observe.redact import redact, register_secret
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.sources.readers import LINE_LIMIT_BYTES, SourceOptions, iter_rows
@@ -209,7 +209,7 @@ def test_hostile_corpus_through_the_cli(sandbox_thread: Sandbox, tmp_path: Path)
     assert result.returncode == ExitCode.REJECTED, output[-3000:]
     assert "Traceback" not in output
     assert_exactly_once(sandbox_thread, c.good)  # every good row created, once, byte-exact
-    rejected = {(source, line): reason for source, line, _path, reason in Ledger(ledger).rejections()}
+    rejected = {(source, line): reason for source, line, _path, reason in SqliteLedger(ledger).rejections()}
     messages = [line for line in result.stderr.splitlines() if "rejected: " in line]
     for source, line, phrase in c.bad:
         where = f"{source}:{line}: " if line is not None else f"{source}: "
@@ -296,7 +296,7 @@ def test_files_deleted_truncated_or_grown_between_validation_and_upload(
     assert "changed during upload" in stderr and re.search(r"changed during upload\s+4", stderr)
     created = {job.job_id for job in sb.jobs().jobs}
     assert len(created) == 2  # the two untouched files, and only them
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = SqliteLedger(tmp_path / "l.db")
     states = {Path(r.path).stem: (r.state.value, r.error_class) for r in ledger.records(None)}
     assert states["keep1"][0] == states["keep2"][0] == "created"
     for name in ("gone_before", "gone_during", "cut", "grown"):

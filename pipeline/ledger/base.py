@@ -1,0 +1,174 @@
+"""The ledger interface: every operation the pipeline asks of a results ledger, and what it means.
+
+A backend (SQLite, PostgreSQL) implements all of it with the same states and semantics; the
+contract tests in tests/ledger run against each. Durability is part of the contract:
+
+- *durable* operations return once the change is committed: admission, the create intent, renew,
+  adopt, job statuses, fetch progress, runs. The next remote step depends on them.
+- *written behind* operations queue the change and return at once; they are applied in order, so
+  any later durable operation (or `flush`, or closing the ledger) makes them durable too. A lost
+  one only repeats an idempotent step (presign again, ask the server again).
+
+Operations that change a file return the new record and leave the caller's record untouched.
+A write the ledger cannot make (disk full, I/O error) raises LedgerWriteError, for that call and
+every later one: the run must stop, since it could no longer record what it does.
+Reads are synchronous: the producer calls them from a worker thread, beside the writer.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from pipeline.errors import ErrorClass
+from pipeline.ledger.records import Admission, FileRecord, Glance, HistoryKind, Rejected
+from pipeline.sources.rows import FileSpec, Rejection
+
+
+class Ledger(abc.ABC):
+    """A results ledger. Use as `async with open_ledger(target) as ledger:`; reads work unopened."""
+
+    location: str
+    """Where the ledger lives, for messages (a path, or a URL without its password)."""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def __aenter__(self) -> Self:
+        """Open (creating and migrating the schema if needed). Bad target: ConfigError."""
+
+    @abc.abstractmethod
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Write what is queued, then close."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Return once everything queued so far, written behind or not, is committed."""
+
+    # --- runs and rows ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def start_run(self, run_id: str) -> None:
+        """Durable: a run began."""
+
+    @abc.abstractmethod
+    async def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Durable: a run ended, with its summary (redacted before it is stored)."""
+
+    @abc.abstractmethod
+    async def admit(self, spec: FileSpec, file_key: str, job_id: str, run_id: str) -> Admission:
+        """Durable: record a file before any remote call, or say why it cannot be taken.
+
+        A known identity gets its existing record back (its job_id and state win over `job_id`),
+        marked as seen by `run_id`. A second row with the same identity in the same run is a
+        duplicate; a new file whose job_id another file owns is refused (it would create a job for
+        the wrong audio).
+        """
+
+    @abc.abstractmethod
+    async def reject(self, run_id: str, rejection: Rejection) -> None:
+        """Written behind: a row refused as bad input (text escaped to one printable line)."""
+
+    # --- one file's journey (typed transitions) --------------------------------------------------
+
+    @abc.abstractmethod
+    async def count_attempt(self, record: FileRecord) -> FileRecord:
+        """Written behind: one more attempt at the file (a presign, or a retried request)."""
+
+    @abc.abstractmethod
+    async def mark_pending(self, record: FileRecord) -> FileRecord:
+        """Written behind: a failed file starts over with the same job_id; its error is cleared."""
+
+    @abc.abstractmethod
+    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+        """Written behind: an upload URL was issued for `s3_key` (the URL itself is never stored);
+        `echo` is what the presign answer echoed back, to send again with the create."""
+
+    @abc.abstractmethod
+    async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
+        """Written behind: the object is in the bucket with this MD5 (the create intent that
+        follows is durable and carries this change to disk first)."""
+
+    @abc.abstractmethod
+    async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
+        """Durable, before the create is sent: after a crash the outcome is asked, never resent."""
+
+    @abc.abstractmethod
+    async def mark_created(self, record: FileRecord) -> FileRecord:
+        """Written behind: the job exists on the server (a lost record is confirmed again by GET)."""
+
+    @abc.abstractmethod
+    async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
+        """Written behind: the file failed for this run. PERMANENT failures are skipped by later
+        runs (retry-failed or --force take them); others are tried again with the same job_id."""
+
+    @abc.abstractmethod
+    async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
+        """Written behind: the file changed while uploading (error_class CHANGED): tried next run."""
+
+    # --- new jobs for known files ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
+        """Durable: start a file over as a new job (state pending, generation + 1, remote fields
+        cleared), its current job kept in the history with `kind` and the human `reason`."""
+
+    @abc.abstractmethod
+    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
+        """Durable: point a file at a later job of its own found on the server (reconcile, kind
+        RECONCILED), state created; the current job goes into the history."""
+
+    # --- the server's view (status, fetch) -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> FileRecord:
+        """Durable: the server's status of the job and, for a FAILED one, its message (redacted)."""
+
+    @abc.abstractmethod
+    async def set_job_statuses(
+        self, updates: Sequence[tuple[FileRecord, str, str | None]]
+    ) -> list[FileRecord]:
+        """Durable, one commit: many jobs' status (a page of the job list)."""
+
+    @abc.abstractmethod
+    async def set_server_deleted(self, record: FileRecord) -> FileRecord:
+        """Durable: the job was deleted on the server (its outputs are on disk); status DELETED."""
+
+    @abc.abstractmethod
+    async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
+        """Durable: these transcript formats (comma list) are on disk."""
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
+        """Whole records of the known files among these identities."""
+
+    @abc.abstractmethod
+    def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
+        """Just enough of each known file to decide a skip: the producer's hot path on reruns."""
+
+    @abc.abstractmethod
+    def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
+        """Every file record (optionally only in `states`), in admission order, streamed."""
+
+    @abc.abstractmethod
+    def rejections(self, run_id: str | None = None) -> Iterator[Rejected]:
+        """Rows refused as bad input (optionally by one run), in order."""
+
+    @abc.abstractmethod
+    def count_by_state(self) -> dict[str, int]:
+        """How many files are in each state (states with none are absent)."""
+
+    @abc.abstractmethod
+    def history_job_ids(self) -> set[str]:
+        """Every job_id a file once had and gave up (--force, retry-failed, reconcile)."""
+
+    @abc.abstractmethod
+    def renewed_not_created(self, kind: HistoryKind) -> list[FileRecord]:
+        """Files whose latest renewal was of `kind` and whose new job does not exist yet (e.g.
+        retry-failed interrupted between the renew and the create), in admission order."""

@@ -1,0 +1,96 @@
+"""What the ledger knows about a file, as plain values shared by every backend.
+
+Records are immutable: a ledger operation that changes a file returns a new record, so a caller
+never sees its copy change behind its back, and two tasks never share a half-updated one.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class FileState(enum.StrEnum):
+    PENDING = "pending"  # admitted, job_id chosen, nothing remote done yet
+    PRESIGNED = "presigned"  # an upload URL was issued (not stored: it is a credential)
+    UPLOADED = "uploaded"  # the object is in the bucket, MD5 verified
+    CREATING = "creating"  # create sent; outcome unknown until confirmed
+    CREATED = "created"  # the job exists on the server
+    FAILED = "failed"  # a permanent error; see error / error_class
+
+
+RESUMABLE_STATES = (FileState.PENDING, FileState.PRESIGNED, FileState.UPLOADED, FileState.CREATING)
+
+CHANGED = "changed"
+"""The error_class of a file that changed while it was uploaded (not an API error class): it is
+failed for this run and taken again by the next one, once it has settled."""
+
+
+class HistoryKind(enum.StrEnum):
+    """Why a file gave up a job for another one. Stored typed, so code never parses a reason text."""
+
+    FORCED = "forced"  # --force resubmitted a created or failed file as a new job
+    RETRY_FAILED = "retry_failed"  # retry-failed: the server said the job FAILED
+    RECONCILED = "reconciled"  # reconcile found a later job of the file on the server and adopted it
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One file as the ledger last recorded it."""
+
+    id: int
+    file_key: str
+    source: str
+    line: int | None
+    path: str
+    relative_path: str
+    size: int
+    mtime_ns: int
+    settings_hash: str
+    settings_json: str
+    state: FileState
+    job_id: str
+    generation: int
+    s3_key: str | None
+    echo_json: str | None
+    md5: str | None
+    attempts: int
+    error: str | None
+    error_class: str | None  # an ErrorClass value, CHANGED, or None
+    seen_run: str | None
+    job_status: str | None = None  # the server's status, as last seen (QUEUED ... DONE, FAILED)
+    job_error: str | None = None  # the server's error_message for a FAILED job
+    fetched_formats: str | None = None  # comma list of transcript formats on disk
+    created_at: float | None = None
+
+    @property
+    def echo(self) -> dict[str, Any]:
+        """The settings the presign answer echoed back; the create sends them again."""
+        return dict(json.loads(self.echo_json)) if self.echo_json else {}
+
+
+class Glance(NamedTuple):
+    """A file's state as the skip decision needs it."""
+
+    state: FileState
+    error_class: str | None
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The ledger's answer for an incoming row: the record to work on, or why the row is refused."""
+
+    record: FileRecord | None
+    refusal: str | None = None
+
+
+class Rejected(NamedTuple):
+    """A row refused as bad input, as stored: (source, line, path, reason)."""
+
+    source: str
+    line: int | None
+    path: str | None
+    reason: str

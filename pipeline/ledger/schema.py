@@ -1,0 +1,139 @@
+"""The SQLite ledger's tables and their migrations, and how its connections are opened.
+
+Migrations only ever append: a ledger written by an older slng-bulk is brought up to date on open,
+one transaction per step; a ledger from a newer one is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+from pipeline.ledger.records import FileRecord, FileState
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: files, rejections, runs, job history
+    """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        file_key TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        line INTEGER,
+        path TEXT NOT NULL,
+        relative_path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        settings_hash TEXT NOT NULL,
+        settings_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        job_id TEXT NOT NULL UNIQUE,
+        generation INTEGER NOT NULL DEFAULT 0,
+        s3_key TEXT,
+        echo_json TEXT,
+        md5 TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        error_class TEXT,
+        seen_run TEXT,
+        admitted_at REAL NOT NULL,
+        presigned_at REAL,
+        uploaded_at REAL,
+        create_sent_at REAL,
+        created_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX files_state ON files(state);
+    CREATE TABLE rejections (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        line INTEGER,
+        path TEXT,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX rejections_run ON rejections(run_id);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        summary_json TEXT
+    );
+    CREATE TABLE job_history (
+        id INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        job_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        replaced_at REAL NOT NULL
+    );
+    """,
+    # 2: follow-through: the server's view of each job, and what was fetched
+    """
+    ALTER TABLE files ADD COLUMN job_status TEXT;
+    ALTER TABLE files ADD COLUMN job_error TEXT;
+    ALTER TABLE files ADD COLUMN status_checked_at REAL;
+    ALTER TABLE files ADD COLUMN fetched_formats TEXT;
+    ALTER TABLE files ADD COLUMN fetched_at REAL;
+    ALTER TABLE files ADD COLUMN server_deleted_at REAL;
+    CREATE INDEX files_job_status ON files(job_status);
+    """,
+    # 3: a typed kind (HistoryKind) for each history entry: code reads the kind, while job_history.error
+    # keeps the reason for people. Older entries get their kind from the reason texts earlier versions
+    # wrote, once, here.
+    """
+    ALTER TABLE job_history ADD COLUMN kind TEXT;
+    UPDATE job_history SET kind = CASE
+        WHEN error LIKE 'job FAILED on the server%' THEN 'retry_failed'
+        WHEN error LIKE 'resubmitted (--force)%' THEN 'forced'
+        WHEN error LIKE 'reconcile:%' THEN 'reconciled'
+    END;
+    CREATE INDEX job_history_file ON job_history(file_id);
+    """,
+)
+
+FILE_COLUMNS = (
+    "id, file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json, "
+    "state, job_id, generation, s3_key, echo_json, md5, attempts, error, error_class, seen_run, "
+    "job_status, job_error, fetched_formats, created_at"
+)
+
+
+def record_from_row(row: Sequence[Any]) -> FileRecord:
+    """A FileRecord from a row of FILE_COLUMNS, in that order."""
+    values = list(row)
+    values[10] = FileState(values[10])
+    return FileRecord(*values)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, full fsync."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to date, one transaction per migration."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise ConfigError(
+            f"ledger schema version {version} is newer than this slng-bulk understands "
+            f"({len(MIGRATIONS)}); upgrade slng-bulk"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,113 @@
+"""What only the SQLite backend does: the file on disk, its lock, its migrations, its writer."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError, ErrorClass, LockHeldError
+from pipeline.ledger import HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
+from pipeline.ledger.schema import MIGRATIONS
+from pipeline.sources.identity import derive_job_id, file_key
+from pipeline.sources.rows import Rejection
+from tests.ledger.conftest import make_spec
+
+pytestmark = pytest.mark.anyio
+
+
+def test_targets_name_the_backend(tmp_path: Path) -> None:
+    assert sqlite_path(tmp_path / "l.db") == tmp_path / "l.db"
+    assert sqlite_path("sqlite:///rel/l.db") == Path("rel/l.db")
+    assert sqlite_path(f"sqlite:///{tmp_path}/l.db") == tmp_path / "l.db"
+    assert isinstance(open_ledger("l.db"), SqliteLedger)
+    with pytest.raises(ConfigError, match="PostgreSQL backend is not installed"):
+        open_ledger("postgresql://user:pw@db/ledger")
+
+
+async def test_ledger_file_is_owner_only_and_secrets_never_reach_the_disk(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        record = (await ledger.admit(spec, file_key(spec), "jobone", "r")).record
+        assert record is not None
+        await ledger.mark_failed(
+            record, "PUT https://s3/x?X-Amz-Signature=abcdef123 failed", ErrorClass.TRANSIENT
+        )
+        await ledger.finish_run("r", {"note": "https://s3/y?X-Amz-Signature=feedbeef99"})
+    assert stat.S_IMODE(os.stat(tmp_path / "l.db").st_mode) == 0o600
+    wal = tmp_path / "l.db-wal"
+    raw = (tmp_path / "l.db").read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert b"abcdef123" not in raw and b"feedbeef99" not in raw
+
+
+async def test_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "l.db")
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(ConfigError, match="newer than this slng-bulk understands"):
+        async with SqliteLedger(tmp_path / "l.db"):
+            pass
+
+
+async def test_history_of_an_older_ledger_gets_its_kind_from_the_reasons_it_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:  # a ledger as slng-bulk wrote it before history kinds existed
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version=2")
+    for n, reason in enumerate(
+        ["job FAILED on the server: bad audio", "resubmitted (--force)", "reconcile: a later job", "?"]
+    ):
+        conn.execute(
+            "INSERT INTO files(id, file_key, source, path, relative_path, size, mtime_ns, settings_hash,"
+            " settings_json, state, job_id, generation, admitted_at, updated_at)"
+            " VALUES (?, ?, 'm.csv', ?, ?, 1, 1, 'h', '{}', 'pending', ?, 1, 0, 0)",
+            (n + 1, f"k{n}", f"/a/{n}.wav", f"{n}.wav", f"new-{n}"),
+        )
+        conn.execute(
+            "INSERT INTO job_history(file_id, job_id, state, error, replaced_at)"
+            " VALUES (?, ?, 'failed', ?, 0)",
+            (n + 1, f"old-{n}", reason),
+        )
+    conn.commit()
+    conn.close()
+    async with SqliteLedger(path) as ledger:
+        assert [r.job_id for r in ledger.renewed_not_created(HistoryKind.RETRY_FAILED)] == ["new-0"]
+        assert [r.job_id for r in ledger.renewed_not_created(HistoryKind.FORCED)] == ["new-1"]
+        assert [r.job_id for r in ledger.renewed_not_created(HistoryKind.RECONCILED)] == ["new-2"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("SELECT error FROM job_history WHERE kind IS NULL").fetchall() == [("?",)]
+
+
+def test_second_lock_holder_is_refused_and_released_lock_is_free(tmp_path: Path) -> None:
+    first = acquire_run_lock(tmp_path / "l.db")
+    with pytest.raises(LockHeldError, match="another slng-bulk run is using the ledger"):
+        acquire_run_lock(tmp_path / "l.db")
+    first.release()
+    acquire_run_lock(tmp_path / "l.db").release()
+
+
+async def test_one_refused_write_does_not_undo_the_others_in_its_batch(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    path = tmp_path / "l.db"
+    async with SqliteLedger(path) as ledger:
+        record = (await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")).record
+        assert record is not None
+        # A constraint the database itself enforces refuses this one change, and only it.
+        conn = sqlite3.connect(path)
+        conn.execute(
+            "CREATE TRIGGER no_creating BEFORE UPDATE OF state ON files WHEN NEW.state = 'creating'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+        conn.close()
+        await ledger.reject("r", Rejection("m.csv", 3, None, "file not found"))
+        with pytest.raises(sqlite3.IntegrityError, match="refused by trigger"):
+            await ledger.mark_creating(record, 1)
+        await ledger.reject("r", Rejection("m.csv", 4, None, "not audio"))
+        await ledger.flush()
+        assert [r.line for r in ledger.rejections("r")] == [3, 4]
+        assert ledger.count_by_state() == {"pending": 1}
