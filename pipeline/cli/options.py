@@ -46,6 +46,7 @@ WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # a fresh sandbox: meaningful only for a run that creates its jobs
 WALK = ("include", "exclude", "follow_symlinks")
 ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources
+SHARED_LEDGER = ("lease_timeout", "host_name", "path_map")  # a worker among others on one ledger
 ROW_DEFAULTS = (
     "language",
     "operating_point",
@@ -77,6 +78,8 @@ FOLLOW_SETTINGS = command_settings(COMMON, API, REQUESTS)
 FETCH_SETTINGS = command_settings(COMMON, API, REQUESTS, FETCHING)
 RECONCILE_SETTINGS = command_settings(COMMON, API, REQUESTS, WALK, ROW_DEFAULTS)
 LEDGER_SETTINGS = command_settings(COMMON)
+ENQUEUE_SETTINGS = command_settings(COMMON, WALK, ROW_DEFAULTS)
+WORK_SETTINGS = command_settings(COMMON, API, REQUESTS, UPLOADS, SHARED_LEDGER)
 
 
 if TYPE_CHECKING:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 
@@ -14,7 +13,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy
-from pipeline.ledger import Ledger, acquire_run_lock, open_ledger
+from pipeline.ledger import Ledger, acquire_run_lock, open_ledger, sqlite_path
 from pipeline.observe.logs import log
 from pipeline.observe.redact import register_secret
 
@@ -49,13 +48,14 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
     """Take the ledger's lock, open the ledger, one pooled HTTP session and the API client."""
     if settings.api_key is not None:
         register_secret(settings.api_key.get_secret_value())
-    ledger_path = Path(settings.ledger)
-    lock = acquire_run_lock(ledger_path)
+    ledger_path = sqlite_path(settings.ledger)
+    # One run per SQLite ledger; a shared (PostgreSQL) ledger is made for many at once.
+    lock = acquire_run_lock(ledger_path) if ledger_path is not None else None
     try:
         async with AsyncExitStack() as stack:
             api_url, api_key = await stack.enter_async_context(api_target(settings))
             register_secret(api_key)
-            ledger = await stack.enter_async_context(open_ledger(ledger_path))
+            ledger = await stack.enter_async_context(open_ledger(settings.ledger, host=settings.host_name))
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
             rates = RateControl.from_limits(
@@ -66,4 +66,5 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
             policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
             yield Connection(settings, ledger, client, session, rates, policy)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()

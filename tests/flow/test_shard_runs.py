@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ExitCode
-from pipeline.ledger.sqlite import Ledger
+from pipeline.ledger import SqliteLedger as Ledger
 from pipeline.sandbox import Sandbox
 from tests.support.audio import make_tree
 from tests.support.runs import assert_exactly_once, run_cli
