@@ -31,6 +31,7 @@ from pipeline.flow.journey import PRODUCER_BATCH, Pipeline, WorkItem
 from pipeline.ledger import FileRecord, Ledger, open_ledger
 from pipeline.ledger.leases import Leases
 from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
+from pipeline.ledger.shared_rate import SharedRate
 from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats
 from pipeline.sources.identity import derive_job_id, file_key
@@ -169,6 +170,9 @@ async def work(settings: Settings, *, handle_signals: bool = False) -> RunStats:
     path_map = PathMap.parse(settings.path_map)
     async with connect(settings) as conn:
         ledger = shared_ledger(conn.ledger, "work")
+        for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
+            # The --max-*-rps limits hold for the whole fleet, not per host.
+            rate.shared = SharedRate(ledger, rate.name, rate.ceiling).take
         pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates)
         worker = f"{ledger.host}:{os.getpid()}:{pipeline.stats.run_id}"
         leases = Leases(ledger, worker, settings.lease_timeout)

@@ -17,6 +17,7 @@ import pytest
 from pipeline.ledger.leases import takeovers
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.sandbox import FaultPlan, Sandbox
+from pipeline.sandbox.timeutil import parse_iso
 from tests.support.audio import make_tree
 from tests.support.runs import assert_exactly_once, run_cli, start_cli
 
@@ -69,7 +70,17 @@ def test_four_workers_one_killed_twice_every_file_exactly_once(
     assert loaded.returncode == 0, loaded.stderr
     assert f"{FILES} files enqueued" in loaded.stderr
 
-    args = ["work", "--concurrency", "4", "--lease-timeout", "3"]
+    args = [
+        "work",
+        "--concurrency",
+        "4",
+        "--lease-timeout",
+        "3",
+        "--max-create-rps",
+        "60",
+        "--max-presign-rps",
+        "60",
+    ]
     workers = [start_cli([*args, "--host-name", f"host{i}"], env, tmp_path) for i in range(4)]
     wait_for_creates(sandbox_thread, 40, workers)
     workers[0].send_signal(signal.SIGKILL)
@@ -95,3 +106,23 @@ def test_four_workers_one_killed_twice_every_file_exactly_once(
     password = urlsplit(postgres_url).password
     assert password and all(password not in text for pair in outcomes for text in pair)
     assert password not in status.stdout + status.stderr + loaded.stderr
+
+
+@pytest.mark.slow
+def test_the_create_rate_limit_holds_for_the_whole_fleet(
+    sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
+) -> None:
+    """Two workers at --max-create-rps 10 create 60 jobs in no less than (60 - 10 burst) / 10 s:
+    each alone would allow 10 per second, twice that together."""
+    files = make_tree(tmp_path / "audio", 60)
+    env = fleet_env(sandbox_thread, postgres_url)
+    assert run_cli("enqueue", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
+    args = ["work", "--concurrency", "8", "--max-create-rps", "10", "--max-presign-rps", "100"]
+    workers = [start_cli(args, env, tmp_path) for _ in range(2)]
+    for proc in workers:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert_exactly_once(sandbox_thread, files)
+    times = sorted(parse_iso(attempt.at) for attempt in sandbox_thread.jobs().attempts)
+    assert len(times) == 60
+    assert times[-1] - times[0] >= 4.5, f"60 creates in {times[-1] - times[0]:.2f} s"

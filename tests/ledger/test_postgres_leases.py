@@ -3,6 +3,7 @@ recorded, and a worker that knows when its part is over. Against a real PostgreS
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pipeline.errors import ErrorClass
 from pipeline.ledger import FileState
 from pipeline.ledger.leases import Leases, fleet_progress, takeovers
 from pipeline.ledger.postgres import PostgresLedger, display_url
+from pipeline.ledger.shared_rate import SharedRate
 from pipeline.sources.identity import derive_job_id, file_key
 from tests.ledger.conftest import make_spec
 
@@ -152,3 +154,28 @@ async def test_fleet_progress_by_host(shared: PostgresLedger, tmp_path: Path) ->
 def test_the_password_never_shows_in_the_ledgers_name() -> None:
     assert display_url("postgresql://me:s3cret@db:5432/l") == "postgresql://me:***@db:5432/l"
     assert display_url("postgresql://db/l") == "postgresql://db/l"
+
+
+async def test_a_rate_shared_by_three_hosts_holds_for_all_of_them(
+    postgres_url: str, anyio_backend: str
+) -> None:
+    """10 per second with a burst of 10: 30 requests from three hosts take at least 2 s together."""
+    hosts = [PostgresLedger(postgres_url, host=f"h{i}") for i in range(3)]
+    for ledger in hosts:
+        await ledger.__aenter__()
+    try:
+        rates = [SharedRate(ledger, "create", 10.0) for ledger in hosts]
+        started = time.monotonic()
+
+        async def ten(rate: SharedRate) -> None:
+            for _ in range(10):
+                await rate.take()
+
+        async with anyio.create_task_group() as tg:
+            for rate in rates:
+                tg.start_soon(ten, rate)
+        elapsed = time.monotonic() - started
+    finally:
+        for ledger in hosts:
+            await ledger.__aexit__(None, None, None)
+    assert 1.9 <= elapsed < 4.0, elapsed
