@@ -128,11 +128,13 @@ class ClaimFeed:
         except OSError as exc:
             why = f"{local}: not found on host {host} ({exc.strerror}); check --path-map"
             await self.pipeline.ledger.mark_changed(record, why)
+            self.pipeline.stats.changed += 1  # not done by this worker: exit 1, taken by a later one
             log.warning("%s", why)
             return None
         if st.st_size != record.size or st.st_mtime_ns != record.mtime_ns:
             why = f"{local}: changed since it was enqueued (size or mtime differ on host {host})"
             await self.pipeline.ledger.mark_changed(record, why)
+            self.pipeline.stats.changed += 1  # not done by this worker: exit 1, taken by a later one
             log.warning("%s", why)
             return None
         return FileSpec(

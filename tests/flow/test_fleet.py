@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pipeline.errors import ExitCode
+from pipeline.ledger import FileState
 from pipeline.ledger.leases import takeovers
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.sandbox import FaultPlan, Sandbox
@@ -126,3 +128,29 @@ def test_the_create_rate_limit_holds_for_the_whole_fleet(
     times = sorted(parse_iso(attempt.at) for attempt in sandbox_thread.jobs().attempts)
     assert len(times) == 60
     assert times[-1] - times[0] >= 4.5, f"60 creates in {times[-1] - times[0]:.2f} s"
+
+
+@pytest.mark.slow
+def test_path_map_finds_the_files_where_this_host_mounts_them(
+    sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
+) -> None:
+    """Enqueued as /…/nas/…, present here as /…/mirror/…: without the map every file is marked missing
+    (and left for later); with it, every one is done, and the ledger keeps the recorded paths."""
+    files = make_tree(tmp_path / "nas", 12)
+    env = fleet_env(sandbox_thread, postgres_url)
+    assert run_cli("enqueue", str(tmp_path / "nas"), env=env, cwd=tmp_path).returncode == 0
+    (tmp_path / "nas").rename(tmp_path / "mirror")  # same files, same mtimes, another mount point
+
+    unmapped = run_cli("work", env=env, cwd=tmp_path)
+    assert unmapped.returncode == ExitCode.FAILED, unmapped.stderr
+    assert "not found on host" in unmapped.stderr and "check --path-map" in unmapped.stderr
+    assert PostgresLedger(postgres_url).count_by_state() == {"failed": 12}
+
+    rule = f"{tmp_path / 'nas'}={tmp_path / 'mirror'}"
+    mapped = run_cli("work", "--path-map", rule, env=env, cwd=tmp_path)
+    assert mapped.returncode == 0, mapped.stderr
+    moved = [tmp_path / "mirror" / f.relative_to(tmp_path / "nas") for f in files]
+    assert_exactly_once(sandbox_thread, moved)
+    records = list(PostgresLedger(postgres_url).records())
+    assert {r.state for r in records} == {FileState.CREATED}
+    assert sorted(r.path for r in records) == sorted(str(f) for f in files), "recorded paths are kept"
