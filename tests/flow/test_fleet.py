@@ -154,3 +154,16 @@ def test_path_map_finds_the_files_where_this_host_mounts_them(
     records = list(PostgresLedger(postgres_url).records())
     assert {r.state for r in records} == {FileState.CREATED}
     assert sorted(r.path for r in records) == sorted(str(f) for f in files), "recorded paths are kept"
+
+
+def test_submit_runs_on_a_shared_ledger_too_and_a_rerun_has_nothing_to_do(
+    sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
+) -> None:
+    files = make_tree(tmp_path / "audio", 5)
+    env = fleet_env(sandbox_thread, postgres_url)
+    first = run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("submit", str(tmp_path / "audio"), "--error-on-nothing", env=env, cwd=tmp_path)
+    assert again.returncode == ExitCode.NOTHING_TO_DO, again.stderr
+    assert_exactly_once(sandbox_thread, files)
+    assert not (tmp_path / "postgresql:").exists(), "no lock file named after the URL"
