@@ -94,7 +94,8 @@ class ClaimFeed:
         self.pipeline = pipeline
         self.leases = leases
         self.path_map = path_map
-        self.poll_seconds = min(2.0, max(0.2, leases.lease_seconds / 5))
+        # How soon a worker with nothing to claim looks again: soon, as it is usually the run's end.
+        self.poll_seconds = min(0.5, max(0.1, leases.lease_seconds / 10))
         self.batch = max(1, min(CLAIM_BATCH, pipeline.settings.concurrency))
         self.held: dict[str, FileRecord] = {}  # claimed by this worker and not finished, by file key
 
