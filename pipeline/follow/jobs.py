@@ -250,7 +250,8 @@ async def wait_for_jobs(
         left = deadline - time.monotonic()
         if left <= 0:
             return report
-        log.info("waiting for %d open jobs (%s)", report.open_jobs, dict(report.by_status))
+        counts = ", ".join(f"{status} {count}" for status, count in sorted(report.by_status.items()))
+        log.info("waiting for %d open jobs (%s)", report.open_jobs, counts)
         await anyio.sleep(min(interval, left))
         interval = min(interval * 1.5, max_interval)
 

@@ -36,7 +36,7 @@ async def test_csv_manifest_creates_one_job_per_file_with_its_settings(
     lines = ["path,language,diarization,title,tags,metadata,srt_max_lines"]
     for i, f in enumerate(files):
         lines.append(
-            f'{f.relative_to(tmp_path)},{"fr" if i % 2 else "en"},speaker,T{i},a;b,"{{""n"": {i}}}",2'
+            f'{f.relative_to(tmp_path)},{"fr" if i % 2 else "en"},speaker,T{i},"a,b","{{""n"": {i}}}",2'
         )
     manifest.write_text("\n".join(lines) + "\n")
 

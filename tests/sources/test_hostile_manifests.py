@@ -143,7 +143,7 @@ def _jsonl_manifest(c: Corpus) -> Path:
         (7, "diarization"),
         (8, "invalid JSON"),
         (9, "expected a JSON object"),
-        (10, "unknown key 'unknown'"),
+        (10, 'unknown key "unknown"'),
         (11, "NaN is not valid JSON"),
         (13, "invalid UTF-8"),
         (14, "path: expected a string"),
