@@ -8,6 +8,9 @@ import pytest
 
 from pipeline.sandbox import Sandbox, SandboxConfig
 
+# The PostgreSQL fixtures (postgres_server, postgres_url) for every test folder.
+pytest_plugins = ["tests.support.postgres"]
+
 FAST_STEP_SECONDS = 0.05
 
 

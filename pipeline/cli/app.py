@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from pipeline import __version__
+from pipeline.cli.fleet import enqueue, work
 from pipeline.cli.follow import fetch, reconcile, status
 from pipeline.cli.report import report
 from pipeline.cli.running import SlngBulkGroup
@@ -36,7 +37,7 @@ def main() -> None:
     """Push large batches of audio into the SLNG Batch transcription API."""
 
 
-for _command in (submit, status, fetch, retry_failed, reconcile, report, sandbox):
+for _command in (submit, enqueue, work, status, fetch, retry_failed, reconcile, report, sandbox):
     main.add_command(_command)
 
 

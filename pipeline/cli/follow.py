@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import click
 
 from pipeline.cli.options import FETCH_SETTINGS, FOLLOW_SETTINGS, RECONCILE_SETTINGS, settings_options
 from pipeline.cli.running import run_async_command
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ExitCode
+from pipeline.ledger import ledger_missing
 
 if TYPE_CHECKING:
     from pipeline.follow.status import StatusReport
+    from pipeline.ledger import Ledger
+    from pipeline.ledger.leases import HostProgress
 
 
 @click.command()
@@ -34,18 +37,47 @@ def status(fmt: str, **flags: Any) -> None:
     from pipeline.follow.status import refresh_statuses
 
     async def run(settings: Settings) -> ExitCode:
-        if not await anyio.Path(settings.ledger).exists():
+        if ledger_missing(settings.ledger):
             raise ConfigError(f"no ledger at {settings.ledger}")
         async with connect(settings) as conn:
             report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
+            fleet = fleet_of(conn.ledger)
         if fmt == "json":
-            click.echo(json.dumps(status_document(report), indent=2))
+            document = status_document(report)
+            if fleet is not None:
+                document["fleet"] = [dataclasses.asdict(host) for host in fleet]
+            click.echo(json.dumps(document, indent=2))
         else:
             _print_status(report)
+            if fleet is not None:
+                _print_fleet(fleet)
         bad = report.failed_jobs or report.missing_jobs or report.errors
         return ExitCode.FAILED if bad else ExitCode.OK
 
     run_async_command(flags, run)
+
+
+def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
+    """Progress by host, for a ledger that a fleet shares; None for a run's own ledger."""
+    try:
+        from pipeline.ledger.postgres import PostgresLedger
+    except ImportError:  # the postgres extra is not installed: no ledger can be a shared one
+        return None
+    if not isinstance(ledger, PostgresLedger):
+        return None
+    from pipeline.ledger.leases import fleet_progress
+
+    return fleet_progress(ledger)
+
+
+def _print_fleet(fleet: list[HostProgress]) -> None:
+    header = f"{'host':<24}{'workers':>8}{'claimed':>9}{'done':>8}{'failed':>8}{'MB/s':>8}{'took over':>11}"
+    click.echo(header)
+    for host in fleet:
+        click.echo(
+            f"{host.host[:23]:<24}{host.workers_alive:>8}{host.claimed:>9}{host.done:>8}{host.failed:>8}"
+            f"{host.bytes_per_second / 1e6:>8.2f}{host.taken_over:>11}"
+        )
 
 
 def status_document(report: StatusReport) -> dict[str, Any]:
@@ -94,7 +126,7 @@ def fetch(**flags: Any) -> None:
             # A missing argument of this command line: a usage error, unlike a bad value from a file.
             raise click.UsageError("fetch needs --out DIR (or SLNG_BULK_OUT, or out in the config file)")
         check_formats(settings.formats)
-        if not await anyio.Path(settings.ledger).exists():
+        if ledger_missing(settings.ledger):
             raise ConfigError(f"no ledger at {settings.ledger}")
         async with connect(settings) as conn:
             statuses = await refresh_statuses(conn.ledger, conn.client, conn.policy)

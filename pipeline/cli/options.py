@@ -45,7 +45,8 @@ FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
 WALK = ("include", "exclude", "follow_symlinks")
-ADMISSION = ("settle", "force", "dry_run")  # how submit takes files from its sources
+ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources
+SHARED_LEDGER = ("lease_timeout", "host_name", "path_map")  # a worker among others on one ledger
 ROW_DEFAULTS = (
     "language",
     "operating_point",
@@ -77,6 +78,8 @@ FOLLOW_SETTINGS = command_settings(COMMON, API, REQUESTS, IN_PROCESS_SANDBOX)
 FETCH_SETTINGS = command_settings(COMMON, API, REQUESTS, FETCHING, IN_PROCESS_SANDBOX)
 RECONCILE_SETTINGS = command_settings(COMMON, API, REQUESTS, WALK, ROW_DEFAULTS, IN_PROCESS_SANDBOX)
 LEDGER_SETTINGS = command_settings(COMMON)
+ENQUEUE_SETTINGS = command_settings(COMMON, WALK, ROW_DEFAULTS)
+WORK_SETTINGS = command_settings(COMMON, API, REQUESTS, UPLOADS, SHARED_LEDGER)
 
 
 if TYPE_CHECKING:

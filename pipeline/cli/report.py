@@ -13,6 +13,7 @@ import click
 from pipeline.cli.options import LEDGER_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings
 from pipeline.errors import ConfigError, SlngBulkError
+from pipeline.ledger import open_ledger, sqlite_path
 from pipeline.observe.logs import log
 
 ReportFormat = Literal["csv", "jsonl", "json", "text"]
@@ -64,11 +65,16 @@ def report(
         raise click.UsageError("--format text is for one file's history (--path or --job-id)")
     try:
         settings = load_command_settings(flags)
-        if not settings.ledger.exists():
+        ledger_path = sqlite_path(settings.ledger)
+        if ledger_path is not None and not ledger_path.exists():
             raise ConfigError(f"no ledger at {settings.ledger}")
         try:
             if one_file:
-                _emit(_history_text(settings.ledger, file_path, job_id, fmt or "text"), output)
+                if ledger_path is None:
+                    raise ConfigError(
+                        "report --path/--job-id reads a SQLite ledger; a shared one has no history"
+                    )
+                _emit(_history_text(ledger_path, file_path, job_id, fmt or "text"), output)
             else:
                 _export(settings.ledger, states, fmt if fmt in ("jsonl", "json") else "csv", output)
         except sqlite3.DatabaseError as exc:
@@ -78,13 +84,12 @@ def report(
 
 
 def _export(
-    ledger_path: Path, states: tuple[str, ...], fmt: Literal["csv", "jsonl", "json"], output: Path | None
+    target: str, states: tuple[str, ...], fmt: Literal["csv", "jsonl", "json"], output: Path | None
 ) -> None:
     """Streamed to stdout (a big ledger never sits in memory); a file is written whole, privately."""
-    from pipeline.ledger import open_ledger
     from pipeline.observe.stats import export_rows, write_export, write_private
 
-    ledger = open_ledger(ledger_path)
+    ledger = open_ledger(target)
     ledger.count_by_state()  # not a ledger (or another program's database): say so before any output
     rows = export_rows(ledger, states)
     if output is None:

@@ -14,6 +14,7 @@ import traceback
 import typing
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import click
@@ -38,13 +39,16 @@ def load_command_settings(flags: dict[str, Any]) -> Settings:
     settings = load_settings(**flags)
     if settings.api_key is not None:  # masked from here on, even in an internal error's traceback
         register_secret(settings.api_key.get_secret_value())
+    ledger_password = urlsplit(settings.ledger).password  # a postgresql:// ledger's, likewise
+    if ledger_password:
+        register_secret(ledger_password)
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
 
 def fail(exc: SlngBulkError) -> typing.NoReturn:
     """One line on stderr and the error's exit code; never a traceback."""
-    click.echo(f"slng-bulk: error: {exc}", err=True)
+    click.echo(redact(f"slng-bulk: error: {exc}"), err=True)
     sys.exit(int(exc.exit_code))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,6 +11,7 @@ import click
 from pipeline.cli.options import RETRY_SETTINGS, SUBMIT_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings
 from pipeline.errors import ConfigError, SlngBulkError
+from pipeline.ledger import ledger_missing
 from pipeline.observe.stats import summary_lines
 
 
@@ -47,7 +47,7 @@ def retry_failed(**flags: Any) -> None:
 
     try:
         settings = load_command_settings(flags)
-        if not Path(settings.ledger).exists():
+        if ledger_missing(settings.ledger):
             raise ConfigError(f"no ledger at {settings.ledger}")
         stats = anyio.run(lambda: resubmit_failed(settings, handle_signals=True))
     except SlngBulkError as exc:

@@ -17,7 +17,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -37,8 +45,10 @@ from pipeline.api.models import (
 )
 from pipeline.errors import ConfigError
 from pipeline.observe.logs import log
+from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings, quote, split_tags
+from pipeline.sources.shard import Shard as ShardSpec
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -94,6 +104,28 @@ def _check_formats(values: list[str]) -> list[str]:
 FormatList = Annotated[CommaList, AfterValidator(_check_formats)]
 
 
+def _check_path_map(rules: list[str]) -> list[str]:
+    PathMap.parse(rules)  # a malformed rule is refused here, naming it
+    return rules
+
+
+PathMapRules = Annotated[CommaList, AfterValidator(_check_path_map)]
+
+
+def _ledger_text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+LedgerTarget = Annotated[str, BeforeValidator(_ledger_text)]  # a path (str or Path) or a URL
+
+
+def _parse_shard(value: Any) -> Any:
+    return Shard.parse(value) if isinstance(value, str) else value
+
+
+Shard = Annotated[ShardSpec, NoDecode, BeforeValidator(_parse_shard), PlainSerializer(str)]
+
+
 def check_api_key(key: SecretStr) -> SecretStr:
     """A key as pasted: stripped; empty or with spaces, control or non-ASCII characters refused.
     The message never quotes the key: it is the secret."""
@@ -135,7 +167,31 @@ class Settings(BaseSettings):
         description="Start the built-in sandbox in-process and run against it (no key, no network).",
     )
     # --- ledger and run control ---
-    ledger: Path = Field(default=Path("slng-bulk.db"), description="SQLite results ledger.")
+    ledger: LedgerTarget = Field(
+        default="slng-bulk.db",
+        description="Results ledger: a SQLite file, or postgresql://user@host/db for one ledger shared by "
+        "several hosts (enqueue, work).",
+    )
+    shard: Shard | None = Field(
+        default=None,
+        description="Take only shard I of N (I/N) of the sources: N independent runs split one manifest "
+        "without a shared ledger.",
+    )
+    lease_timeout: float = Field(
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="work: seconds without a heartbeat after which a worker's files go to other workers.",
+    )
+    host_name: str | None = Field(
+        default=None,
+        description="work: this machine's name in the shared ledger's fleet view (default: its hostname).",
+    )
+    path_map: PathMapRules = Field(
+        default_factory=list,
+        description="work: where files recorded by another host live here, as FROM=TO path prefixes "
+        "(comma-separated).",
+    )
     concurrency: int = Field(default=8, ge=1, le=1024, description="Files in flight at once.")
     chunk_size: Size = Field(
         default=1024 * 1024,

@@ -33,13 +33,15 @@ from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row
 
 
 def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
-    """Check every source up front (a whole-manifest problem is a usage error), then stream rows."""
+    """Check every source up front (a whole-manifest problem is a usage error), then stream rows
+    (only those of `--shard I/N` when it is given)."""
     options = settings.source_options()
     try:
         check_sources(sources, options)
     except ManifestError as exc:
         raise ConfigError(str(exc)) from None
-    return iter_rows(sources, settings.job_defaults(), options)
+    rows = iter_rows(sources, settings.job_defaults(), options)
+    return settings.shard.select(rows) if settings.shard is not None else rows
 
 
 async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: bool = False) -> RunStats:

@@ -14,7 +14,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy
-from pipeline.ledger import Ledger, acquire_run_lock, open_ledger
+from pipeline.ledger import Ledger, acquire_run_lock, open_ledger, sqlite_path
 from pipeline.observe.logs import log
 from pipeline.observe.redact import secret_scope
 
@@ -48,7 +48,9 @@ async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     if settings.sandbox:
         from pipeline.sandbox import Sandbox, SandboxConfig
 
-        config = SandboxConfig(job_step_seconds=0.5, data_dir=sandbox_data_dir(Path(settings.ledger)))
+        ledger_file = sqlite_path(settings.ledger)  # a shared ledger's sandbox keeps nothing on disk
+        data_dir = sandbox_data_dir(ledger_file) if ledger_file is not None else None
+        config = SandboxConfig(job_step_seconds=0.5, data_dir=data_dir)
         async with Sandbox(config).run() as sandbox:
             log.info("sandbox running: API %s, S3 %s", sandbox.api_url, sandbox.s3_url)
             yield sandbox.api_url, sandbox.api_key
@@ -61,15 +63,16 @@ async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[Connection]:
     """Take the ledger's lock, open the ledger, one pooled HTTP session and the API client."""
-    ledger_path = Path(settings.ledger)
+    ledger_path = sqlite_path(settings.ledger)
     given_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    lock = acquire_run_lock(ledger_path)
+    # One run per SQLite ledger; a shared (PostgreSQL) ledger is made for many at once.
+    lock = acquire_run_lock(ledger_path) if ledger_path is not None else None
     try:
         async with AsyncExitStack() as stack:
             stack.enter_context(secret_scope(given_key))
             api_url, api_key = await stack.enter_async_context(api_target(settings))
             stack.enter_context(secret_scope(api_key))
-            ledger = await stack.enter_async_context(open_ledger(ledger_path))
+            ledger = await stack.enter_async_context(open_ledger(settings.ledger, host=settings.host_name))
             connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
             rates = RateControl.from_limits(
@@ -80,4 +83,5 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
             policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
             yield Connection(settings, ledger, client, session, rates, policy)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()

@@ -14,7 +14,7 @@ import functools
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,10 @@ class WorkItem:
     spec: FileSpec
     key: str
     job_id: str
+
+
+Producer = Callable[[MemoryObjectSendStream[WorkItem]], Coroutine[Any, Any, None]]
+ItemHook = Callable[[WorkItem], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)
@@ -411,13 +415,20 @@ class Pipeline:
         known = self.ledger.glance([k for k in keys if k])
         return [(row, key, known.get(key)) for row, key in zip(batch, keys, strict=True)]
 
-    async def work(self, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
+    async def work(
+        self, receive: MemoryObjectReceiveStream[WorkItem], finished: ItemHook | None = None
+    ) -> None:
         async with receive:
             async for item in receive:
                 async with self.slots:
                     if self.stopping.is_set():
                         return  # items still queued were never admitted: nothing to record
-                    await self.process(item)
+                    try:
+                        await self.process(item)
+                    finally:
+                        if finished is not None:
+                            with anyio.CancelScope(shield=True):
+                                await finished(item)
 
     async def watch_signals(self, cancel_workers: anyio.CancelScope) -> None:
         """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
@@ -444,7 +455,23 @@ class Pipeline:
         cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
 
     async def run(self, rows: Iterator[Row], handle_signals: bool, *, trickle: bool = False) -> RunStats:
-        """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused.
+        """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
+        feed = RowFeed(rows, chunk=1 if trickle else 64)
+        return await self.run_items(functools.partial(self.produce, feed), handle_signals)
+
+    @property
+    def producer_scope(self) -> anyio.CancelScope:
+        """What a producer runs in: `stop()` cancels it, so a producer blocked on a slow source
+        (stdin, a claim query) does not hold the run open."""
+        return self._producer_scope
+
+    async def run_items(
+        self, producer: Producer, handle_signals: bool, *, finished: ItemHook | None = None
+    ) -> RunStats:
+        """Run the pool on what `producer` sends (rows of sources, or claims on a shared ledger)
+        until it ends, a stop is asked for, or the key is refused. The producer runs in
+        `producer_scope` and closes the channel when done. `finished` is called with each item the
+        pool is done with, whatever became of it.
 
         A ledger that stops taking writes (LedgerWriteError) ends the run at once: nothing could be
         recorded any more, so workers are cancelled where they are (what was committed is where a
@@ -455,7 +482,7 @@ class Pipeline:
             "run %s started: concurrency %d, ledger %s",
             self.stats.run_id,
             self.settings.concurrency,
-            self.settings.ledger,
+            self.ledger.location,
             extra={"fields": {"event": "run_started", "run_id": self.stats.run_id}},
         )
         send, receive = anyio.create_memory_object_stream[WorkItem](max_buffer_size=self.settings.concurrency)
@@ -473,11 +500,11 @@ class Pipeline:
                         if self.settings.max_duration is not None:
                             outer.start_soon(self.watch_deadline, cancel_workers)
                         async with anyio.create_task_group() as pool:
-                            pool.start_soon(self.produce, RowFeed(rows, chunk=1 if trickle else 64), send)
+                            pool.start_soon(producer, send)
                             # Twice the workers, `concurrency` slots: a file backing off lends its
                             # slot, so up to `concurrency` files are always being worked on.
                             for _ in range(2 * self.settings.concurrency):
-                                pool.start_soon(self.work, receive.clone())
+                                pool.start_soon(self.work, receive.clone(), finished)
                             receive.close()
                     if cancel_workers.cancelled_caught:
                         log.warning("grace period over: in-flight files stopped where the ledger says")

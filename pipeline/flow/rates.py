@@ -11,7 +11,7 @@ counters point at, so the progress display shows the current rates without knowi
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
@@ -32,6 +32,9 @@ class AdaptiveRate:
     throttles: int = field(init=False, default=0)
     lowest: float = field(init=False)
     view: RateView = field(init=False, default_factory=dict)
+    # Also waited for before each request, when set: a limit shared with other hosts (pipeline.ledger.
+    # shared_rate), so that a fleet together stays under the ceiling too.
+    shared: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _capacity: float = field(init=False, repr=False)
     _limiter: AsyncLimiter = field(init=False, repr=False)
     _last_decrease: float = field(init=False, default=-1e9)
@@ -63,6 +66,8 @@ class AdaptiveRate:
         while (due := self.cost - paid) > 1e-9:
             await self._limiter.acquire(due)
             paid += due
+        if self.shared is not None:
+            await self.shared()
 
     def throttled(self) -> None:
         """A 429/503 was seen: halve the rate, at most once per second (one burst is one signal)."""

@@ -41,15 +41,27 @@ def sqlite_path(target: str | Path) -> Path | None:
     return Path(target)
 
 
-def open_ledger(target: str | Path) -> Ledger:
-    """The ledger `target` names, not yet opened (`async with open_ledger(t) as ledger:`)."""
+def open_ledger(target: str | Path, *, host: str | None = None) -> Ledger:
+    """The ledger `target` names, not yet opened (`async with open_ledger(t) as ledger:`).
+
+    `host` names this machine in a shared ledger's fleet view (default: its hostname).
+    """
     path = sqlite_path(target)
     if path is not None:
         return SqliteLedger(path)
-    raise ConfigError(
-        "ledger postgresql://...: the PostgreSQL backend is not installed in this slng-bulk; "
-        "use a SQLite ledger path"
-    )
+    try:
+        from pipeline.ledger.postgres import PostgresLedger
+    except ImportError:
+        raise ConfigError(
+            "a postgresql:// ledger needs the PostgreSQL driver: pip install 'slng-bulk[postgres]'"
+        ) from None
+    return PostgresLedger(str(target), host=host)
+
+
+def ledger_missing(target: str | Path) -> bool:
+    """A SQLite ledger file that does not exist (a shared ledger is checked when it is opened)."""
+    path = sqlite_path(target)
+    return path is not None and not path.exists()
 
 
 __all__ = [
@@ -64,6 +76,7 @@ __all__ = [
     "Rejected",
     "SqliteLedger",
     "acquire_run_lock",
+    "ledger_missing",
     "open_ledger",
     "sqlite_path",
 ]

@@ -22,7 +22,7 @@ from types import FrameType
 from tests.bench.procs import REPO_ROOT, snapshot_code
 from tests.bench.results import Suite, compare, machine, render, save
 
-SCENARIO_NAMES = ("small_files", "latency", "large_file", "manifest", "rerun", "chaos")
+SCENARIO_NAMES = ("small_files", "latency", "large_file", "manifest", "rerun", "chaos", "fleet")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -116,6 +116,8 @@ NOTES = (
     ("whole_run_files_per_s", "whole-run {:.0f}/s"),
     ("sandbox_cpu_ms_per_file", "sandbox CPU {:.1f} ms/f"),
     ("localstack_cpu_ms_per_file", "LocalStack CPU {:.1f} ms/f"),
+    ("files_per_s_per_worker", "{:.1f} files/s per worker"),
+    ("postgres_cpu_ms_per_file", "PostgreSQL CPU {:.1f} ms/f"),
 )
 
 

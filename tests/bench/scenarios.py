@@ -660,6 +660,12 @@ def chaos(ctx: Context) -> None:
     ctx.suite.check(name, "chaos files/s vs no faults (in-run)", faulty.ratio, ">= 0.7x", faulty.ratio >= 0.7)
 
 
+def _fleet(ctx: Context) -> None:
+    from tests.bench.fleet import fleet  # its own module: it imports this one
+
+    fleet(ctx)
+
+
 SCENARIOS: Final[dict[str, Callable[[Context], None]]] = {
     "small_files": many_small_files,
     "latency": latency_bound,
@@ -667,6 +673,7 @@ SCENARIOS: Final[dict[str, Callable[[Context], None]]] = {
     "manifest": huge_manifest,
     "rerun": rerun_finished,
     "chaos": chaos,
+    "fleet": _fleet,
 }
 
 __all__ = ["REPO_ROOT", "SCENARIOS", "Context"]

@@ -11,7 +11,7 @@ import click
 import pytest
 
 from pipeline.cli.app import main
-from pipeline.cli.options import log_level_from_aliases, setting_name_of
+from pipeline.cli.options import SHARED_LEDGER, log_level_from_aliases, setting_name_of
 from pipeline.config.settings import ENV_PREFIX, Settings, load_settings
 from pipeline.errors import ExitCode
 from pipeline.ledger import SqliteLedger
@@ -63,8 +63,8 @@ def test_help_shows_every_default_and_it_is_the_real_one(
             assert param.show_default, f"{command} --{param.name} hides its default"
 
 
-def test_submit_offers_every_setting() -> None:
-    assert offered("submit") == set(Settings.model_fields)
+def test_submit_offers_every_setting_but_the_shared_ledger_workers() -> None:
+    assert offered("submit") == set(Settings.model_fields) - set(SHARED_LEDGER)
 
 
 NOT_OFFERED = {

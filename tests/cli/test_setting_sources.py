@@ -57,6 +57,10 @@ def samples(name: str, field: FieldInfo, tmp_path: Path) -> list[str]:
         target = tmp_path / f"{name}.input"  # a real file: the key file and the config file are read
         target.write_text("sk-from-a-file\n" if name == "api_key_file" else "")
         return [str(target)]
+    if name == "path_map":
+        return ["/mnt/a=/data/a,/mnt/b=/data/b", "/=/srv"]
+    if name == "shard":
+        return ["2/4", "1/1"]
     if typing.get_origin(base) is list:
         return ["json,TXT", "srt"] if name == "formats" else ["alpha,beta", "gamma"]
     if base is str:

@@ -1,6 +1,6 @@
 """Ledger fixtures: every contract test runs against each backend listed in LEDGER_BACKENDS.
 
-A backend is a function from the test's tmp_path to a factory of ledger handles: each call gives
+A backend is a function from the test's fixture request to a factory of ledger handles: each call gives
 a fresh, unopened handle on the same ledger, so a test can close it and open it again.
 """
 
@@ -18,17 +18,27 @@ from pipeline.sources.rows import FileSpec, JobSettings
 LedgerFactory = Callable[[], Ledger]
 
 
-def _sqlite(tmp_path: Path) -> LedgerFactory:
+def _sqlite(request: pytest.FixtureRequest) -> LedgerFactory:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
     target = f"sqlite:///{tmp_path / 'l.db'}"
     return lambda: open_ledger(target)
 
 
-LEDGER_BACKENDS: dict[str, Callable[[Path], LedgerFactory]] = {"sqlite": _sqlite}
+def _postgresql(request: pytest.FixtureRequest) -> LedgerFactory:
+    """A database of its own on the session's PostgreSQL server (skipped without one, failed in CI)."""
+    target: str = request.getfixturevalue("postgres_url")
+    return lambda: open_ledger(target)
+
+
+LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest], LedgerFactory]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
+}
 
 
 @pytest.fixture(params=sorted(LEDGER_BACKENDS))
-def ledger_factory(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerFactory:
-    return LEDGER_BACKENDS[request.param](tmp_path)
+def ledger_factory(request: pytest.FixtureRequest) -> LedgerFactory:
+    return LEDGER_BACKENDS[request.param](request)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError, LockHeldError
 from pipeline.ledger import HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
+from pipeline.ledger.postgres import PostgresLedger
 from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import Rejection
@@ -24,8 +25,9 @@ def test_targets_name_the_backend(tmp_path: Path) -> None:
     assert sqlite_path("sqlite:///rel/l.db") == Path("rel/l.db")
     assert sqlite_path(f"sqlite:///{tmp_path}/l.db") == tmp_path / "l.db"
     assert isinstance(open_ledger("l.db"), SqliteLedger)
-    with pytest.raises(ConfigError, match="PostgreSQL backend is not installed"):
-        open_ledger("postgresql://user:pw@db/ledger")
+    shared = open_ledger("postgresql://user:pw@db/ledger", host="h1")
+    assert isinstance(shared, PostgresLedger)
+    assert (shared.location, shared.host) == ("postgresql://user:***@db/ledger", "h1")
 
 
 async def test_ledger_file_is_owner_only_and_secrets_never_reach_the_disk(tmp_path: Path) -> None:

@@ -1,0 +1,56 @@
+"""`enqueue` and `work`: many hosts draining one manifest through a shared PostgreSQL ledger."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import anyio
+import click
+
+from pipeline.cli.options import ENQUEUE_SETTINGS, WORK_SETTINGS, settings_options
+from pipeline.cli.running import fail, load_command_settings
+from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.observe.stats import summary_lines
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@settings_options(ENQUEUE_SETTINGS)
+def enqueue(sources: tuple[str, ...], **flags: Any) -> None:
+    """Load every file named by SOURCES into a shared ledger (--ledger postgresql://...) once, for
+    `work` processes on any number of hosts. No API call is made; files already there are kept as they
+    are. Exit 3 when some rows were rejected."""
+    from pipeline.flow.work import enqueue as run_enqueue
+
+    try:
+        settings = load_command_settings(flags)
+        report = anyio.run(run_enqueue, list(sources), settings)
+    except SlngBulkError as exc:
+        fail(exc)
+    click.echo(
+        f"{report.added} files enqueued, {report.known} already in the ledger, {report.rejected} rows "
+        f"rejected, {report.refused} refused",
+        err=True,
+    )
+    sys.exit(int(ExitCode.REJECTED if report.rejected or report.refused else ExitCode.OK))
+
+
+@click.command()
+@settings_options(WORK_SETTINGS)
+def work(**flags: Any) -> None:
+    """Work on the files of a shared ledger (--ledger postgresql://...) beside other workers: claim a
+    few at a time, upload them and create their jobs, until none is left. A worker that dies loses its
+    files to the others after --lease-timeout. Run one per host (or several)."""
+    from pipeline.flow.work import work as run_work
+
+    try:
+        settings = load_command_settings(flags)
+        stats = anyio.run(lambda: run_work(settings, handle_signals=True))
+    except SlngBulkError as exc:
+        fail(exc)
+    for line in summary_lines(stats):
+        click.echo(line, err=True)
+    if stats.nothing_to_do():
+        click.echo("nothing to do: no file is left for this worker", err=True)
+    sys.exit(int(stats.exit_code(settings.error_on_nothing)))

@@ -1,0 +1,542 @@
+"""The PostgreSQL ledger: one ledger shared by every host of a fleet (`--ledger postgresql://...`).
+
+The same states and semantics as the SQLite ledger (pipeline.ledger.base), with PostgreSQL doing
+what the SQLite ledger does by hand: a connection pool instead of the group-commit writer, one
+short transaction per operation, and admission made idempotent by `INSERT ... ON CONFLICT`, so two
+hosts admitting the same file at once get the same record. Every write is committed before it
+returns, which more than keeps the promise of the written-behind ones.
+
+Reads are synchronous, as the interface wants (the producer calls them from a worker thread): they
+use one autocommit connection of their own, or a short-lived one when the ledger is not open.
+Claims and leases for `work` live in pipeline.ledger.leases, on the same pool.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, LiteralString, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError
+from pipeline.ledger.base import Ledger
+from pipeline.ledger.pg_schema import migrate
+from pipeline.ledger.records import (
+    CHANGED,
+    RESUMABLE_STATES,
+    Admission,
+    FileRecord,
+    FileState,
+    Glance,
+    HistoryKind,
+    Rejected,
+)
+from pipeline.ledger.schema import FILE_COLUMNS, record_from_row
+from pipeline.observe.redact import redact, register_secret
+from pipeline.sources.rows import FileSpec, Rejection, escape_control
+
+ERROR_LIMIT = 2000  # characters of an error message kept
+CONNECT_TIMEOUT_S = 10.0
+KEY_CHUNK = 1000  # identities per lookup query
+
+_COLUMNS: LiteralString = FILE_COLUMNS
+_RETURNING: LiteralString = " RETURNING " + FILE_COLUMNS
+# The same columns named through the table, for statements that join another relation.
+_QUALIFIED_RETURNING: LiteralString = " RETURNING " + ", ".join(
+    "files." + column.strip() for column in FILE_COLUMNS.split(",")
+)
+
+Row = tuple[Any, ...]
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}" if user else f"***@{netloc}"))
+
+
+def _clean_error(error: str) -> str:
+    """Errors are stored redacted, on one printable line, bounded."""
+    return escape_control(redact(error))[:ERROR_LIMIT]
+
+
+def _server_message(error: str | None) -> str | None:
+    return redact(error)[:ERROR_LIMIT] if error else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueCounts:
+    """What one batch of `enqueue` did: files added, already known, and refused (path, why)."""
+
+    added: int
+    known: int
+    refused: list[tuple[str, str]]
+
+
+class PostgresLedger(Ledger):
+    """The ledger in the PostgreSQL database `url`. `host` names this machine in the fleet view."""
+
+    def __init__(self, url: str, *, host: str | None = None, pool_size: int = 8) -> None:
+        self.url = url
+        self.location = display_url(url)
+        self.host = host or socket.gethostname()
+        password = urlsplit(url).password
+        if password:
+            register_secret(password)
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
+        self._reader: psycopg.Connection[Row] | None = None
+        self._reader_lock = threading.Lock()
+        self._broken: LedgerWriteError | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._pool_size,
+            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
+            open=False,
+            name="slng-ledger",
+        )
+        try:
+            # One direct connection first: a wrong URL or a server that is down fails at once, with
+            # the server's own reason, instead of the pool retrying in the background.
+            first = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)
+            )
+            async with first:
+                await migrate(first)
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            self._reader = self._connect()
+        except (psycopg.Error, PoolTimeout, OSError) as exc:
+            await pool.close()
+            raise ConfigError(f"cannot open ledger {self.location}: {self._cause(exc)}") from None
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pool, self._pool = self._pool, None
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+        if pool is not None:
+            await pool.close()
+
+    def _cause(self, exc: BaseException) -> str:
+        if isinstance(exc, PoolTimeout):
+            return f"no connection within {CONNECT_TIMEOUT_S:g} s (is the server up and the URL right?)"
+        return _first_line(exc)
+
+    def _connect(self) -> psycopg.Connection[Row]:
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S))
+
+    async def flush(self) -> None:
+        """Every write is committed before it returns: nothing is ever queued."""
+        self._check_open()
+
+    def _check_open(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Row]]:
+        if self._broken is not None:
+            raise self._broken
+        assert self._pool is not None, "ledger is not open"
+        return self._pool
+
+    def _write_failed(self, exc: BaseException) -> LedgerWriteError:
+        """The ledger can no longer record what the run does: this call and every later one fail."""
+        self._broken = LedgerWriteError(f"ledger {self.location}: write failed: {self._cause(exc)}")
+        return self._broken
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        """A pooled connection (autocommit: one statement is one transaction, or use
+        `conn.transaction()`). Losing the server is a LedgerWriteError, for good."""
+        pool = self._check_open()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise self._write_failed(exc) from None
+
+    async def _one(self, query: LiteralString, params: Sequence[Any]) -> Row | None:
+        """Run one statement in its own transaction; its first row, if any."""
+        async with self.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchone() if cursor.description else None
+
+    async def _record(self, query: LiteralString, params: Sequence[Any]) -> FileRecord:
+        """An UPDATE ... RETURNING of one file, as its new record."""
+        row = await self._one(query + _RETURNING, params)
+        if row is None:
+            raise LedgerWriteError(f"ledger {self.location}: the file was removed from the ledger")
+        return record_from_row(row)
+
+    # --- runs and rows ---------------------------------------------------------------------------
+
+    async def start_run(self, run_id: str) -> None:
+        await self._one(
+            "INSERT INTO runs(run_id, started_at) VALUES (%s, %s) ON CONFLICT (run_id) DO NOTHING",
+            (run_id, time.time()),
+        )
+
+    async def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        text = redact(json.dumps(summary, sort_keys=True))
+        await self._one(
+            "UPDATE runs SET finished_at = %s, summary_json = %s WHERE run_id = %s",
+            (time.time(), text, run_id),
+        )
+
+    async def admit(self, spec: FileSpec, file_key: str, job_id: str, run_id: str) -> Admission:
+        """One transaction: insert the file, or take the existing one (ON CONFLICT), atomically
+        against any other host admitting the same file at the same moment."""
+        now = time.time()
+        async with self.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
+                " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at, host)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT DO NOTHING" + _RETURNING,
+                (
+                    file_key,
+                    spec.source,
+                    spec.line,
+                    str(spec.path),
+                    spec.relative_path,
+                    spec.size,
+                    spec.mtime_ns,
+                    spec.settings.settings_hash(),
+                    spec.settings.model_dump_json(exclude_none=True),
+                    FileState.PENDING.value,
+                    job_id,
+                    run_id,
+                    now,
+                    now,
+                    self.host,
+                ),
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                return Admission(record_from_row(row))
+            cursor = await conn.execute(
+                "UPDATE files SET seen_run = %s, source = %s, line = %s, updated_at = %s"
+                " WHERE file_key = %s AND seen_run IS DISTINCT FROM %s" + _RETURNING,
+                (run_id, spec.source, spec.line, now, file_key, run_id),
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                return Admission(record_from_row(row))
+            cursor = await conn.execute("SELECT source, line FROM files WHERE file_key = %s", (file_key,))
+            seen = await cursor.fetchone()
+            if seen is not None:
+                where = f"{seen[0]}:{seen[1]}" if seen[1] else str(seen[0])
+                return Admission(None, f"duplicate of an earlier row ({where})")
+            cursor = await conn.execute("SELECT path FROM files WHERE job_id = %s", (job_id,))
+            owner = await cursor.fetchone()
+            other = owner[0] if owner is not None else "a file admitted at the same moment"
+            return Admission(None, f"job_id {job_id} is already used by another file ({other})")
+
+    async def enqueue(self, files: Sequence[tuple[FileSpec, str, str]], run_id: str) -> EnqueueCounts:
+        """Admit many (spec, file_key, job_id) in one statement: `enqueue`'s batched load.
+
+        A file already in the ledger is left as it is (whatever state a worker has it in); a new
+        file whose job_id another file owns is refused, as by `admit`.
+        """
+        if not files:
+            return EnqueueCounts(0, 0, [])
+        now = time.time()
+        columns: list[list[Any]] = [[] for _ in range(10)]
+        for spec, key, job_id in files:
+            values = (
+                key,
+                spec.source,
+                spec.line,
+                str(spec.path),
+                spec.relative_path,
+                spec.size,
+                spec.mtime_ns,
+                spec.settings.settings_hash(),
+                spec.settings.model_dump_json(exclude_none=True),
+                job_id,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        async with self.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
+                " settings_hash, settings_json, job_id, state, seen_run, admitted_at, updated_at)"
+                " SELECT u.*, %s, %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[],"
+                " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[]) AS u"
+                " ON CONFLICT DO NOTHING RETURNING file_key",
+                (FileState.PENDING.value, run_id, now, now, *columns),
+            )
+            added = {row[0] for row in await cursor.fetchall()}
+            rest = [key for key in columns[0] if key not in added]
+            known: set[str] = set()
+            if rest:
+                cursor = await conn.execute("SELECT file_key FROM files WHERE file_key = ANY(%s)", (rest,))
+                known = {row[0] for row in await cursor.fetchall()}
+        refused = [
+            (str(spec.path), f"job_id {job_id} is already used by another file")
+            for spec, key, job_id in files
+            if key not in added and key not in known
+        ]
+        return EnqueueCounts(len(added), len([k for k in rest if k in known]), refused)
+
+    async def reject(self, run_id: str, rejection: Rejection) -> None:
+        # Text from other people's manifests: escaped, so it stores as UTF-8 and prints on one line.
+        reason = escape_control(redact(rejection.reason))
+        source = escape_control(rejection.source)
+        path = escape_control(rejection.path) if rejection.path is not None else None
+        await self._one(
+            "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (%s,%s,%s,%s,%s,%s)",
+            (run_id, source, rejection.line, path, reason, time.time()),
+        )
+
+    # --- one file's journey ----------------------------------------------------------------------
+
+    async def count_attempt(self, record: FileRecord) -> FileRecord:
+        return await self._record(
+            "UPDATE files SET attempts = %s WHERE id = %s", (record.attempts + 1, record.id)
+        )
+
+    async def mark_pending(self, record: FileRecord) -> FileRecord:
+        return await self._record(
+            "UPDATE files SET state = %s, error = NULL, error_class = NULL, updated_at = %s, host = %s"
+            " WHERE id = %s",
+            (FileState.PENDING.value, time.time(), self.host, record.id),
+        )
+
+    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+        now = time.time()
+        return await self._record(
+            "UPDATE files SET state = %s, s3_key = %s, echo_json = %s, presigned_at = %s, updated_at = %s,"
+            " host = %s WHERE id = %s",
+            (
+                FileState.PRESIGNED.value,
+                s3_key,
+                json.dumps(dict(echo), sort_keys=True),
+                now,
+                now,
+                self.host,
+                record.id,
+            ),
+        )
+
+    async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
+        now = time.time()
+        return await self._record(
+            "UPDATE files SET state = %s, md5 = %s, uploaded_at = %s, updated_at = %s, host = %s"
+            " WHERE id = %s",
+            (FileState.UPLOADED.value, md5, now, now, self.host, record.id),
+        )
+
+    async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
+        now = time.time()
+        return await self._record(
+            "UPDATE files SET state = %s, attempts = %s, create_sent_at = %s, updated_at = %s, host = %s"
+            " WHERE id = %s",
+            (FileState.CREATING.value, attempts, now, now, self.host, record.id),
+        )
+
+    async def mark_created(self, record: FileRecord) -> FileRecord:
+        now = time.time()
+        return await self._record(
+            "UPDATE files SET state = %s, error = NULL, error_class = NULL, created_at = %s,"
+            " updated_at = %s, host = %s WHERE id = %s",
+            (FileState.CREATED.value, now, now, self.host, record.id),
+        )
+
+    async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
+        return await self._fail(record, error, error_class.value)
+
+    async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
+        return await self._fail(record, error, CHANGED)
+
+    async def _fail(self, record: FileRecord, error: str, error_class: str) -> FileRecord:
+        return await self._record(
+            "UPDATE files SET state = %s, error = %s, error_class = %s, updated_at = %s, host = %s"
+            " WHERE id = %s",
+            (FileState.FAILED.value, _clean_error(error), error_class, time.time(), self.host, record.id),
+        )
+
+    # --- new jobs for known files ----------------------------------------------------------------
+
+    async def _replace_job(
+        self, record: FileRecord, kind: HistoryKind, reason: str, update: LiteralString, params: Sequence[Any]
+    ) -> FileRecord:
+        """Keep the current job in the history and move the file, in one transaction."""
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO job_history(file_id, job_id, state, kind, error, replaced_at)"
+                " VALUES (%s,%s,%s,%s,%s,%s)",
+                (record.id, record.job_id, record.state.value, kind.value, reason, time.time()),
+            )
+            row = await (await conn.execute(update + _RETURNING, params)).fetchone()
+        assert row is not None, "the file is in the ledger"
+        return record_from_row(row)
+
+    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
+        return await self._replace_job(
+            record,
+            kind,
+            reason,
+            "UPDATE files SET job_id = %s, generation = %s, state = %s, s3_key = NULL, echo_json = NULL,"
+            " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
+            " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
+            " status_checked_at = NULL, fetched_formats = NULL, fetched_at = NULL,"
+            " server_deleted_at = NULL, updated_at = %s, host = %s WHERE id = %s",
+            (new_job_id, record.generation + 1, FileState.PENDING.value, time.time(), self.host, record.id),
+        )
+
+    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
+        now = time.time()
+        return await self._replace_job(
+            record,
+            HistoryKind.RECONCILED,
+            reason,
+            "UPDATE files SET job_id = %s, generation = %s, state = %s, error = NULL, error_class = NULL,"
+            " job_status = NULL, job_error = NULL, fetched_formats = NULL, fetched_at = NULL,"
+            " created_at = %s, updated_at = %s, host = %s WHERE id = %s",
+            (job_id, generation, FileState.CREATED.value, now, now, self.host, record.id),
+        )
+
+    # --- the server's view -----------------------------------------------------------------------
+
+    async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> FileRecord:
+        [updated] = await self.set_job_statuses([(record, status, error)])
+        return updated
+
+    async def set_job_statuses(
+        self, updates: Sequence[tuple[FileRecord, str, str | None]]
+    ) -> list[FileRecord]:
+        if not updates:
+            return []
+        now = time.time()
+        ids = [record.id for record, _status, _error in updates]
+        statuses = [status for _record, status, _error in updates]
+        errors = [_server_message(error) for _record, _status, error in updates]
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE files SET job_status = u.status, job_error = u.error, status_checked_at = %s,"
+                " updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(id, status, error)"
+                " WHERE files.id = u.id" + _QUALIFIED_RETURNING,
+                (now, now, ids, statuses, errors),
+            )
+            rows = await cursor.fetchall()
+        by_id = {record.id: record for record in map(record_from_row, rows)}
+        return [by_id[i] for i in ids]
+
+    async def set_server_deleted(self, record: FileRecord) -> FileRecord:
+        now = time.time()
+        return await self._record(
+            "UPDATE files SET job_status = 'DELETED', server_deleted_at = %s, status_checked_at = %s,"
+            " updated_at = %s WHERE id = %s",
+            (now, now, now, record.id),
+        )
+
+    async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
+        now = time.time()
+        return await self._record(
+            "UPDATE files SET fetched_formats = %s, fetched_at = %s, updated_at = %s WHERE id = %s",
+            (formats, now, now, record.id),
+        )
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def read(self, query: LiteralString | sql.Composed, params: Sequence[Any] = ()) -> list[Row]:
+        """All rows of one query: on the reader connection when open, else on a connection of its own
+        (reports may run while nothing is open)."""
+        try:
+            with self._reader_lock:
+                if self._reader is not None:
+                    return self._reader.execute(query, params).fetchall()
+            with self._connect() as conn:
+                return conn.execute(query, params).fetchall()
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
+
+    def _stream(self, query: LiteralString, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Rows of one query, streamed from the server (a server-side cursor on its own connection)."""
+        try:
+            with self._connect() as conn, conn.transaction(), conn.cursor(name="slng_stream") as cursor:
+                cursor.itersize = 2000
+                yield from cursor.execute(query, params)
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
+
+    def _rows_for_keys(self, columns: LiteralString, file_keys: Sequence[str]) -> Iterator[Row]:
+        for start in range(0, len(file_keys), KEY_CHUNK):
+            chunk = list(file_keys[start : start + KEY_CHUNK])
+            yield from self.read("SELECT " + columns + " FROM files WHERE file_key = ANY(%s)", (chunk,))
+
+    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
+        records = (record_from_row(row) for row in self._rows_for_keys(_COLUMNS, file_keys))
+        return {record.file_key: record for record in records}
+
+    def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
+        rows = self._rows_for_keys("file_key, state, error_class, job_id", file_keys)
+        return {key: Glance(FileState(state), error, job_id) for key, state, error, job_id in rows}
+
+    def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
+        wanted = list(states or ())
+        if wanted:
+            rows = self._stream(
+                "SELECT " + _COLUMNS + " FROM files WHERE state = ANY(%s) ORDER BY id", (wanted,)
+            )
+        else:
+            rows = self._stream("SELECT " + _COLUMNS + " FROM files ORDER BY id")
+        for row in rows:
+            yield record_from_row(row)
+
+    def rejections(self, run_id: str | None = None) -> Iterator[Rejected]:
+        query: LiteralString = "SELECT source, line, path, reason FROM rejections"
+        params: tuple[str, ...] = ()
+        if run_id is not None:
+            query += " WHERE run_id = %s"
+            params = (run_id,)
+        for row in self._stream(query + " ORDER BY id", params):
+            yield Rejected(*row)
+
+    def count_by_state(self) -> dict[str, int]:
+        return {
+            state: count for state, count in self.read("SELECT state, COUNT(*) FROM files GROUP BY state")
+        }
+
+    def history_job_ids(self) -> set[str]:
+        return {row[0] for row in self.read("SELECT job_id FROM job_history")}
+
+    def renewed_not_created(self, kind: HistoryKind) -> list[FileRecord]:
+        states = [s.value for s in RESUMABLE_STATES]
+        rows = self.read(
+            "SELECT " + _COLUMNS + " FROM files WHERE generation > 0 AND state = ANY(%s)"
+            " AND (SELECT h.kind FROM job_history h WHERE h.file_id = files.id"
+            " ORDER BY h.id DESC LIMIT 1) = %s ORDER BY id",
+            (states, kind.value),
+        )
+        return [record_from_row(row) for row in rows]
