@@ -24,7 +24,7 @@ import anyio
 
 from pipeline.api.client import SlngClient, check_transport, connection_error
 from pipeline.api.models import TERMINAL_STATUSES, BatchJob, JobFiles
-from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError
+from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, LedgerWriteError, TransferError
 from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.observe.logs import log
@@ -65,10 +65,11 @@ def check_formats(formats: Iterable[str]) -> list[str]:
 
 
 async def _for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], concurrency: int) -> None:
-    """Run `fn` over `items` with a bounded pool; an AuthenticationError stops all and is re-raised
-    as itself (not wrapped in an exception group), so callers and the CLI see the documented error."""
+    """Run `fn` over `items` with a bounded pool; an AuthenticationError or LedgerWriteError stops
+    all and is re-raised as itself (not wrapped in an exception group), so callers and the CLI see
+    the documented error."""
     iterator = iter(items)
-    refused: list[AuthenticationError] = []
+    refused: list[AuthenticationError | LedgerWriteError] = []
 
     async with anyio.create_task_group() as tg:
 
@@ -76,7 +77,7 @@ async def _for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], conc
             for item in iterator:  # shared: each item is taken by exactly one worker
                 try:
                     await fn(item)
-                except AuthenticationError as exc:
+                except (AuthenticationError, LedgerWriteError) as exc:
                     refused.append(exc)
                     tg.cancel_scope.cancel()
                     return
