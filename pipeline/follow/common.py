@@ -1,4 +1,5 @@
-"""What the follow-up commands share: the bounded pool that stops on a refused key, and how a
+"""What the follow-up commands share: the bounded pool that stops on a refused key or a broken
+ledger, and how a
 job's status and message are read and compared."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import TypeVar
 import anyio
 
 from pipeline.api.models import TERMINAL_STATUSES, BatchJob
-from pipeline.errors import AuthenticationError
+from pipeline.errors import AuthenticationError, LedgerWriteError
 from pipeline.ledger import FileRecord
 
 T = TypeVar("T")
@@ -20,10 +21,11 @@ FINISHED = frozenset({*TERMINAL_STATUSES, NOT_FOUND})  # nothing more to wait fo
 
 
 async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], concurrency: int) -> None:
-    """Run `fn` over `items` with a bounded pool; an AuthenticationError stops all and is re-raised
-    as itself (not wrapped in an exception group), so callers and the CLI see the documented error."""
+    """Run `fn` over `items` with a bounded pool; an AuthenticationError or LedgerWriteError stops
+    all and is re-raised as itself (not wrapped in an exception group), so callers and the CLI see
+    the documented error."""
     iterator = iter(items)
-    refused: list[AuthenticationError] = []
+    refused: list[AuthenticationError | LedgerWriteError] = []
 
     async with anyio.create_task_group() as tg:
 
@@ -31,7 +33,7 @@ async def for_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], concu
             for item in iterator:  # shared: each item is taken by exactly one worker
                 try:
                     await fn(item)
-                except AuthenticationError as exc:
+                except (AuthenticationError, LedgerWriteError) as exc:
                     refused.append(exc)
                     tg.cancel_scope.cancel()
                     return

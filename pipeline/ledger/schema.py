@@ -110,10 +110,14 @@ def record_from_row(row: Sequence[Any]) -> FileRecord:
     return FileRecord(*values)
 
 
+WAL_SIZE_LIMIT = 256 * 1024  # bytes the WAL file is cut back to when SQLite starts it over
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, full fsync."""
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn

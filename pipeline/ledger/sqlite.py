@@ -95,9 +95,7 @@ class SqliteLedger(Ledger):
         except BaseException:
             self._close_connections()
             raise
-        self._writer = await self._stack.enter_async_context(
-            GroupCommitWriter(self._write_conn, self.location)
-        )
+        self._writer = await self._stack.enter_async_context(GroupCommitWriter(self._write_conn, self.path))
         return self
 
     async def __aexit__(

@@ -7,13 +7,21 @@ constraint) is reported to that caller and does not undo the others in its batch
 A failure of the storage itself (disk full, I/O error, read-only) breaks the writer for good: the
 batch is rolled back, its callers and every later one get the same LedgerWriteError at once, and
 the task keeps draining its queue, so no caller ever waits for a commit that cannot happen.
+
+The write-ahead log is kept near the data's size: every commit appends whole pages to it, and
+SQLite's own checkpoint (every 1000 pages) never shrinks the file, so even a small run carried a
+WAL of megabytes. After a commit that leaves the WAL above a share of the database, the writer
+checkpoints (PASSIVE: it never waits for a reader), and journal_size_limit (set on connect) lets
+SQLite cut the file back when it next starts the log over.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -26,6 +34,8 @@ from pipeline.observe.logs import log
 
 T = TypeVar("T")
 BATCH_LIMIT = 512
+WAL_FLOOR = 256 * 1024  # bytes: below this the WAL is left alone (a checkpoint costs an fsync)
+WAL_SHARE = 4  # checkpoint once the WAL outgrows 1/WAL_SHARE of the database
 
 Change = Callable[[sqlite3.Connection], Any]
 
@@ -73,9 +83,11 @@ class GroupCommitWriter:
     """`async with GroupCommitWriter(conn) as writer:` runs the writer task until the block ends,
     then commits what is still queued."""
 
-    def __init__(self, conn: sqlite3.Connection, location: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
-        self._location = location
+        self._path = path
+        self._wal = path.with_name(path.name + "-wal")
+        self._location = str(path)
         self._broken: LedgerWriteError | None = None
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._stack = AsyncExitStack()
@@ -154,6 +166,20 @@ class GroupCommitWriter:
     def _commit_batch(self, batch: list[_Job]) -> None:
         with transaction(self._conn):
             self._apply(batch)
+        self._keep_wal_small()
+
+    def _keep_wal_small(self) -> None:
+        """Checkpoint when the WAL has outgrown its share of the data (see the module docstring)."""
+        try:
+            wal_size = os.stat(self._wal).st_size
+            if wal_size <= WAL_FLOOR or wal_size <= os.stat(self._path).st_size // WAL_SHARE:
+                return
+        except OSError:
+            return
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # e.g. the database cannot grow: the commit itself is safe
+            log.debug("ledger checkpoint failed: %s", exc)
 
     def _apply(self, batch: list[_Job]) -> None:
         conn = self._conn

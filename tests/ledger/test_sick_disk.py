@@ -12,6 +12,8 @@ import anyio
 import pytest
 
 from pipeline.errors import ConfigError, ExitCode, LedgerWriteError
+from pipeline.flow.connect import connect
+from pipeline.follow.jobs import refresh_statuses
 from pipeline.ledger import FileState, SqliteLedger, acquire_run_lock
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.sources.identity import derive_job_id, file_key
@@ -19,7 +21,7 @@ from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import make_spec
 from tests.ledger.disks import fill, make_read_only, small_tmpfs
 from tests.support.audio import make_tree
-from tests.support.runs import assert_exactly_once, run_cli, start_cli
+from tests.support.runs import assert_exactly_once, run_cli, run_submit, settings_for, start_cli
 
 FULL = "database or disk is full"
 
@@ -222,3 +224,22 @@ def test_submit_on_a_full_disk_exits_8_with_the_real_cause(sandbox_thread: Sandb
         f"slng-bulk: error: cannot open ledger {disk / 'l.db'}: {FULL} (0 KiB free on its filesystem)"
     ]
     assert not sandbox_thread.stats().requests  # nothing was sent
+
+
+# --- the follow commands: a full disk is the same one error, not an exception group ------------
+
+
+@pytest.mark.anyio
+async def test_status_refresh_on_a_full_disk_raises_the_ledger_error_itself(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    make_tree(tmp_path / "audio", 3)
+    with small_tmpfs(tmp_path / "disk", "2m") as disk:
+        settings = settings_for(sandbox, disk / "l.db")
+        stats = await run_submit(sandbox, [tmp_path / "audio"], disk / "l.db")
+        assert stats.created == 3
+        async with connect(settings) as conn:
+            filler = fill(disk)
+            with anyio.fail_after(30), pytest.raises(LedgerWriteError, match=FULL):
+                await refresh_statuses(conn.ledger, conn.client, conn.policy)
+            filler.unlink()
