@@ -13,6 +13,7 @@ import re
 import stat
 import tomllib
 import typing
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,7 +47,7 @@ from pipeline.errors import ConfigError
 from pipeline.observe.logs import log
 from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import SourceOptions
-from pipeline.sources.rows import JobSettings, split_tags
+from pipeline.sources.rows import JobSettings, quote, split_tags
 from pipeline.sources.shard import Shard as ShardSpec
 
 ENV_PREFIX = "SLNG_BULK_"
@@ -60,7 +61,7 @@ def parse_size(value: Any) -> Any:
         return value
     match = _SIZE.match(str(value))
     if not match:
-        raise ValueError(f"not a size: {value!r} (examples: 1048576, 512k, 1M, 50MiB)")
+        raise ValueError(f"not a size: {quote(str(value))} (examples: 1048576, 512k, 1M, 50MiB)")
     number, unit, binary = float(match.group(1)), match.group(2).lower(), bool(match.group(3))
     power = "kmgt".index(unit) + 1 if unit else 0
     return int(number * (1024 if binary else 1000) ** power)
@@ -369,12 +370,16 @@ def _read_key_file(path: Path) -> str:
     return lines[0]
 
 
-_config_path_override: Path | None = None
+# The --config of the load in progress. pydantic-settings asks for its sources through a classmethod
+# (`settings_customise_sources`) that cannot take arguments, so the choice travels in a context
+# variable: each thread and each task has its own, and two loads at once cannot see each other's.
+_config_path_override: ContextVar[Path | None] = ContextVar("slng_bulk_config_path", default=None)
 
 
 def _config_file() -> Path | None:
-    if _config_path_override is not None:
-        return _config_path_override
+    override = _config_path_override.get()
+    if override is not None:
+        return override
     from_env = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if from_env:
         return Path(from_env)
@@ -412,9 +417,8 @@ def _key_above_config_file(flags: dict[str, Any]) -> str | None:
 
 def load_settings(**flags: Any) -> Settings:
     """Settings from flags (only those given), environment and config file; a clear error otherwise."""
-    global _config_path_override
     config = flags.get("config")
-    _config_path_override = Path(config) if config is not None else None
+    token = _config_path_override.set(Path(config) if config is not None else None)
     try:
         chosen = _config_file()
         if (config is not None or os.environ.get(f"{ENV_PREFIX}CONFIG")) and chosen is not None:
@@ -446,4 +450,4 @@ def load_settings(**flags: Any) -> Settings:
     except SettingsError as exc:
         raise ConfigError(f"invalid setting: {exc}") from None
     finally:
-        _config_path_override = None
+        _config_path_override.reset(token)

@@ -7,7 +7,6 @@ path (the Rejection carries it, escaped).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 from dataclasses import dataclass
@@ -16,12 +15,11 @@ from typing import IO, TYPE_CHECKING, Final, TextIO
 
 from pipeline.api.models import AUDIO_EXTENSIONS, MAX_FILE_BYTES, is_valid_job_id
 from pipeline.sources.lines import has_surrogates
-from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row, escape_control
+from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row, escape_control, quote
 
 if TYPE_CHECKING:
     from pipeline.sources.row_settings import SettingsCache
 
-_QUOTE_CHARS: Final = 80
 _SUPPORTED: Final = ", ".join(sorted(AUDIO_EXTENSIONS))
 
 
@@ -38,16 +36,6 @@ class SourceOptions:
 
 class ManifestError(Exception):
     """A whole source is unusable (missing, unreadable, bad CSV header); the message names it."""
-
-
-def quote(value: object) -> str:
-    """Quote a user value for a reason: strings repr'd (escapes controls), others as JSON; truncated."""
-    if not isinstance(value, str):
-        text = json.dumps(value, default=str)
-        return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "..."
-    if len(value) > _QUOTE_CHARS:
-        return repr(value[:_QUOTE_CHARS]) + "..."
-    return repr(value)
 
 
 def reject(source: str, line: int | None, path: str | None, reason: str) -> Rejection:

@@ -21,7 +21,6 @@ from pipeline.sources.checks import (
     manifest_error,
     open_manifest,
     os_reason,
-    quote,
     reject,
     root_prefix,
 )
@@ -34,7 +33,7 @@ from pipeline.sources.row_settings import (
     loc_suffix,
     validation_reason,
 )
-from pipeline.sources.rows import JobSettings, Row, split_tags
+from pipeline.sources.rows import JobSettings, Row, quote, split_tags
 
 # CSV settings columns and where each lands in the JobSettings structure.
 _CSV_SETTING_LOCS: Final[dict[str, tuple[str, ...]]] = {

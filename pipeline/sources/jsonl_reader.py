@@ -15,13 +15,12 @@ from pipeline.sources.checks import (
     file_row,
     open_manifest,
     os_reason,
-    quote,
     reject,
     root_prefix,
 )
 from pipeline.sources.lines import Line, binary_lines
 from pipeline.sources.row_settings import RowError, SettingsCache, json_type, loc_name, validation_reason
-from pipeline.sources.rows import JobSettings, Row
+from pipeline.sources.rows import JobSettings, Row, quote
 
 _SETTINGS_KEYS: Final = ("transcription_config", "tracking", "output_config", "metadata", "model_code")
 JSONL_KEYS: Final = ("path", "job_id", *_SETTINGS_KEYS)

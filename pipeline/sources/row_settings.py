@@ -12,8 +12,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from pipeline.sources.checks import quote
-from pipeline.sources.rows import JobSettings
+from pipeline.sources.rows import JobSettings, quote
 
 _SETTINGS_CACHE_SIZE: Final = 4096
 
@@ -55,7 +54,8 @@ def validation_reason(exc: ValidationError, name: Callable[[tuple[int | str, ...
     if kind == "extra_forbidden":
         text = f"{field}: unknown key"
     elif kind == "literal_error":
-        expected = str(err.get("ctx", {}).get("expected", ""))
+        # pydantic writes the choices as Python literals ('none', 'speaker'): quoted as prose instead
+        expected = str(err.get("ctx", {}).get("expected", "")).replace("'", '"')
         text = f"{field}: invalid value {quote(value)} (allowed: {expected})"
     else:
         msg = str(err["msg"]).removeprefix("Value error, ")

@@ -56,6 +56,28 @@ def split_tags(text: str) -> list[str]:
     return [tag for tag in (part.strip() for part in text.split(TAG_SEPARATOR)) if tag]
 
 
+QUOTE_CHARS = 80  # a user value quoted in a rejection reason is cut after this many characters
+
+
+def quote(value: object) -> str:
+    """Quote a user value for a reason, as prose: strings in double quotes with control, invisible and
+    quote characters escaped (so the reason stays one safe line), others as JSON; truncated."""
+    if not isinstance(value, str):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
+    if len(value) > QUOTE_CHARS:
+        return _double_quoted(value[:QUOTE_CHARS]) + "..."
+    return _double_quoted(value)
+
+
+def _double_quoted(text: str) -> str:
+    """`"text"`, escaping like repr does (\\n, \\x00, \\u202e) but without Python's single quotes."""
+    escaped = "".join(
+        "\\" + char if char in '"\\' else char if char.isprintable() else repr(char)[1:-1] for char in text
+    )
+    return f'"{escaped}"'
+
+
 def escape_control(text: str) -> str:
     """Escape control characters so untrusted text (file names, cells) stays on one log line."""
     return text.translate(_CONTROL_ESCAPES)
@@ -101,7 +123,7 @@ class JobSettings(BaseModel):
     def _known_model(cls, value: str) -> str:
         if value not in SUPPORTED_MODEL_CODES:
             allowed = ", ".join(sorted(SUPPORTED_MODEL_CODES))
-            raise ValueError(f"unknown model code {value[:80]!r} (supported: {allowed})")
+            raise ValueError(f"unknown model code {quote(value[:80])} (supported: {allowed})")
         return value
 
     @cached_property

@@ -186,7 +186,7 @@ def test_csv_over_max_file_bytes(tmp_path: Path) -> None:
 def test_csv_unsupported_extension(tmp_path: Path) -> None:
     audio(tmp_path, "notes.txt")
     bad = csv_case(tmp_path, "path", "notes.txt")
-    assert bad.reason.startswith("unsupported extension '.txt' (supported: aac, amr, flac, m4a, mp3")
+    assert bad.reason.startswith('unsupported extension ".txt" (supported: aac, amr, flac, m4a, mp3')
 
 
 def test_csv_no_extension(tmp_path: Path) -> None:
@@ -197,12 +197,12 @@ def test_csv_no_extension(tmp_path: Path) -> None:
 def test_csv_bad_enum_names_field_and_allowed_values(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,diarization", "good1.wav,loud")
     assert bad.path == str(tmp_path / "good1.wav")
-    assert bad.reason == "diarization: invalid value 'loud' (allowed: 'none', 'speaker' or 'channel')"
+    assert bad.reason == 'diarization: invalid value "loud" (allowed: "none", "speaker" or "channel")'
 
 
 def test_csv_bad_operating_point(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,operating_point", "good1.wav,turbo")
-    assert bad.reason == "operating_point: invalid value 'turbo' (allowed: 'standard' or 'enhanced')"
+    assert bad.reason == 'operating_point: invalid value "turbo" (allowed: "standard" or "enhanced")'
 
 
 @pytest.mark.parametrize(
@@ -231,13 +231,13 @@ def test_csv_malformed_json_cells_name_the_column(
 
 def test_csv_bad_boolean(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,enable_entities", "good1.wav,maybe")
-    assert bad.reason == "enable_entities: expected true/false/1/0/yes/no, got 'maybe'"
+    assert bad.reason == 'enable_entities: expected true/false/1/0/yes/no, got "maybe"'
 
 
 @pytest.mark.parametrize(
     ("cell", "reason"),
     [
-        ("0", "srt_max_lines: input should be greater than or equal to 1 (got '0')"),
+        ("0", 'srt_max_lines: input should be greater than or equal to 1 (got "0")'),
         ("two", "srt_max_lines: input should be a valid integer, unable to parse string as an integer"),
     ],
 )
@@ -248,24 +248,24 @@ def test_csv_bad_integer(tmp_path: Path, cell: str, reason: str) -> None:
 
 def test_csv_invalid_job_id(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,job_id", "good1.wav,bad-id_1")
-    assert bad.reason == "invalid job_id 'bad-id_1': use 1-128 letters and digits"
+    assert bad.reason == 'invalid job_id "bad-id_1": use 1-128 letters and digits'
 
 
 def test_csv_too_long_job_id(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,job_id", f"good1.wav,{'a' * 129}")
-    assert bad.reason.startswith("invalid job_id 'aaaa") and "...:" in bad.reason
+    assert bad.reason.startswith('invalid job_id "aaaa') and "...:" in bad.reason
 
 
 def test_csv_unknown_model_code(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,model_code", "good1.wav,acme/whisper:1")
     assert bad.reason == (
-        f"model_code: unknown model code 'acme/whisper:1' (supported: {DEFAULT_MODEL_CODE})"
+        f'model_code: unknown model code "acme/whisper:1" (supported: {DEFAULT_MODEL_CODE})'
     )
 
 
 def test_csv_language_too_long_is_truncated_in_reason(tmp_path: Path) -> None:
     bad = csv_case(tmp_path, "path,language", f"good1.wav,{'x' * 500}")
-    assert bad.reason.startswith("language: string should have at most 32 characters (got 'xxx")
+    assert bad.reason.startswith('language: string should have at most 32 characters (got "xxx')
     assert len(bad.reason) < 200
 
 

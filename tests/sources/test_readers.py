@@ -28,9 +28,9 @@ from tests.sources.helpers import DEFAULTS, SAMPLES, assert_one_line, audio, rej
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"path,langauge\na.wav,fr\n", "CSV header: unknown column 'langauge' (allowed: path, job_id"),
+        (b"path,langauge\na.wav,fr\n", 'CSV header: unknown column "langauge" (allowed: path, job_id'),
         (b"language\nfr\n", "CSV header: required column 'path' is missing"),
-        (b"path,path\n", "CSV header: duplicate column 'path'"),
+        (b"path,path\n", 'CSV header: duplicate column "path"'),
         (b"path,,language\n", "CSV header: column 2 has no name"),
         (b"", "empty manifest (no CSV header row)"),
         (b"\n\n", "empty manifest (no CSV header row)"),
@@ -53,7 +53,7 @@ def test_check_sources_stops_before_any_row_of_any_source(tmp_path: Path) -> Non
     audio(tmp_path, "a.wav")
     good = write(tmp_path / "good.csv", "path\na.wav\n")
     bad = write(tmp_path / "bad.csv", "path,colour\na.wav,red\n")
-    with pytest.raises(ManifestError, match="unknown column 'colour'"):
+    with pytest.raises(ManifestError, match='unknown column "colour"'):
         check_sources([str(good), str(bad)])
     # iter_rows itself is lazy per source: the first source's rows come before the error.
     produced = iter_rows([str(good), str(bad)], DEFAULTS, SourceOptions())

@@ -38,7 +38,7 @@ def test_defaults_and_frozen() -> None:
 
 
 def test_unknown_model_code_rejected_with_supported_list() -> None:
-    with pytest.raises(ValidationError, match=r"unknown model code 'acme/whisper'.*supported: slng/"):
+    with pytest.raises(ValidationError, match=r"unknown model code \"acme/whisper\".*supported: slng/"):
         JobSettings(transcription_config=TranscriptionConfig(), model_code="acme/whisper")
 
 
