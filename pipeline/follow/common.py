@@ -1,6 +1,5 @@
 """What the follow-up commands share: the bounded pool that stops on a refused key or a broken
-ledger, and how a
-job's status and message are read and compared."""
+ledger, and how a job's status and message are read and compared."""
 
 from __future__ import annotations
 

@@ -25,9 +25,11 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
+from pipeline.cli.options import SHARED_LEDGER
 from pipeline.config.settings import ENV_PREFIX, Settings, load_settings
 from pipeline.errors import ExitCode
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
+from pipeline.sources.shard import Shard
 from tests.support.audio import make_tree, write_wav
 from tests.support.runs import run_cli
 
@@ -395,7 +397,11 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "api_key_file": ("", None),  # filled in by the test
     "allow_insecure_http": ("true", True),
     "sandbox": ("true", True),
-    "ledger": ("/tmp/elsewhere.db", Path("/tmp/elsewhere.db")),
+    "ledger": ("postgresql://me@db.internal/slng", "postgresql://me@db.internal/slng"),
+    "shard": ("3/5", Shard(3, 5)),
+    "lease_timeout": ("45", 45.0),
+    "host_name": ("rack-7", "rack-7"),
+    "path_map": ("/mnt/a=/data/a,/mnt/b=/data/b", ["/mnt/a=/data/a", "/mnt/b=/data/b"]),
     "concurrency": ("17", 17),
     "chunk_size": ("2MiB", 2 * 1024 * 1024),
     "retries": ("3", 3),
@@ -450,6 +456,13 @@ def submit_help() -> str:
     return " ".join(result.stdout.split())
 
 
+@pytest.fixture(scope="module")
+def work_help() -> str:
+    result = run_cli("work", "--help")
+    assert result.returncode == 0, result.stderr
+    return " ".join(result.stdout.split())
+
+
 def _sample(name: str, tmp_path: Path) -> tuple[str, Any]:
     if name == "config":
         path = tmp_path / "c.toml"
@@ -478,12 +491,21 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))
 def test_every_setting_is_a_submit_flag_and_an_environment_variable(
-    name: str, submit_help: str, clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    name: str,
+    submit_help: str,
+    work_help: str,
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     flag = "--" + name.replace("_", "-")
     env_name = f"{ENV_PREFIX}{name.upper()}"
-    assert re.search(rf"(^|\s){re.escape(flag)}[\s/=,]", submit_help), f"{flag} missing from submit --help"
-    assert f"[env: {env_name}]" in submit_help
+    # The shared ledger's worker settings do nothing for submit: `work` offers them.
+    command, text_of_help = ("work", work_help) if name in SHARED_LEDGER else ("submit", submit_help)
+    assert re.search(rf"(^|\s){re.escape(flag)}[\s/=,]", text_of_help), (
+        f"{flag} missing from {command} --help"
+    )
+    assert f"[env: {env_name}]" in text_of_help
 
     text, expected = _sample(name, tmp_path)
     assert _held(load_settings(), name) != expected, "the sample must differ from the default"
