@@ -58,6 +58,7 @@ ROW_DEFAULTS = (
     "tags",
     "srt_max_line_length",
     "srt_max_lines",
+    "extra",
 )
 
 

@@ -8,6 +8,7 @@ setting cannot exist in one place and be missing in another.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -47,7 +48,7 @@ from pipeline.errors import ConfigError
 from pipeline.observe.logs import log
 from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import SourceOptions
-from pipeline.sources.rows import JobSettings, quote, split_tags
+from pipeline.sources.rows import JobSettings, check_extra, quote, split_tags
 from pipeline.sources.shard import Shard as ShardSpec
 
 ENV_PREFIX = "SLNG_BULK_"
@@ -85,6 +86,30 @@ def _split_tag_text(value: Any) -> Any:
 
 
 TagList = Annotated[list[str], NoDecode, BeforeValidator(_split_tag_text)]  # as the CSV `tags` column
+
+
+def _json_object(value: Any) -> Any:
+    """A JSON object given as text (flag, environment) or already a table (config file)."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at character {exc.pos + 1})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError('expected a JSON object, e.g. {"summarization": true}')
+    return parsed
+
+
+def _checked_extra(value: Any) -> Any:
+    return check_extra(value) if isinstance(value, dict) else value
+
+
+JsonObject = Annotated[
+    dict[str, Any] | None, NoDecode, BeforeValidator(_checked_extra), BeforeValidator(_json_object)
+]  # as the CSV `extra` column
 
 
 def _check_formats(values: list[str]) -> list[str]:
@@ -277,6 +302,10 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Default SRT max characters per line."
     )
     srt_max_lines: int | None = Field(default=None, ge=1, description="Default SRT max lines per block.")
+    extra: JsonObject = Field(
+        default=None,
+        description="transcription_config keys the models do not name, a JSON object sent as given.",
+    )
     # --- output ---
     progress: Literal["auto", "bar", "lines", "none"] = Field(
         default="auto", description="Progress display: a bar on a terminal, plain lines otherwise."
@@ -337,6 +366,7 @@ class Settings(BaseSettings):
             tracking=Tracking(tags=list(self.tags)) if self.tags else None,
             output_config=OutputConfig(srt_overrides=srt) if srt else None,
             model_code=self.model_code,
+            extra=self.extra,
         )
 
 

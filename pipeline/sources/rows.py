@@ -25,7 +25,7 @@ from pipeline.api.models import (
     WireTranscriptionConfig,
 )
 
-__all__ = ["FileSpec", "JobSettings", "Rejection", "Row", "escape_control"]
+__all__ = ["FileSpec", "JobSettings", "Rejection", "Row", "check_extra", "escape_control"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -105,6 +105,14 @@ def _prune_empty(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v != {}}
 
 
+def check_extra(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`extra` holds only keys the models do not name: one value has one place."""
+    named = sorted(set(value or {}) & set(TranscriptionConfig.model_fields))
+    if named:
+        raise ValueError(f"{named[0]} is a named setting: give it as such, not in extra")
+    return value
+
+
 class JobSettings(BaseModel):
     """Everything that decides what a job produces; two files with equal settings hash alike.
 
@@ -124,10 +132,7 @@ class JobSettings(BaseModel):
     @field_validator("extra")
     @classmethod
     def _extra_names_no_known_field(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        named = sorted(set(value or {}) & set(TranscriptionConfig.model_fields))
-        if named:
-            raise ValueError(f"{named[0]} is a named setting: give it as such, not in extra")
-        return value
+        return check_extra(value)
 
     @field_validator("model_code")
     @classmethod

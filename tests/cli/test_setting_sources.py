@@ -61,6 +61,8 @@ def samples(name: str, field: FieldInfo, tmp_path: Path) -> list[str]:
         return ["/mnt/a=/data/a,/mnt/b=/data/b", "/=/srv"]
     if name == "shard":
         return ["2/4", "1/1"]
+    if name == "extra":
+        return ['{"summarization": true, "translation_config": {"target_languages": ["de"]}}']
     if typing.get_origin(base) is list:
         return ["json,TXT", "srt"] if name == "formats" else ["alpha,beta", "gamma"]
     if base is str:

@@ -267,3 +267,18 @@ async def test_extra_transcription_keys_pass_through_as_given(
     )
     assert all(c["language"] for c in configs)  # the named fields are still there beside the extras
     assert f"m.csv:3: {clash}: extra: language is a named setting" in caplog.text
+
+
+async def test_extra_default_from_the_settings_merges_under_a_rows_own(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    plain, own = make_tree(tmp_path / "audio", 2)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f'path,extra\n{plain},\n{own},"{{""summarization"": false, ""topics"": true}}"\n')
+
+    stats = await run_submit(sandbox, [manifest], tmp_path / "l.db", extra='{"summarization": true}')
+
+    assert stats.created == 2
+    configs = sorted(((job.job_config or {})["transcription_config"] for job in sandbox.jobs().jobs), key=len)
+    assert configs[0]["summarization"] is True and "topics" not in configs[0]
+    assert configs[1]["summarization"] is False and configs[1]["topics"] is True
