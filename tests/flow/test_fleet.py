@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from pipeline.errors import ExitCode
@@ -167,3 +168,31 @@ def test_submit_runs_on_a_shared_ledger_too_and_a_rerun_has_nothing_to_do(
     assert again.returncode == ExitCode.NOTHING_TO_DO, again.stderr
     assert_exactly_once(sandbox_thread, files)
     assert not (tmp_path / "postgresql:").exists(), "no lock file named after the URL"
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_gives_its_claims_back_at_once(
+    sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM: the worker finishes what it has in flight (--grace), releases every claim it still
+    holds and exits 6; the next worker does not wait out any lease (here: an hour long)."""
+    files = make_tree(tmp_path / "audio", 80)
+    sandbox_thread.set_faults(
+        FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 30}}}})
+    )
+    env = fleet_env(sandbox_thread, postgres_url)
+    assert run_cli("enqueue", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
+    args = ["work", "--concurrency", "4", "--lease-timeout", "3600", "--grace", "10"]
+    first = start_cli(args, env, tmp_path)
+    wait_for_creates(sandbox_thread, 10, [first])
+    first.send_signal(signal.SIGTERM)
+    _out, err = first.communicate(timeout=60)
+    assert first.returncode == ExitCode.INTERRUPTED, err
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute("SELECT count(*) FROM claims").fetchone()
+    assert row is not None and row[0] == 0, "no claim left behind"
+    started = time.monotonic()
+    second = run_cli(*args, env=env, cwd=tmp_path, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert time.monotonic() - started < 60
+    assert_exactly_once(sandbox_thread, files)
