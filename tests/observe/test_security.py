@@ -437,6 +437,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "tags": ("x,y", ["x", "y"]),
     "srt_max_line_length": ("42", 42),
     "srt_max_lines": ("3", 3),
+    "extra": ('{"summarization": true}', {"summarization": True}),
     "progress": ("lines", "lines"),
     "progress_interval": ("2.5", 2.5),
     "log_format": ("json", "json"),
