@@ -17,7 +17,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.connect import Connection, connect
 from pipeline.flow.feed import PRODUCER_BATCH
-from pipeline.flow.journey import Pipeline
+from pipeline.flow.pool import Pipeline
 from pipeline.follow.common import RETRY_REASON
 from pipeline.follow.fetch import fetch_transcripts
 from pipeline.follow.reconcile import SourceAdmission

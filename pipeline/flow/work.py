@@ -28,7 +28,8 @@ from pipeline.errors import ConfigError
 from pipeline.flow.commands import open_sources
 from pipeline.flow.connect import connect
 from pipeline.flow.feed import PRODUCER_BATCH
-from pipeline.flow.journey import Pipeline, WorkItem
+from pipeline.flow.journey import WorkItem
+from pipeline.flow.pool import Pipeline
 from pipeline.ledger import FileRecord, Ledger, open_ledger
 from pipeline.ledger.leases import Leases
 from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
