@@ -22,7 +22,7 @@ from types import FrameType
 from tests.bench.procs import REPO_ROOT, snapshot_code
 from tests.bench.results import Suite, compare, machine, render, save
 
-SCENARIO_NAMES = ("small_files", "latency", "large_file", "manifest", "rerun", "chaos", "fleet")
+SCENARIO_NAMES = ("small_files", "latency", "large_file", "scale", "chaos", "fleet")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         " work tree) or 'worktree' (the pipeline/ folder as it is now); snapshotted before anything runs",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (data, ledgers, logs)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run every slng-bulk under `py-spy record` (raw folded stacks, one file per run, in DIR);"
+        " the figures are then slower than unprofiled ones",
+    )
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / ".bench-results")
     parser.add_argument(
         "--compare",
@@ -92,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work folder: {work}{' (kept)' if args.keep else ''}", flush=True)
     started = time.monotonic()
     interrupted = False
+    context = Context(args.quick, work, servers, suite, profile_dir=args.profile)
     try:
         for name in names:
             print(f"== {name} ...", flush=True)
             t0 = time.monotonic()
             try:
-                SCENARIOS[name](Context(args.quick, work, servers, suite))
+                SCENARIOS[name](context)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:

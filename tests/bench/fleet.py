@@ -18,9 +18,9 @@ from typing import Final
 import psutil  # type: ignore[import-untyped]
 
 from pipeline.sandbox import FaultPlan
+from tests.bench.common import RATE_CEILING, Context, small_tree
 from tests.bench.procs import Measured, clean_env, run_measured
 from tests.bench.results import Result
-from tests.bench.scenarios import RATE_CEILING, Context, list_manifest, small_tree
 from tests.support.postgres import create_database, drop_database, find_bindir, run_cluster
 
 FLEET_WORKERS: Final = (1, 2, 4)
@@ -44,6 +44,15 @@ def _server_cpu_s(postmaster: int) -> float:
 
 def _run_worker(argv: list[str], *, env: dict[str, str], cwd: Path) -> Measured:
     return run_measured(argv, env=env, cwd=cwd, timeout=1800).check()
+
+
+
+def list_manifest(ctx: Context, name: str, root: Path, count: int) -> Path:
+    """A CSV manifest of the first `count` files (sorted) under `root`."""
+    files = sorted(root.rglob("*.wav"))[:count]
+    path = ctx.work / "data" / f"{name}.csv"
+    path.write_text("path\n" + "".join(f"{f}\n" for f in files), encoding="utf-8")
+    return path
 
 
 def fleet(ctx: Context) -> None:

@@ -24,11 +24,15 @@ class Result:
     wall_s: float
     rate: float | None = None  # throughput in `unit`
     unit: str = ""
-    cpu_ms_per_item: float | None = None  # client process user+sys per file/row
-    peak_rss_mb: float | None = None  # client process ru_maxrss
+    cpu_ms_per_item: float | None = None  # client process user+sys per file/row, whole process
+    peak_rss_mb: float | None = None  # client process peak RSS (VmHWM)
     ratio: float | None = None  # rate / the scenario's baseline rate (or ideal)
     ratio_to: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # client CPU per item once the fixed start-up cost (a run with nothing to do) is taken off
+    run_cpu_ms_per_item: float | None = None
+    server_cpu_ms_per_item: float | None = None  # the server processes' CPU over the same run
+    repeats: int = 1  # figures are medians of this many interleaved runs
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Check:
     target: str
     measured: float
     required: str
-    passed: bool
+    passed: bool | None  # None: a figure the issue asks to see, with no target
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Suite:
     checks: list[Check] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, tuple[list[str], list[list[str]]]] = field(default_factory=dict)  # title: extra tables
 
     def add(self, result: Result) -> Result:
         self.results.append(result)
@@ -57,6 +62,10 @@ class Suite:
 
     def check(self, scenario: str, target: str, measured: float, required: str, passed: bool) -> None:
         self.checks.append(Check(scenario, target, measured, required, passed))
+
+    def figure(self, scenario: str, what: str, measured: float) -> None:
+        """A headline figure without a target (printed with the checks, marked 'info')."""
+        self.checks.append(Check(scenario, what, measured, "-", None))
 
 
 def machine() -> dict[str, Any]:
@@ -114,17 +123,21 @@ NOTES = (
     ("first_row_s_from_spawn", "first row {:.2f} s"),
     ("upload_only_mb_per_s", "upload-only {:.0f} MB/s"),
     ("whole_run_files_per_s", "whole-run {:.0f}/s"),
-    ("sandbox_cpu_ms_per_file", "sandbox CPU {:.1f} ms/f"),
-    ("localstack_cpu_ms_per_file", "LocalStack CPU {:.1f} ms/f"),
+    ("localstack_cpu_ms_per_file", "of which LocalStack {:.1f} ms/f"),
     ("files_per_s_per_worker", "{:.1f} files/s per worker"),
     ("postgres_cpu_ms_per_file", "PostgreSQL CPU {:.1f} ms/f"),
 )
 
 
 def notes(result: Result) -> str:
-    return ", ".join(
+    parts = [
         fmt.format(result.extra[key]) for key, fmt in NOTES if isinstance(result.extra.get(key), int | float)
-    )
+    ]
+    if result.extra.get("spread"):
+        parts.append(f"range {result.extra['spread']}")
+    if result.extra.get("note"):
+        parts.append(str(result.extra["note"]))
+    return ", ".join(parts)
 
 
 def render(suite: Suite) -> str:
@@ -135,7 +148,10 @@ def render(suite: Suite) -> str:
             _fmt(r.wall_s, 2),
             f"{_fmt(r.rate)} {r.unit}" if r.rate is not None else "-",
             _fmt(r.cpu_ms_per_item, 3),
+            _fmt(r.run_cpu_ms_per_item, 3),
+            _fmt(r.server_cpu_ms_per_item, 3),
             _fmt(r.peak_rss_mb),
+            str(r.repeats),
             f"{r.ratio:.2f}x {r.ratio_to}" if r.ratio is not None else "",
             notes(r),
         ]
@@ -143,18 +159,44 @@ def render(suite: Suite) -> str:
     ]
     out = [
         _table(
-            ["scenario", "variant", "wall s", "throughput", "CPU ms/item", "peak RSS MB", "ratio", "notes"],
+            [
+                "scenario",
+                "variant",
+                "wall s",
+                "throughput",
+                "client CPU ms/item",
+                "less start-up",
+                "server CPU ms/item",
+                "peak RSS MB",
+                "runs",
+                "ratio",
+                "notes",
+            ],
             rows,
             left_last=True,
         )
     ]
+    out.append(
+        "(figures are medians of `runs` interleaved runs; ratios are medians of the per-round ratios;"
+        " 'less start-up' takes off the CPU of a run with nothing to do)"
+    )
+    for title, (headers, table_rows) in suite.tables.items():
+        out.append("")
+        out.append(title)
+        out.append(_table(headers, table_rows, align_left=1))
     if suite.checks:
         out.append("")
         out.append(
             _table(
                 ["scenario", "target", "measured", "required", "result"],
                 [
-                    [c.scenario, c.target, _fmt(c.measured, 3), c.required, "PASS" if c.passed else "MISS"]
+                    [
+                        c.scenario,
+                        c.target,
+                        _fmt(c.measured, 3),
+                        c.required,
+                        {True: "PASS", False: "MISS", None: "info"}[c.passed],
+                    ]
                     for c in suite.checks
                 ],
             )
@@ -179,6 +221,7 @@ def save(suite: Suite, directory: Path, argv: list[str]) -> Path:
         "results": [asdict(r) for r in suite.results],
         "checks": [asdict(c) for c in suite.checks],
         "errors": suite.errors,
+        "tables": {title: {"headers": h, "rows": r} for title, (h, r) in suite.tables.items()},
     }
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
@@ -199,6 +242,8 @@ def compare(a_path: Path, b_path: Path) -> str:
             ("rate", "throughput"),
             ("wall_s", "wall s"),
             ("cpu_ms_per_item", "CPU ms/item"),
+            ("run_cpu_ms_per_item", "CPU ms/item less start-up"),
+            ("server_cpu_ms_per_item", "server CPU ms/item"),
             ("peak_rss_mb", "peak RSS MB"),
         ):
             va, vb = ra.get(metric), rb.get(metric)

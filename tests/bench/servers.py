@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import re
 import subprocess
@@ -20,6 +21,25 @@ from tests.support.localstack import LocalStackS3, find_localstack_python, run_l
 READY_TIMEOUT_S = 60.0
 _API_LINE = re.compile(r"SLNG sandbox API: (\S+)")
 _S3_LINE = re.compile(r"S3: (\S+)")
+_LEAN_LINE = re.compile(r"LEAN API: (\S+)")
+
+
+def uvloop_installed() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+@dataclass(frozen=True)
+class RunningLean:
+    """A `lean_server` (the three requests, answered cheaply); any bearer key is accepted."""
+
+    api_url: str
+    pid: int
+    api_key: str = "sk-lean-bench"
+
+    def stats(self) -> Any:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.api_url}/__lean__/stats", timeout=60) as resp:
+            return json.loads(resp.read().decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -96,23 +116,44 @@ class Servers:
         config_path = tmp / "config.json"
         config_path.write_text(config.model_dump_json(), encoding="utf-8")
         log = tmp / "sandbox.log"
+        loop = "uvloop" if uvloop_installed() else "asyncio"
         proc = self.registry.start(
-            [sys.executable, "-m", "tests.bench.sandbox_launcher", str(config_path)],
+            [sys.executable, "-m", "tests.bench.sandbox_launcher", str(config_path), "--loop", loop],
             env=clean_env({"TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}),
             cwd=REPO_ROOT,
             log=log,
         )
+        api, s3 = self._wait_for(proc, log, _API_LINE, _S3_LINE)
+        return RunningSandbox(api, s3, config.api_keys[0], config, proc.pid)
+
+    def lean(self, latency_ms: float = 0.0) -> RunningLean:
+        """A lean server (`lean_server.py`) answering every request after `latency_ms`."""
+        self._count += 1
+        tmp = self.workdir / f"lean-{self._count}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        log = tmp / "lean.log"
+        proc = self.registry.start(
+            [sys.executable, "-m", "tests.bench.lean_server", "--latency-ms", str(latency_ms)],
+            env=clean_env({"PYTHONUNBUFFERED": "1"}),
+            cwd=REPO_ROOT,
+            log=log,
+        )
+        (api,) = self._wait_for(proc, log, _LEAN_LINE)
+        return RunningLean(api, proc.pid)
+
+    def _wait_for(self, proc: subprocess.Popen[bytes], log: Path, *lines: re.Pattern[str]) -> list[str]:
+        """The first group of each of `lines` once all have appeared in the server's log."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             text = log.read_text(encoding="utf-8", errors="replace")
-            api, s3 = _API_LINE.search(text), _S3_LINE.search(text)
-            if api and s3:
-                return RunningSandbox(api.group(1), s3.group(1), config.api_keys[0], config, proc.pid)
+            found = [pattern.search(text) for pattern in lines]
+            if all(found):
+                return [match.group(1) for match in found if match]
             if proc.poll() is not None:
                 break
             time.sleep(0.05)
         self.registry.stop(proc)
-        raise RuntimeError(f"sandbox did not start; log:\n{log.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(f"server did not start; log:\n{log.read_text(errors='replace')[-3000:]}")
 
-    def stop(self, sandbox: RunningSandbox) -> None:
-        self.registry.stop_pid(sandbox.pid)
+    def stop(self, server: RunningSandbox | RunningLean) -> None:
+        self.registry.stop_pid(server.pid)

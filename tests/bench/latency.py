@@ -1,0 +1,153 @@
+"""Latency-bound: every request answered after 50 ms, files/s against concurrency / (3 x 50 ms).
+
+Each concurrency runs against `lean_server.py` (the client measured: its server side costs ~0.2 ms
+of CPU per file) with slng-bulk and the equal-work baseline interleaved, and once against the
+sandbox with its fixed-latency fault (the sandbox's own CPU, 3-5 ms per file, is then part of what
+is measured: on two cores it caps the rate well below the ideal at 128 and 256).
+The rate is the in-run rate (first admission to last creation; the baseline's first request to its
+last answer), so interpreter start-up does not count against the ideal.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pipeline.sandbox import FaultPlan
+from tests.bench.common import (
+    Context,
+    ServerCpu,
+    baseline_three_step,
+    file_lists,
+    in_run_rate,
+    ledger_stats,
+    median,
+    slng_submit,
+    small_tree,
+    spread,
+    startup_cpu_s,
+)
+from tests.bench.results import Result
+from tests.bench.small_files import baseline_in_run_rate
+
+LATENCY_MS: Final = 50.0
+CONCURRENCIES: Final = (8, 32, 128, 256)
+TARGET: Final = 0.90
+
+
+def latency_plan() -> FaultPlan:
+    latency = {"latency": {"distribution": "fixed", "fixed_ms": LATENCY_MS}}
+    return FaultPlan.model_validate({"operations": {op: latency for op in ("presign", "put", "create")}})
+
+
+def latency_bound(ctx: Context) -> None:
+    name = "latency_50ms"
+    per_file_s = 3 * LATENCY_MS / 1000
+    seconds = ctx.size(5, 2)
+    counts = {c: max(150, int(c / per_file_s * seconds)) for c in CONCURRENCIES}
+    pool = small_tree(ctx, "latency", max(counts.values()), 1024)
+    probe = ctx.servers.lean()
+    try:  # the fixed cost of a run, taken off the CPU per file
+        for kind in ("baseline", "slng-bulk"):
+            startup_cpu_s(ctx, kind, probe.api_url, probe.api_key)
+    finally:
+        ctx.servers.stop(probe)
+    for concurrency in CONCURRENCIES:
+        ideal = concurrency / per_file_s
+        count = counts[concurrency]
+        manifest, plain = file_lists(ctx, f"latency-{concurrency}", pool, count)
+        samples: dict[str, list[tuple[float, float, float, float, float]]] = {"slng-bulk": [], "baseline": []}
+        for round_no in range(ctx.repeats):
+            lean = ctx.servers.lean(LATENCY_MS)
+            try:
+                order = ("slng-bulk", "baseline") if round_no % 2 == 0 else ("baseline", "slng-bulk")
+                for side in order:
+                    with ServerCpu(lean.pid) as cpu:
+                        if side == "baseline":
+                            m = baseline_three_step(
+                                ctx, plain, lean.api_url, lean.api_key, concurrency=concurrency
+                            )
+                            rate = baseline_in_run_rate(m) or 0.0
+                        else:
+                            ledger = ctx.work / f"{name}-lean-{concurrency}-{round_no}.db"
+                            m = slng_submit(
+                                ctx,
+                                [str(manifest)],
+                                lean.api_url,
+                                lean.api_key,
+                                ledger,
+                                concurrency=concurrency,
+                            )
+                            stats = ledger_stats(ledger)
+                            if stats["created"] != count:
+                                raise RuntimeError(f"c={concurrency}: {stats['created']} of {count} created")
+                            rate = in_run_rate(stats) or 0.0
+                    samples[side].append((rate, m.cpu_s, cpu.used_s, m.wall_s, m.max_rss_mb))
+            finally:
+                ctx.servers.stop(lean)
+        for side in ("baseline", "slng-bulk"):
+            rows = samples[side]
+            rates = [r[0] for r in rows]
+            rate = median(rates)
+            startup = ctx.startup.get(side, 0.0)
+            result = ctx.suite.add(
+                Result(
+                    name,
+                    f"{'3-step baseline' if side == 'baseline' else 'slng-bulk'} c={concurrency},"
+                    f" lean server ({count} files; in-run)",
+                    median([r[3] for r in rows]),
+                    rate,
+                    "files/s",
+                    median([r[1] for r in rows]) * 1000 / count,
+                    median([r[4] for r in rows]),
+                    run_cpu_ms_per_item=(median([r[1] for r in rows]) - startup) * 1000 / count
+                    if startup
+                    else None,
+                    server_cpu_ms_per_item=median([r[2] for r in rows]) * 1000 / count,
+                    ratio=rate / ideal,
+                    ratio_to=f"ideal {ideal:.0f}/s",
+                    repeats=len(rows),
+                    extra={"ideal_files_per_s": ideal, "spread": spread(rates)},
+                )
+            )
+            if side == "slng-bulk":
+                ctx.suite.check(
+                    name,
+                    f"c={concurrency}: in-run files/s vs ideal (lean server)",
+                    rate / ideal,
+                    f">= {TARGET}",
+                    rate >= TARGET * ideal,
+                )
+                base_rate = median([r[0] for r in samples["baseline"]])
+                if base_rate:
+                    result.extra["note"] = f"{rate / base_rate:.2f}x baseline"
+        sandbox_run(ctx, name, concurrency, count, ideal, str(manifest))
+
+
+def sandbox_run(ctx: Context, name: str, concurrency: int, count: int, ideal: float, manifest: str) -> None:
+    sb = ctx.servers.sandbox(faults=latency_plan())
+    try:
+        ledger = ctx.work / f"{name}-sandbox-{concurrency}.db"
+        with ServerCpu(sb.pid) as cpu:
+            run = slng_submit(ctx, [manifest], sb.api_url, sb.api_key, ledger, concurrency=concurrency)
+        stats = ledger_stats(ledger)
+    finally:
+        ctx.servers.stop(sb)
+    if stats["created"] != count:
+        raise RuntimeError(f"c={concurrency}: {stats['created']} of {count} created: {stats['states']}")
+    rate = in_run_rate(stats) or 0.0
+    ctx.suite.add(
+        Result(
+            name,
+            f"slng-bulk c={concurrency}, sandbox ({count} files; in-run)",
+            run.wall_s,
+            rate,
+            "files/s",
+            run.cpu_s * 1000 / count,
+            run.max_rss_mb,
+            ratio=rate / ideal,
+            ratio_to=f"ideal {ideal:.0f}/s",
+            server_cpu_ms_per_item=cpu.used_s * 1000 / count,
+            extra={"whole_run_files_per_s": count / run.wall_s, "mean_step_ms": stats["step_ms"]},
+        )
+    )
+    ctx.suite.figure(name, f"c={concurrency}: in-run files/s vs ideal (sandbox)", rate / ideal)

@@ -1,0 +1,299 @@
+"""Many small files: slng-bulk beside a client doing the same three requests per file, and the aws CLI.
+
+Equal work: `baseline_three_step.py` (presign, PUT, create per file, nothing else) and slng-bulk run
+against the same fresh server at the same concurrency, in alternating order, `ctx.repeats` rounds.
+Twice: against the sandbox (its own S3), and against `lean_server.py`, which costs the server
+side about a tenth of the sandbox's CPU, so that the client is what is measured. The aws CLI makes
+one request per file (a PUT), so its row is a reference for the machine, not equal work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from tests.bench.common import (
+    Context,
+    ServerCpu,
+    baseline_three_step,
+    file_lists,
+    in_run_rate,
+    ledger_stats,
+    median,
+    slng_submit,
+    small_tree,
+    spread,
+    startup_cpu_s,
+)
+from tests.bench.procs import Measured, clean_env, run_measured
+from tests.bench.results import Result
+from tests.bench.servers import RunningLean, RunningSandbox
+
+SMALL_FILE_BYTES: Final = 10 * 1024
+CONCURRENCY: Final = 32
+CPU_TARGET_MS: Final = 1.5
+_BASELINE_DONE = re.compile(r"done (\d+) in ([0-9.]+) s")
+
+
+@dataclass
+class Run:
+    """One client run against one server: the process, the server's CPU, the in-run rate."""
+
+    measured: Measured
+    server_cpu_s: float
+    in_run_rate: float | None
+
+
+Server = RunningSandbox | RunningLean
+
+
+def baseline_in_run_rate(run: Measured) -> float | None:
+    match = _BASELINE_DONE.search(run.stdout)
+    return int(match.group(1)) / float(match.group(2)) if match and float(match.group(2)) > 0 else None
+
+
+def equal_work(
+    ctx: Context,
+    label: str,
+    start: Callable[[], Server],
+    server_pids: Callable[[Server], list[int]],
+    count: int,
+    root: Path,
+    concurrency: int = CONCURRENCY,
+) -> tuple[Result, Result]:
+    """Baseline and slng-bulk on the same fresh server per round; medians and per-round ratios."""
+    manifest, plain = file_lists(ctx, f"small-{count}", root, count)
+    runs: dict[str, list[Run]] = {"baseline": [], "slng-bulk": []}
+    tag = label.split()[0]
+    for round_no in range(ctx.repeats):
+        server = start()
+        try:
+            order = ("baseline", "slng-bulk") if round_no % 2 == 0 else ("slng-bulk", "baseline")
+            for side in order:
+                with ServerCpu(*server_pids(server)) as cpu:
+                    if side == "baseline":
+                        m = baseline_three_step(
+                            ctx, plain, server.api_url, server.api_key, concurrency=concurrency
+                        )
+                        rate = baseline_in_run_rate(m)
+                    else:
+                        ledger = ctx.work / f"small-{tag}-{round_no}.db"
+                        m = slng_submit(
+                            ctx,
+                            [str(manifest)],
+                            server.api_url,
+                            server.api_key,
+                            ledger,
+                            concurrency=concurrency,
+                        )
+                        stats = ledger_stats(ledger)
+                        if stats["created"] != count:
+                            raise RuntimeError(
+                                f"{label}: {stats['created']} of {count} created: {stats['states']}"
+                            )
+                        rate = in_run_rate(stats)
+                runs[side].append(Run(m, cpu.used_s, rate))
+        finally:
+            ctx.servers.stop(server)
+
+    def result(side: str, variant: str, startup_s: float) -> Result:
+        sample = runs[side]
+        rates = [count / r.measured.wall_s for r in sample]
+        cpu = [r.measured.cpu_s for r in sample]
+        in_run = [r.in_run_rate for r in sample if r.in_run_rate]
+        return ctx.suite.add(
+            Result(
+                "small_files",
+                variant,
+                median([r.measured.wall_s for r in sample]),
+                median(rates),
+                "files/s",
+                median(cpu) * 1000 / count,
+                median([r.measured.max_rss_mb for r in sample]),
+                run_cpu_ms_per_item=(median(cpu) - startup_s) * 1000 / count,
+                server_cpu_ms_per_item=median([r.server_cpu_s for r in sample]) * 1000 / count,
+                repeats=len(sample),
+                extra={
+                    "in_run_files_per_s": median(in_run) if in_run else None,
+                    "spread": spread(rates),
+                    "concurrency": concurrency,
+                    "startup_cpu_s": startup_s,
+                },
+            )
+        )
+
+    probe = start()
+    try:
+        base_startup = startup_cpu_s(ctx, "baseline", probe.api_url, probe.api_key)
+        ours_startup = startup_cpu_s(ctx, "slng-bulk", probe.api_url, probe.api_key)
+    finally:
+        ctx.servers.stop(probe)
+    base = result("baseline", f"3-step aiohttp baseline -> {label}", base_startup)
+    ours = result("slng-bulk", f"slng-bulk -> {label}", ours_startup)
+    base.ratio, base.ratio_to = 1.0, "baseline"
+    pairs = list(zip(runs["baseline"], runs["slng-bulk"], strict=True))
+    ratios = [b.measured.wall_s / o.measured.wall_s for b, o in pairs]
+    ours.ratio, ours.ratio_to = median(ratios), "baseline"
+    in_run_ratios = [o.in_run_rate / b.in_run_rate for b, o in pairs if o.in_run_rate and b.in_run_rate]
+    if in_run_ratios:
+        ours.extra["in_run_ratio_to_baseline"] = median(in_run_ratios)
+        ours.extra["note"] = f"in-run {median(in_run_ratios):.2f}x baseline's in-run"
+    return base, ours
+
+
+def many_small_files(ctx: Context) -> None:
+    name = "small_files"
+    count = ctx.size(2000, 500)
+    root = small_tree(ctx, "small", count, SMALL_FILE_BYTES)
+
+    def sandbox() -> Server:
+        return ctx.servers.sandbox()
+
+    def lean() -> Server:
+        return ctx.servers.lean()
+
+    own = equal_work(ctx, "sandbox (own S3)", sandbox, lambda s: [s.pid], count, root)
+    bare = equal_work(ctx, "lean server", lean, lambda s: [s.pid], count, root)
+    for _base, ours in (own, bare):
+        assert ours.ratio is not None and ours.run_cpu_ms_per_item is not None
+        where = ours.variant.split("-> ", 1)[1]
+        ctx.suite.figure(name, f"files/s vs equal-work baseline ({where})", ours.ratio)
+        if "in_run_ratio_to_baseline" in ours.extra:
+            ctx.suite.figure(
+                name, f"in-run files/s vs baseline ({where})", ours.extra["in_run_ratio_to_baseline"]
+            )
+        ctx.suite.check(
+            name,
+            f"client CPU ms/file less start-up ({where})",
+            ours.run_cpu_ms_per_item,
+            f"<= {CPU_TARGET_MS}",
+            ours.run_cpu_ms_per_item <= CPU_TARGET_MS,
+        )
+    aws_cli(ctx, count, root)
+
+
+def aws_cli(ctx: Context, count: int, root: Path) -> None:
+    """slng-bulk through the sandbox API onto LocalStack S3, beside `aws s3 cp` onto the same LocalStack."""
+    name = "small_files"
+    ls = ctx.servers.localstack()
+    try:
+        bucket = ls.create_bucket("slng-bench")
+        manifest, _ = file_lists(ctx, f"small-{count}", root, count)
+        aws_config = ctx.work / "aws-config"
+        aws_config.write_text(
+            f"[default]\nregion = {ls.region}\ns3 =\n  max_concurrent_requests = {CONCURRENCY}\n",
+            encoding="utf-8",
+        )
+        env = clean_env(
+            {
+                "HOME": str(ctx.home),
+                "AWS_ACCESS_KEY_ID": ls.access_key,
+                "AWS_SECRET_ACCESS_KEY": ls.secret_key,
+                "AWS_DEFAULT_REGION": ls.region,
+                "AWS_CONFIG_FILE": str(aws_config),
+                "AWS_SHARED_CREDENTIALS_FILE": str(ctx.work / "aws-no-credentials"),
+            }
+        )
+        env.pop("PYTHONPATH", None)
+        ours_runs: list[tuple[Measured, float, float]] = []
+        aws_runs: list[tuple[Measured, float]] = []
+        for round_no in range(ctx.repeats):
+            external = ctx.servers.sandbox(localstack_bucket=bucket)
+            try:
+                ledger = ctx.work / f"small-localstack-{round_no}.db"
+                with ServerCpu(external.pid, ls.pid) as both, ServerCpu(ls.pid) as only_ls:
+                    run = slng_submit(
+                        ctx,
+                        [str(manifest)],
+                        external.api_url,
+                        external.api_key,
+                        ledger,
+                        concurrency=CONCURRENCY,
+                    )
+                stats = ledger_stats(ledger)
+                if stats["created"] != count:
+                    raise RuntimeError(
+                        f"LocalStack: {stats['created']} of {count} created: {stats['states']}"
+                    )
+                ours_runs.append((run, both.used_s, only_ls.used_s))
+            finally:
+                ctx.servers.stop(external)
+            prefix = f"awscli-{round_no}/"
+            with ServerCpu(ls.pid) as cpu:
+                aws = run_measured(
+                    [
+                        "aws",
+                        "--endpoint-url",
+                        ls.endpoint,
+                        "s3",
+                        "cp",
+                        "--recursive",
+                        "--only-show-errors",
+                        str(root),
+                        f"s3://{bucket}/{prefix}",
+                    ],
+                    env=env,
+                    cwd=ctx.work,
+                    timeout=1800,
+                ).check()
+            listed = sum(
+                len(page.get("Contents", []))
+                for page in ls.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=bucket, Prefix=prefix)
+            )
+            if listed != count:
+                raise RuntimeError(f"aws s3 cp stored {listed} of {count} objects")
+            aws_runs.append((aws, cpu.used_s))
+    finally:
+        ctx.servers.stop_localstack()
+    aws_rates = [count / m.wall_s for m, _ in aws_runs]
+    aws_result = ctx.suite.add(
+        Result(
+            name,
+            f"aws s3 cp --recursive -> LocalStack (max_concurrent_requests={CONCURRENCY}; 1 request/file)",
+            median([m.wall_s for m, _ in aws_runs]),
+            median(aws_rates),
+            "files/s",
+            median([m.cpu_s for m, _ in aws_runs]) * 1000 / count,
+            median([m.max_rss_mb for m, _ in aws_runs]),
+            ratio=1.0,
+            ratio_to="aws cli",
+            server_cpu_ms_per_item=median([c for _, c in aws_runs]) * 1000 / count,
+            repeats=len(aws_runs),
+            extra={"spread": spread(aws_rates)},
+        )
+    )
+    rates = [count / m.wall_s for m, _, _ in ours_runs]
+    ratios = [
+        (count / o.wall_s) / (count / a.wall_s) for (o, _, _), (a, _) in zip(ours_runs, aws_runs, strict=True)
+    ]
+    ours = ctx.suite.add(
+        Result(
+            name,
+            "slng-bulk -> sandbox API + LocalStack S3 (3 requests/file)",
+            median([m.wall_s for m, _, _ in ours_runs]),
+            median(rates),
+            "files/s",
+            median([m.cpu_s for m, _, _ in ours_runs]) * 1000 / count,
+            median([m.max_rss_mb for m, _, _ in ours_runs]),
+            ratio=median(ratios),
+            ratio_to="aws cli",
+            server_cpu_ms_per_item=median([c for _, c, _ in ours_runs]) * 1000 / count,
+            run_cpu_ms_per_item=(
+                median([m.cpu_s for m, _, _ in ours_runs]) - ctx.startup.get("slng-bulk", 0.0)
+            )
+            * 1000
+            / count,
+            repeats=len(ours_runs),
+            extra={
+                "localstack_cpu_ms_per_file": median([c for _, _, c in ours_runs]) * 1000 / count,
+                "spread": spread(rates),
+            },
+        )
+    )
+    assert aws_result.rate and ours.ratio is not None
+    ctx.suite.check(name, "files/s vs aws cli (LocalStack)", ours.ratio, ">= 1.5x", ours.ratio >= 1.5)
