@@ -9,9 +9,8 @@ import anyio
 import click
 
 from pipeline.cli.options import ENQUEUE_SETTINGS, WORK_SETTINGS, settings_options
-from pipeline.cli.running import fail, load_command_settings
+from pipeline.cli.running import fail, load_command_settings, report_run
 from pipeline.errors import ExitCode, SlngBulkError
-from pipeline.observe.stats import summary_lines
 
 
 @click.command()
@@ -49,8 +48,4 @@ def work(**flags: Any) -> None:
         stats = anyio.run(lambda: run_work(settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)
-    for line in summary_lines(stats):
-        click.echo(line, err=True)
-    if stats.nothing_to_do():
-        click.echo("nothing to do: no file is left for this worker", err=True)
-    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+    report_run(stats, settings, "no file is left for this worker")

@@ -24,6 +24,7 @@ from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ExitCode, SlngBulkError
 from pipeline.observe.logs import configure_logging, log
 from pipeline.observe.redact import redact, register_secret
+from pipeline.observe.stats import RunStats, summary_lines
 
 
 def load_command_settings(flags: dict[str, Any]) -> Settings:
@@ -50,6 +51,15 @@ def fail(exc: SlngBulkError) -> typing.NoReturn:
     """One line on stderr and the error's exit code; never a traceback."""
     click.echo(redact(f"slng-bulk: error: {exc}"), err=True)
     sys.exit(int(exc.exit_code))
+
+
+def report_run(stats: RunStats, settings: Settings, nothing_to_do: str) -> typing.NoReturn:
+    """A run's summary on stderr, the line for an empty run, and its documented exit code."""
+    for line in summary_lines(stats):
+        click.echo(line, err=True)
+    if stats.nothing_to_do():
+        click.echo(f"nothing to do: {nothing_to_do}", err=True)
+    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
 
 
 def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> typing.NoReturn:

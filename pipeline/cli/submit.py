@@ -9,10 +9,9 @@ import anyio
 import click
 
 from pipeline.cli.options import RETRY_SETTINGS, SUBMIT_SETTINGS, settings_options
-from pipeline.cli.running import fail, load_command_settings
+from pipeline.cli.running import fail, load_command_settings, report_run
 from pipeline.errors import ConfigError, SlngBulkError
 from pipeline.ledger import ledger_missing
-from pipeline.observe.stats import summary_lines
 
 
 @click.command()
@@ -31,11 +30,7 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
         stats = anyio.run(lambda: run_submit(list(sources), settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)
-    for line in summary_lines(stats):
-        click.echo(line, err=True)
-    if stats.nothing_to_do():
-        click.echo("nothing to do: every file is already done", err=True)
-    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+    report_run(stats, settings, "every file is already done")
 
 
 @click.command(name="retry-failed")
@@ -52,8 +47,4 @@ def retry_failed(**flags: Any) -> None:
         stats = anyio.run(lambda: resubmit_failed(settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)
-    for line in summary_lines(stats):
-        click.echo(line, err=True)
-    if stats.nothing_to_do():
-        click.echo("nothing to do: no job has FAILED", err=True)
-    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+    report_run(stats, settings, "no job has FAILED")

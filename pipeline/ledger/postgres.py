@@ -83,6 +83,21 @@ def _first_line(exc: BaseException) -> str:
     return redact(text.splitlines()[0]) if text else type(exc).__name__
 
 
+def _identity(spec: FileSpec, file_key: str) -> tuple[Any, ...]:
+    """A new file's first columns, file_key to settings_json, as `admit` and `enqueue` insert them."""
+    return (
+        file_key,
+        spec.source,
+        spec.line,
+        str(spec.path),
+        spec.relative_path,
+        spec.size,
+        spec.mtime_ns,
+        spec.settings.settings_hash(),
+        spec.settings.model_dump_json(exclude_none=True),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class EnqueueCounts:
     """What one batch of `enqueue` did: files added, already known, and refused (path, why)."""
@@ -221,23 +236,7 @@ class PostgresLedger(Ledger):
                 " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at, host)"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT DO NOTHING" + _RETURNING,
-                (
-                    file_key,
-                    spec.source,
-                    spec.line,
-                    str(spec.path),
-                    spec.relative_path,
-                    spec.size,
-                    spec.mtime_ns,
-                    spec.settings.settings_hash(),
-                    spec.settings.model_dump_json(exclude_none=True),
-                    FileState.PENDING.value,
-                    job_id,
-                    run_id,
-                    now,
-                    now,
-                    self.host,
-                ),
+                (*_identity(spec, file_key), FileState.PENDING.value, job_id, run_id, now, now, self.host),
             )
             row = await cursor.fetchone()
             if row is not None:
@@ -271,19 +270,7 @@ class PostgresLedger(Ledger):
         now = time.time()
         columns: list[list[Any]] = [[] for _ in range(10)]
         for spec, key, job_id in files:
-            values = (
-                key,
-                spec.source,
-                spec.line,
-                str(spec.path),
-                spec.relative_path,
-                spec.size,
-                spec.mtime_ns,
-                spec.settings.settings_hash(),
-                spec.settings.model_dump_json(exclude_none=True),
-                job_id,
-            )
-            for column, value in zip(columns, values, strict=True):
+            for column, value in zip(columns, (*_identity(spec, key), job_id), strict=True):
                 column.append(value)
         async with self.connection() as conn, conn.transaction():
             cursor = await conn.execute(
