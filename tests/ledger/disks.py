@@ -1,5 +1,6 @@
 """Sick disks for tests: a small real tmpfs that can be filled up or made read-only (needs root's
-mount; the tests that use it skip with the reason when mounting is not permitted)."""
+mount; the tests that use it skip with the reason when mounting is not permitted, and fail instead
+when SLNG_REQUIRE_TMPFS=1, as in CI)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+ENV_REQUIRE = "SLNG_REQUIRE_TMPFS"
+
+
+def _unavailable(message: str) -> NoReturn:
+    if os.environ.get(ENV_REQUIRE, "").strip() == "1":
+        pytest.fail(f"{ENV_REQUIRE}=1 but {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def _mount(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,9 +34,9 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
     try:
         mounted = _mount("-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where))
     except FileNotFoundError:
-        pytest.skip("no mount command here: cannot make a small filesystem")
+        _unavailable("no mount command here: cannot make a small filesystem")
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or mounted.returncode})")
+        _unavailable(f"cannot mount a tmpfs here ({mounted.stderr.strip() or mounted.returncode})")
     try:
         yield where
     finally:
@@ -37,7 +47,7 @@ def make_read_only(mount_point: Path) -> None:
     """Remount a small_tmpfs read-only (chmod does not stop root; a read-only mount does)."""
     done = _mount("-o", "remount,ro", str(mount_point))
     if done.returncode != 0:
-        pytest.skip(f"cannot remount read-only ({done.stderr.strip() or done.returncode})")
+        _unavailable(f"cannot remount read-only ({done.stderr.strip() or done.returncode})")
 
 
 def fill(folder: Path, leave: int = 0) -> Path:
