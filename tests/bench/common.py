@@ -11,10 +11,11 @@ at another time: each comparison runs its two sides back to back, `repeats` time
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +29,7 @@ from tests.bench.servers import Servers
 
 RATE_CEILING: Final = 100_000
 MiB: Final = 1024 * 1024
+_BASELINE_DONE: Final = re.compile(r"done (\d+) in ([0-9.]+) s")
 
 
 @dataclass
@@ -124,6 +126,37 @@ def baseline_three_step(
     ]
     env = clean_env({"SLNG_API_KEY": api_key, "HOME": str(ctx.home)})
     return run_measured(argv, env=env, cwd=ctx.work, timeout=1800).check()
+
+
+def baseline_in_run_rate(run: Measured) -> float | None:
+    """The baseline's own in-run rate (it prints "done N in S s": first request to last answer)."""
+    match = _BASELINE_DONE.search(run.stdout)
+    return int(match.group(1)) / float(match.group(2)) if match and float(match.group(2)) > 0 else None
+
+
+def run_side(
+    ctx: Context,
+    side: str,
+    lists: tuple[Path, Path],
+    api_url: str,
+    api_key: str,
+    ledger: Path,
+    *,
+    concurrency: int,
+    count: int,
+) -> tuple[Measured, float | None]:
+    """One round's run of one side of an equal-work comparison: the process measured and its in-run
+    rate. `lists` is (CSV manifest, plain path list) of the same files; slng-bulk must create all
+    `count` jobs (its ledger is read back), or the figure would flatter it."""
+    manifest, plain = lists
+    if side == "baseline":
+        run = baseline_three_step(ctx, plain, api_url, api_key, concurrency=concurrency)
+        return run, baseline_in_run_rate(run)
+    run = slng_submit(ctx, [str(manifest)], api_url, api_key, ledger, concurrency=concurrency)
+    stats = ledger_stats(ledger)
+    if stats["created"] != count:
+        raise RuntimeError(f"{ledger.stem}: {stats['created']} of {count} created: {stats['states']}")
+    return run, in_run_rate(stats)
 
 
 def python_snippet(ctx: Context, code: str, *args: str, timeout: float = 600) -> Measured:
@@ -247,15 +280,6 @@ def file_lists(ctx: Context, name: str, root: Path, count: int) -> tuple[Path, P
 
 
 # --- repeats ---------------------------------------------------------------------------------------
-
-
-def interleaved(sides: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, list[Any]]:
-    """Run each side once per round, in order, `repeats` rounds: A B A B ... (drift hits both)."""
-    out: dict[str, list[Any]] = {name: [] for name in sides}
-    for round_no in range(repeats):
-        for name, run in sides.items():
-            out[name].append(run(round_no))
-    return out
 
 
 def median(values: Sequence[float]) -> float:

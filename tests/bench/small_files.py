@@ -9,7 +9,6 @@ one request per file (a PUT), so its row is a reference for the machine, not equ
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,10 @@ from typing import Final
 from tests.bench.common import (
     Context,
     ServerCpu,
-    baseline_three_step,
     file_lists,
-    in_run_rate,
     ledger_stats,
     median,
+    run_side,
     slng_submit,
     small_tree,
     spread,
@@ -35,7 +33,6 @@ from tests.bench.servers import RunningLean, RunningSandbox
 SMALL_FILE_BYTES: Final = 10 * 1024
 CONCURRENCY: Final = 32
 CPU_TARGET_MS: Final = 1.5
-_BASELINE_DONE = re.compile(r"done (\d+) in ([0-9.]+) s")
 
 
 @dataclass
@@ -50,11 +47,6 @@ class Run:
 Server = RunningSandbox | RunningLean
 
 
-def baseline_in_run_rate(run: Measured) -> float | None:
-    match = _BASELINE_DONE.search(run.stdout)
-    return int(match.group(1)) / float(match.group(2)) if match and float(match.group(2)) > 0 else None
-
-
 def equal_work(
     ctx: Context,
     label: str,
@@ -65,7 +57,7 @@ def equal_work(
     concurrency: int = CONCURRENCY,
 ) -> tuple[Result, Result]:
     """Baseline and slng-bulk on the same fresh server per round; medians and per-round ratios."""
-    manifest, plain = file_lists(ctx, f"small-{count}", root, count)
+    lists = file_lists(ctx, f"small-{count}", root, count)
     runs: dict[str, list[Run]] = {"baseline": [], "slng-bulk": []}
     tag = label.split()[0]
     for round_no in range(ctx.repeats):
@@ -73,28 +65,18 @@ def equal_work(
         try:
             order = ("baseline", "slng-bulk") if round_no % 2 == 0 else ("slng-bulk", "baseline")
             for side in order:
+                ledger = ctx.work / f"small-{tag}-{round_no}.db"
                 with ServerCpu(*server_pids(server)) as cpu:
-                    if side == "baseline":
-                        m = baseline_three_step(
-                            ctx, plain, server.api_url, server.api_key, concurrency=concurrency
-                        )
-                        rate = baseline_in_run_rate(m)
-                    else:
-                        ledger = ctx.work / f"small-{tag}-{round_no}.db"
-                        m = slng_submit(
-                            ctx,
-                            [str(manifest)],
-                            server.api_url,
-                            server.api_key,
-                            ledger,
-                            concurrency=concurrency,
-                        )
-                        stats = ledger_stats(ledger)
-                        if stats["created"] != count:
-                            raise RuntimeError(
-                                f"{label}: {stats['created']} of {count} created: {stats['states']}"
-                            )
-                        rate = in_run_rate(stats)
+                    m, rate = run_side(
+                        ctx,
+                        side,
+                        lists,
+                        server.api_url,
+                        server.api_key,
+                        ledger,
+                        concurrency=concurrency,
+                        count=count,
+                    )
                 runs[side].append(Run(m, cpu.used_s, rate))
         finally:
             ctx.servers.stop(server)
