@@ -29,7 +29,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import anyio
 
@@ -97,7 +97,7 @@ class ReadAhead:
 
     def _run(self) -> None:
         try:
-            with open(self.path, "rb") as stream:
+            with self._open() as stream:
                 offset = 0
                 while offset < self.size:
                     self._slots.acquire()
@@ -118,6 +118,12 @@ class ReadAhead:
             self._hand(exc)
         finally:
             self._call(self._ended.set)
+
+    def _open(self) -> BinaryIO:
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:  # gone since put_file looked at it
+            raise FileChangedError(f"{self.path}: file disappeared before upload finished") from None
 
     def _hand(self, item: object) -> None:
         self._call(self._ready.put_nowait, item)

@@ -24,6 +24,7 @@ from pipeline.api.models import UploadTarget
 from pipeline.errors import FileChangedError
 from pipeline.ledger import FileState, SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
+from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
 from pipeline.storage.upload import UploadOptions, put_file
 from tests.sandbox.helpers import presign
 from tests.support.runs import objects_by_key, run_submit
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.anyio
 
 KiB = 1024
 MiB = 1024 * KiB
-READER_PREFIX = "slng-read"  # the name every read-ahead thread carries
+READER_PREFIX = THREAD_PREFIX  # the name every read-ahead thread starts with
 
 
 @pytest.fixture
@@ -255,3 +256,33 @@ async def test_max_bandwidth_paces_a_large_upload(
 
     assert result.bytes_sent == 3 * MiB
     assert anyio.current_time() - started >= (3 * MiB - cap) / cap * 0.95
+
+
+# --- the read-ahead alone -------------------------------------------------------------------------
+
+
+async def test_the_read_ahead_says_a_file_gone_before_it_opened_it_changed(tmp_path: Path) -> None:
+    reader = ReadAhead(tmp_path / "gone.wav", 1000, 256)
+    reader.start()
+    try:
+        with pytest.raises(FileChangedError, match="disappeared"):
+            await reader.next_chunk()
+    finally:
+        await reader.aclose()
+    assert not reader_threads()
+
+
+async def test_the_read_ahead_gives_the_file_in_order_and_its_md5(tmp_path: Path) -> None:
+    path = random_file(tmp_path / "a.wav", 10 * 1000 + 7)
+    reader = ReadAhead(path, 10 * 1000 + 7, 1000, depth=2)
+    reader.start()
+    chunks = []
+    try:
+        while (chunk := await reader.next_chunk()) is not None:
+            chunks.append(chunk)
+            reader.taken()
+    finally:
+        await reader.aclose()
+    assert b"".join(chunks) == path.read_bytes() and [len(c) for c in chunks][-1] == 7
+    assert reader.digest.hexdigest() == hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    assert not reader_threads() and not open_fds_on(path)
