@@ -6,15 +6,17 @@ What S3 demands and local servers forgive (see README, "What the upload guarante
   (no automatic Content-Type) and never the SLNG Authorization header;
 - a body read from byte 0 on every attempt (the file is reopened each call), in fixed-size
   chunks, hashed while streaming, its MD5 compared with the ETag S3 returns;
-- MD5 off the event loop: hashlib releases the GIL, so hashing chunk N in a thread overlaps with
-  sending it and reading chunk N+1. A file that fits in one chunk is read and hashed in a single
-  thread hop and sent as one buffer (the common case for call recordings: cheapest per file).
-- a file that did not change while it was read (size and mtime before and after).
+- reads and MD5 off the event loop: a read-ahead thread (storage/readahead.py) reads and hashes
+  a few chunks ahead of the sender, so the loop only writes; at most a few chunks per upload in
+  memory. A file that fits in one chunk is read and hashed in a single thread hop and sent as one
+  buffer (the common case for call recordings: cheapest per file).
+- a file that did not change while it was read (size and mtime before and after). A file cut
+  short mid-upload comes out as FileChangedError, never as the connection error aiohttp turns
+  whatever the body generator raises into (that would be retried as transient).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import os
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import aiohttp
 import anyio
 from aiolimiter import AsyncLimiter
@@ -43,6 +44,7 @@ from pipeline.errors import (
 )
 from pipeline.flow.retry import parse_retry_after
 from pipeline.observe.redact import safe_url
+from pipeline.storage.readahead import ReadAhead
 
 _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _S3_MESSAGE = re.compile(rb"<Message>([^<]{1,300})</Message>")
@@ -92,8 +94,9 @@ async def put_file(
     after it is an expired URL whatever S3's message says.
     """
     _check_unchanged(path, expected_size, expected_mtime_ns)
-    digest = hashlib.md5(usedforsecurity=False)
+    digest: Any = None
     sent = 0
+    changed: FileChangedError | None = None  # what the body met, whatever aiohttp made of it
     started = time.monotonic()
     # The stall watchdog: a cancel scope whose deadline every chunk taken pushes forward. No task
     # group, so an error from the PUT comes out as itself (never wrapped in an exception group).
@@ -102,62 +105,71 @@ async def put_file(
     def made_progress() -> None:
         stall_scope.deadline = anyio.current_time() + options.stall_timeout
 
-    async def body() -> AsyncIterator[bytes]:
-        nonlocal sent
-        loop = asyncio.get_running_loop()
-        hashing: asyncio.Future[None] | None = None
-        async with aiofiles.open(path, "rb") as stream:
-            while sent < expected_size:
-                chunk = await stream.read(min(options.chunk_size, expected_size - sent))
-                if not chunk:
-                    raise FileChangedError(
-                        f"{path}: file shrank while uploading ({sent} of {expected_size} bytes)"
-                    )
-                if options.bandwidth is not None:
-                    stall_scope.deadline = math.inf  # waiting for our own --max-bandwidth is no stall
-                    await _take_bandwidth(options.bandwidth, len(chunk))
-                    made_progress()
-                if hashing is not None:
-                    await hashing  # chunks enter the digest in order
-                hashing = loop.run_in_executor(None, digest.update, chunk)
-                sent += len(chunk)
-                yield chunk
-                made_progress()  # the connection took the chunk (it asks for the next one)
-                if progress is not None:
-                    progress(len(chunk))
-        if hashing is not None:
-            await hashing
+    async def body(reader: ReadAhead) -> AsyncIterator[bytes]:
+        nonlocal sent, changed
+        while True:
+            try:
+                chunk = await reader.next_chunk()
+            except FileChangedError as exc:
+                changed = exc
+                raise
+            if chunk is None:
+                return
+            if options.bandwidth is not None:
+                stall_scope.deadline = math.inf  # waiting for our own --max-bandwidth is no stall
+                await _take_bandwidth(options.bandwidth, len(chunk))
+                made_progress()
+            sent += len(chunk)
+            # Counted before the yield: S3 may answer (and put_file return) while the generator
+            # still waits at its last yield, and a late callback would count bytes after the fact.
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
+            reader.taken()  # the connection took the chunk (it asks for the next one)
+            made_progress()
 
     payload: bytes | AsyncIterator[bytes]
+    reader: ReadAhead | None = None
     if expected_size <= options.chunk_size and options.bandwidth is None:
         payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size)
         sent = expected_size
     else:
-        payload = body()
+        reader = ReadAhead(path, expected_size, options.chunk_size)
+        digest = reader.digest
+        reader.start()
+        payload = body(reader)
 
     headers = upload_headers(target, content_type)
     headers["Content-Length"] = str(expected_size)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=options.response_timeout)
     status, raw, retry_after, etag = 0, b"", None, None
-    with stall_scope:
-        try:
-            async with session.put(
-                target.url,
-                data=payload,
-                headers=headers,
-                skip_auto_headers=("Content-Type",),
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                stall_scope.deadline = math.inf  # S3 answered: from here sock_read bounds the wait
-                status = response.status
-                raw = await response.content.read(64 * 1024)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                etag = response.headers.get("ETag")
-        except FileChangedError:
-            raise
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise connection_error(f"upload to {safe_url(target.url)}", exc) from None
+    try:
+        with stall_scope:
+            try:
+                async with session.put(
+                    target.url,
+                    data=payload,
+                    headers=headers,
+                    skip_auto_headers=("Content-Type",),
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response:
+                    stall_scope.deadline = math.inf  # S3 answered: from here sock_read bounds the wait
+                    status = response.status
+                    raw = await response.content.read(64 * 1024)
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    etag = response.headers.get("ETag")
+            except FileChangedError:
+                raise
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                if changed is not None:
+                    raise changed from None
+                raise connection_error(f"upload to {safe_url(target.url)}", exc) from None
+    finally:
+        if reader is not None:
+            await reader.aclose()
+    if changed is not None:  # S3 answered (an error, surely) before noticing the body stopped
+        raise changed
     if stall_scope.cancelled_caught:
         raise StalledUploadError(
             f"upload stalled: no progress for {options.stall_timeout:g} s"
