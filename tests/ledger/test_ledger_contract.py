@@ -178,6 +178,7 @@ async def test_many_concurrent_writers_share_commits_and_all_land(ledger: Ledger
     async with anyio.create_task_group() as tg:
         for spec in specs:
             tg.start_soon(ledger.admit, spec, file_key(spec), derive_job_id(file_key(spec)), "r")
+    await ledger.flush()  # admission is applied, not necessarily committed: reads see it after a flush
     assert ledger.count_by_state() == {"pending": 200}
     assert [r.relative_path for r in ledger.records()] != []
     assert len(ledger.glance([file_key(s) for s in specs])) == 200
