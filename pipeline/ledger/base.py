@@ -88,9 +88,12 @@ class Ledger(abc.ABC):
         """Written behind: a failed file starts over with the same job_id; its error is cleared."""
 
     @abc.abstractmethod
-    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+    async def mark_presigned(
+        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
+    ) -> FileRecord:
         """Written behind: an upload URL was issued for `s3_key` (the URL itself is never stored);
-        `echo` is what the presign answer echoed back, to send again with the create."""
+        `echo` is what the presign answer echoed back, to send again with the create. `attempts`,
+        if given, is stored with it: the presign's own attempt counted in the same write."""
 
     @abc.abstractmethod
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:

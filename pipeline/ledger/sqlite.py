@@ -233,17 +233,22 @@ class SqliteLedger(Ledger):
         )
         return dataclasses.replace(record, state=FileState.PENDING, error=None, error_class=None)
 
-    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+    async def mark_presigned(
+        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
+    ) -> FileRecord:
         echo_json = json.dumps(dict(echo), sort_keys=True)
         now = time.time()
         await self._w.write_behind(
             Statement(
-                "UPDATE files SET state = ?, s3_key = ?, echo_json = ?, presigned_at = ?, updated_at = ?"
-                " WHERE id = ?",
-                (FileState.PRESIGNED.value, s3_key, echo_json, now, now, record.id),
+                "UPDATE files SET state = ?, s3_key = ?, echo_json = ?, attempts = COALESCE(?, attempts),"
+                " presigned_at = ?, updated_at = ? WHERE id = ?",
+                (FileState.PRESIGNED.value, s3_key, echo_json, attempts, now, now, record.id),
             )
         )
-        return dataclasses.replace(record, state=FileState.PRESIGNED, s3_key=s3_key, echo_json=echo_json)
+        counted = record.attempts if attempts is None else attempts
+        return dataclasses.replace(
+            record, state=FileState.PRESIGNED, s3_key=s3_key, echo_json=echo_json, attempts=counted
+        )
 
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
         now = time.time()

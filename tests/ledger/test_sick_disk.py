@@ -101,7 +101,7 @@ async def test_an_admission_applied_before_a_failed_commit_lets_nothing_be_creat
                 with pytest.raises(LedgerWriteError, match=FULL):
                     await ledger.mark_creating(record, 1)
                 with pytest.raises(LedgerWriteError, match=FULL):
-                    await ledger.mark_presigned(record, "inputs/x/new.wav", {})
+                    await ledger.mark_presigned(record, "inputs/x/new.wav", {}, attempts=1)
         filler.unlink()
         async with SqliteLedger(path) as ledger:
             # The lost admission is simply not there: the next run admits it again, same job_id.

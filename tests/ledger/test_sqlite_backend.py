@@ -136,10 +136,10 @@ async def test_a_refused_statement_among_write_behind_ones_undoes_only_itself(tm
         conn.close()
         # Queued back to back, so one batch holds them all; the third file's upload is refused.
         for record in records:
-            presigned = await ledger.mark_presigned(record, f"inputs/{record.job_id}/a.wav", {})
+            presigned = await ledger.mark_presigned(record, f"inputs/{record.job_id}/a.wav", {}, attempts=1)
             await ledger.mark_uploaded(presigned, "md5")
         await ledger.flush()
         stored = ledger.lookup([r.file_key for r in records])
     states = [(stored[r.file_key].state, stored[r.file_key].attempts) for r in records]
-    uploaded, refused = (FileState.UPLOADED, 0), (FileState.PRESIGNED, 0)
+    uploaded, refused = (FileState.UPLOADED, 1), (FileState.PRESIGNED, 1)
     assert states == [uploaded, uploaded, refused, uploaded, uploaded, uploaded]
