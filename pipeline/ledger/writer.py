@@ -9,8 +9,10 @@ keeps the transaction, so the others' changes stay either way.
 A caller waits for one of three points: none (`write_behind`), the change applied in the open
 transaction (`write_applied`: its result is known, and every later change sees it), or the commit
 (`write`). A batch with applied callers takes two hops to the writer's thread: apply, back to the
-loop to wake them, then commit. If that commit fails, the writer is broken like any failed batch,
-so the next durable write of those callers raises instead of building on the lost change.
+loop to wake them, then commit; if more changes are queued by then and no caller waits for the
+commit yet, they are applied into the same transaction before it commits. If that commit fails,
+the writer is broken like any failed batch, so the next durable write of those callers raises
+instead of building on the lost change.
 
 A failure of the storage itself (disk full, I/O error, read-only) breaks the writer for good: the
 batch is rolled back, its callers and every later one get the same LedgerWriteError at once, and
@@ -42,6 +44,7 @@ from pipeline.observe.logs import log
 
 T = TypeVar("T")
 BATCH_LIMIT = 512
+CHAIN_LIMIT = 4 * BATCH_LIMIT  # changes in one transaction before it is committed anyway
 WAL_FLOOR = 256 * 1024  # bytes: below this the WAL is left alone (a checkpoint costs an fsync)
 WAL_SHARE = 4  # checkpoint once the WAL outgrows 1/WAL_SHARE of the database
 
@@ -73,6 +76,16 @@ _STORAGE_FAILURES = frozenset(
         26,  # SQLITE_NOTADB
     }
 )
+
+
+def _take(batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> list[_Job]:
+    """`batch` topped up, without waiting, with what is queued (at most BATCH_LIMIT in all)."""
+    while len(batch) < BATCH_LIMIT:
+        try:
+            batch.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return batch
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -169,34 +182,42 @@ class GroupCommitWriter:
         async with receive:
             while True:
                 try:
-                    batch = [await receive.receive()]
+                    first = await receive.receive()
                 except anyio.EndOfStream:
                     return
-                while len(batch) < BATCH_LIMIT:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
                 with anyio.CancelScope(shield=True):
-                    await self._write_batch(batch)
+                    await self._write(_take([first], receive), receive)
 
-    async def _write_batch(self, batch: list[_Job]) -> None:
-        """Apply and commit one batch in the writer's thread, waking each caller at its point."""
-        applied = [slot for _, slot in batch if slot is not None and slot.applied]
+    async def _write(self, batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> None:
+        """Apply `batch` and commit it in the writer's thread, waking each caller at its point.
+
+        While no caller of the open transaction waits for its commit and more changes are already
+        queued, those are applied into the same transaction first (up to CHAIN_LIMIT): an admission
+        then waits for the changes queued before it, not for their fsync.
+        """
+        jobs = list(batch)
         try:
-            if self._broken is None:
-                if applied:
-                    await anyio.to_thread.run_sync(self._apply_open, batch)
-                    for early in applied:
-                        early.done.set()
-                    await anyio.to_thread.run_sync(self._commit_open)
-                else:
+            started = False
+            while self._broken is None:
+                applied = [slot for _, slot in batch if slot is not None and slot.applied]
+                durable = any(slot is not None and not slot.applied for _, slot in batch)
+                if not started and durable and not applied:  # the plain durable batch: one hop
                     await anyio.to_thread.run_sync(self._commit_batch, batch)
+                    break
+                await anyio.to_thread.run_sync(self._apply_more if started else self._apply_open, batch)
+                started = True
+                for early in applied:
+                    early.done.set()
+                batch = [] if durable or len(jobs) >= CHAIN_LIMIT else _take([], receive)
+                if not batch:
+                    await anyio.to_thread.run_sync(self._commit_open)
+                    break
+                jobs.extend(batch)
         except BaseException as exc:  # disk full, I/O error: nothing more can be written
             self._broken = self.cannot_write(exc)
             log.debug("ledger writer stopped", exc_info=exc)
         finally:
-            for _, slot in batch:
+            for _, slot in jobs:
                 if slot is not None and not slot.done.is_set():
                     if self._broken is not None:
                         slot.error = self._broken
@@ -209,6 +230,14 @@ class GroupCommitWriter:
     def _apply_open(self, batch: list[_Job]) -> None:
         """BEGIN and apply the batch, leaving the transaction open; rolled back if that fails."""
         self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply(batch)
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _apply_more(self, batch: list[_Job]) -> None:
+        """Apply the batch in the transaction already open; rolled back if that fails."""
         try:
             self._apply(batch)
         except BaseException:

@@ -7,6 +7,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import anyio
 import pytest
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError, LockHeldError
@@ -143,3 +144,27 @@ async def test_a_refused_statement_among_write_behind_ones_undoes_only_itself(tm
     states = [(stored[r.file_key].state, stored[r.file_key].attempts) for r in records]
     uploaded, refused = (FileState.UPLOADED, 1), (FileState.PRESIGNED, 1)
     assert states == [uploaded, uploaded, refused, uploaded, uploaded, uploaded]
+
+
+async def test_changes_nobody_waits_to_see_committed_are_committed_once_the_queue_drains(
+    tmp_path: Path,
+) -> None:
+    """Applied and written-behind changes may share one transaction while more keep coming; once
+    the writer has nothing queued it commits them without a flush, so other readers see them."""
+    specs = [make_spec(tmp_path, f"f{i}.wav") for i in range(300)]
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+
+        async def journey(i: int) -> None:
+            spec = specs[i]
+            admission = await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")
+            assert admission.record is not None
+            await ledger.mark_presigned(admission.record, f"inputs/{i}/a.wav", {}, attempts=1)
+
+        async with anyio.create_task_group() as group:
+            for i in range(len(specs)):
+                group.start_soon(journey, i)
+        for _ in range(1000):  # up to 10 s, never a flush
+            if ledger.count_by_state() == {"presigned": 300}:
+                break
+            await anyio.sleep(0.01)
+        assert ledger.count_by_state() == {"presigned": 300}
