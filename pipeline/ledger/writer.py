@@ -201,7 +201,8 @@ class GroupCommitWriter:
             while self._broken is None:
                 applied = [slot for _, slot in batch if slot is not None and slot.applied]
                 durable = any(slot is not None and not slot.applied for _, slot in batch)
-                if not started and durable and not applied:  # the plain durable batch: one hop
+                idle = receive.statistics().current_buffer_used == 0
+                if not started and not applied and (durable or idle):  # nothing to chain: one hop
                     await anyio.to_thread.run_sync(self._commit_batch, batch)
                     break
                 await anyio.to_thread.run_sync(self._apply_more if started else self._apply_open, batch)
