@@ -9,8 +9,8 @@ keeps the transaction, so the others' changes stay either way.
 A caller waits for one of three points: none (`write_behind`), the change applied in the open
 transaction (`write_applied`: its result is known, and every later change sees it), or the commit
 (`write`). A batch with applied callers takes two hops to the writer's thread: apply, back to the
-loop to wake them, then commit; if more changes are queued by then and no caller waits for the
-commit yet, they are applied into the same transaction before it commits. If that commit fails,
+loop to wake them, then commit; while no caller waits for that commit, the changes that come next
+(within a few milliseconds) are applied into the same transaction before it commits. If it fails,
 the writer is broken like any failed batch, so the next durable write of those callers raises
 instead of building on the lost change.
 
@@ -45,6 +45,8 @@ from pipeline.observe.logs import log
 T = TypeVar("T")
 BATCH_LIMIT = 512
 CHAIN_LIMIT = 4 * BATCH_LIMIT  # changes in one transaction before it is committed anyway
+LINGER = 0.02  # seconds an open transaction waits for one more change before it commits
+OPEN_LIMIT = 0.25  # seconds an open transaction takes further changes at most
 WAL_FLOOR = 256 * 1024  # bytes: below this the WAL is left alone (a checkpoint costs an fsync)
 WAL_SHARE = 4  # checkpoint once the WAL outgrows 1/WAL_SHARE of the database
 
@@ -86,6 +88,19 @@ def _take(batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> list[_
         except (anyio.WouldBlock, anyio.EndOfStream):
             break
     return batch
+
+
+async def _next(receive: MemoryObjectReceiveStream[_Job], linger: float) -> list[_Job]:
+    """What is queued, or else what comes within `linger` seconds; [] if nothing (or the end)."""
+    batch = _take([], receive)
+    if batch:
+        return batch
+    with anyio.move_on_after(linger):
+        try:
+            return _take([await receive.receive()], receive)
+        except anyio.EndOfStream:
+            return []
+    return []
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -191,11 +206,13 @@ class GroupCommitWriter:
     async def _write(self, batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> None:
         """Apply `batch` and commit it in the writer's thread, waking each caller at its point.
 
-        While no caller of the open transaction waits for its commit and more changes are already
-        queued, those are applied into the same transaction first (up to CHAIN_LIMIT): an admission
-        then waits for the changes queued before it, not for their fsync.
+        While no caller of the open transaction waits for its commit, the changes that follow
+        within LINGER are applied into it too (up to CHAIN_LIMIT changes, OPEN_LIMIT seconds): an
+        admission then waits for the changes queued before it, not for their fsync, and it shares
+        its commit with the next durable change instead of taking one of its own.
         """
         jobs = list(batch)
+        open_until = anyio.current_time() + OPEN_LIMIT
         try:
             started = False
             while self._broken is None:
@@ -209,7 +226,8 @@ class GroupCommitWriter:
                 started = True
                 for early in applied:
                     early.done.set()
-                batch = [] if durable or len(jobs) >= CHAIN_LIMIT else _take([], receive)
+                full = durable or len(jobs) >= CHAIN_LIMIT or anyio.current_time() >= open_until
+                batch = [] if full else await _next(receive, min(LINGER, open_until - anyio.current_time()))
                 if not batch:
                     await anyio.to_thread.run_sync(self._commit_open)
                     break
