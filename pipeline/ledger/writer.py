@@ -80,29 +80,6 @@ _STORAGE_FAILURES = frozenset(
 )
 
 
-def _take(batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> list[_Job]:
-    """`batch` topped up, without waiting, with what is queued (at most BATCH_LIMIT in all)."""
-    while len(batch) < BATCH_LIMIT:
-        try:
-            batch.append(receive.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            break
-    return batch
-
-
-async def _next(receive: MemoryObjectReceiveStream[_Job], linger: float) -> list[_Job]:
-    """What is queued, or else what comes within `linger` seconds; [] if nothing (or the end)."""
-    batch = _take([], receive)
-    if batch:
-        return batch
-    with anyio.move_on_after(linger):
-        try:
-            return _take([await receive.receive()], receive)
-        except anyio.EndOfStream:
-            return []
-    return []
-
-
 def is_storage_failure(exc: BaseException) -> bool:
     """Whether `exc` says the database file cannot be written at all (vs. one refused change)."""
     if not isinstance(exc, sqlite3.Error):
@@ -126,6 +103,29 @@ class _Slot:
 
 
 _Job = tuple[Change, _Slot | None]  # no slot: written behind
+
+
+def _take(batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> list[_Job]:
+    """`batch` topped up, without waiting, with what is queued (at most BATCH_LIMIT in all)."""
+    while len(batch) < BATCH_LIMIT:
+        try:
+            batch.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return batch
+
+
+async def _next(receive: MemoryObjectReceiveStream[_Job], linger: float) -> list[_Job]:
+    """What is queued, or else what comes within `linger` seconds; [] if nothing (or the end)."""
+    batch = _take([], receive)
+    if batch:
+        return batch
+    with anyio.move_on_after(linger):
+        try:
+            return _take([await receive.receive()], receive)
+        except anyio.EndOfStream:
+            return []
+    return []
 
 
 class GroupCommitWriter:

@@ -168,3 +168,18 @@ async def test_changes_nobody_waits_to_see_committed_are_committed_once_the_queu
                 break
             await anyio.sleep(0.01)
         assert ledger.count_by_state() == {"presigned": 300}
+
+
+async def test_an_admission_shares_its_commit_with_the_create_intent_that_follows(tmp_path: Path) -> None:
+    """Applied, the admission's transaction stays open for a moment: the next durable write
+    commits both with one fsync instead of two."""
+    spec = make_spec(tmp_path)
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        statements: list[str] = []
+        assert ledger._write_conn is not None
+        ledger._write_conn.set_trace_callback(statements.append)
+        record = (await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")).record
+        assert record is not None
+        await ledger.mark_creating(record, 1)
+        ledger._write_conn.set_trace_callback(None)
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
