@@ -135,6 +135,7 @@ async def admit_sources(conn: Connection, sources: Sequence[str]) -> SourceAdmis
                 result.known += 1
             else:
                 result.added += 1
+    await conn.ledger.flush()  # admissions are applied, not committed: reconcile reads them next
     return result
 
 

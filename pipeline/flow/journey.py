@@ -158,7 +158,8 @@ class Journey:
     async def presign(self, file: InFlight) -> _LiveUrl | None:
         """Step 1, just in time (a worker is free now). None when the job turns out to exist.
 
-        Each call is one attempt of the file in the ledger: a new pass at it, or a fresh URL.
+        Each call is one attempt of the file in the ledger: a new pass at it, or a fresh URL. It is
+        counted with the presign's outcome, in the same write as the URL's record when it succeeds.
         """
         spec = file.spec
         request = PresignRequest(
@@ -169,11 +170,12 @@ class Journey:
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
-        file.record = await self.ledger.count_attempt(file.record)
         try:
             response = await self.with_retries(file, lambda: self.client.presign(request))
-        except TransferError as exc:
-            if exc.error_class is ErrorClass.CONFLICT and await self.confirm_created(file):
+        except Exception as exc:
+            file.record = await self.ledger.count_attempt(file.record)  # a failed presign is one too
+            conflict = isinstance(exc, TransferError) and exc.error_class is ErrorClass.CONFLICT
+            if conflict and await self.confirm_created(file):
                 return None
             raise
         self.stats.presigns += 1
@@ -186,8 +188,10 @@ class Journey:
             )
             if v
         }
-        # Written behind: lost, it only means presigning again.
-        file.record = await self.ledger.mark_presigned(file.record, response.upload.s3_key, echo)
+        # Written behind: lost, it only means presigning again. The attempt is counted in it.
+        file.record = await self.ledger.mark_presigned(
+            file.record, response.upload.s3_key, echo, attempts=file.record.attempts + 1
+        )
         return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
 
     async def upload(self, file: InFlight, url: _LiveUrl) -> None:

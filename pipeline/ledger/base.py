@@ -3,8 +3,12 @@
 A backend (SQLite, PostgreSQL) implements all of it with the same states and semantics; the
 contract tests in tests/ledger run against each. Durability is part of the contract:
 
-- *durable* operations return once the change is committed: admission, the create intent, renew,
-  adopt, job statuses, fetch progress, runs. The next remote step depends on them.
+- *durable* operations return once the change is committed: the create intent, renew, adopt, job
+  statuses, fetch progress, runs. The next remote step depends on them.
+- *applied* operations (admission) return once the change is made where every later write sees
+  it; a backend may commit it a moment later, with its batch. Lost in a crash, an admission only
+  means the next run admits the file again with the same deterministic job_id; if its commit
+  fails, every later write raises, so no create is sent on top of it. `flush` makes it durable.
 - *written behind* operations queue the change and return at once; they are applied in order, so
   any later durable operation (or `flush`, or closing the ledger) makes them durable too. A lost
   one only repeats an idempotent step (presign again, ask the server again).
@@ -61,7 +65,7 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     async def admit(self, spec: FileSpec, file_key: str, job_id: str, run_id: str) -> Admission:
-        """Durable: record a file before any remote call, or say why it cannot be taken.
+        """Applied: record a file before any remote call, or say why it cannot be taken.
 
         A known identity gets its existing record back (its job_id and state win over `job_id`),
         marked as seen by `run_id`. A second row with the same identity in the same run is a
@@ -84,9 +88,12 @@ class Ledger(abc.ABC):
         """Written behind: a failed file starts over with the same job_id; its error is cleared."""
 
     @abc.abstractmethod
-    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+    async def mark_presigned(
+        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
+    ) -> FileRecord:
         """Written behind: an upload URL was issued for `s3_key` (the URL itself is never stored);
-        `echo` is what the presign answer echoed back, to send again with the create."""
+        `echo` is what the presign answer echoed back, to send again with the create. `attempts`,
+        if given, is stored with it: the presign's own attempt counted in the same write."""
 
     @abc.abstractmethod
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:

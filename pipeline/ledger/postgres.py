@@ -318,15 +318,19 @@ class PostgresLedger(Ledger):
             (FileState.PENDING.value, time.time(), self.host, record.id),
         )
 
-    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+    async def mark_presigned(
+        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
+    ) -> FileRecord:
         now = time.time()
         return await self._record(
-            "UPDATE files SET state = %s, s3_key = %s, echo_json = %s, presigned_at = %s, updated_at = %s,"
-            " host = %s WHERE id = %s",
+            "UPDATE files SET state = %s, s3_key = %s, echo_json = %s,"
+            " attempts = COALESCE(%s::integer, attempts), presigned_at = %s, updated_at = %s, host = %s"
+            " WHERE id = %s",
             (
                 FileState.PRESIGNED.value,
                 s3_key,
                 json.dumps(dict(echo), sort_keys=True),
+                attempts,
                 now,
                 now,
                 self.host,

@@ -33,7 +33,7 @@ from pipeline.ledger.records import (
     Rejected,
 )
 from pipeline.ledger.schema import FILE_COLUMNS, connect, migrate, record_from_row
-from pipeline.ledger.writer import Change, GroupCommitWriter, is_storage_failure
+from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.observe.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
@@ -48,13 +48,6 @@ def _clean_error(error: str) -> str:
 
 def _server_message(error: str | None) -> str | None:
     return redact(error)[:ERROR_LIMIT] if error else None
-
-
-def _update(sql: str, params: Sequence[Any]) -> Change:
-    def change(conn: sqlite3.Connection) -> None:
-        conn.execute(sql, params)
-
-    return change
 
 
 def _archive_job(
@@ -150,13 +143,13 @@ class SqliteLedger(Ledger):
 
     async def start_run(self, run_id: str) -> None:
         await self._w.write(
-            _update("INSERT INTO runs(run_id, started_at) VALUES (?, ?)", (run_id, time.time()))
+            Statement("INSERT INTO runs(run_id, started_at) VALUES (?, ?)", (run_id, time.time()))
         )
 
     async def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
         text = redact(json.dumps(summary, sort_keys=True))
         await self._w.write(
-            _update(
+            Statement(
                 "UPDATE runs SET finished_at = ?, summary_json = ? WHERE run_id = ?",
                 (time.time(), text, run_id),
             )
@@ -207,7 +200,8 @@ class SqliteLedger(Ledger):
             ).fetchone()
             return Admission(record_from_row(new))
 
-        return await self._w.write(admit)
+        # Applied, not committed, before the journey goes on: see `Ledger.admit`.
+        return await self._w.write_applied(admit)
 
     async def reject(self, run_id: str, rejection: Rejection) -> None:
         # Text from other people's manifests: escaped, so it stores as UTF-8 and prints on one line.
@@ -215,7 +209,7 @@ class SqliteLedger(Ledger):
         source = escape_control(rejection.source)
         path = escape_control(rejection.path) if rejection.path is not None else None
         await self._w.write_behind(
-            _update(
+            Statement(
                 "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (?,?,?,?,?,?)",
                 (run_id, source, rejection.line, path, reason, time.time()),
             )
@@ -226,35 +220,40 @@ class SqliteLedger(Ledger):
     async def count_attempt(self, record: FileRecord) -> FileRecord:
         attempts = record.attempts + 1
         await self._w.write_behind(
-            _update("UPDATE files SET attempts = ? WHERE id = ?", (attempts, record.id))
+            Statement("UPDATE files SET attempts = ? WHERE id = ?", (attempts, record.id))
         )
         return dataclasses.replace(record, attempts=attempts)
 
     async def mark_pending(self, record: FileRecord) -> FileRecord:
         await self._w.write_behind(
-            _update(
+            Statement(
                 "UPDATE files SET state = ?, error = NULL, error_class = NULL, updated_at = ? WHERE id = ?",
                 (FileState.PENDING.value, time.time(), record.id),
             )
         )
         return dataclasses.replace(record, state=FileState.PENDING, error=None, error_class=None)
 
-    async def mark_presigned(self, record: FileRecord, s3_key: str, echo: Mapping[str, Any]) -> FileRecord:
+    async def mark_presigned(
+        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
+    ) -> FileRecord:
         echo_json = json.dumps(dict(echo), sort_keys=True)
         now = time.time()
         await self._w.write_behind(
-            _update(
-                "UPDATE files SET state = ?, s3_key = ?, echo_json = ?, presigned_at = ?, updated_at = ?"
-                " WHERE id = ?",
-                (FileState.PRESIGNED.value, s3_key, echo_json, now, now, record.id),
+            Statement(
+                "UPDATE files SET state = ?, s3_key = ?, echo_json = ?, attempts = COALESCE(?, attempts),"
+                " presigned_at = ?, updated_at = ? WHERE id = ?",
+                (FileState.PRESIGNED.value, s3_key, echo_json, attempts, now, now, record.id),
             )
         )
-        return dataclasses.replace(record, state=FileState.PRESIGNED, s3_key=s3_key, echo_json=echo_json)
+        counted = record.attempts if attempts is None else attempts
+        return dataclasses.replace(
+            record, state=FileState.PRESIGNED, s3_key=s3_key, echo_json=echo_json, attempts=counted
+        )
 
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
         now = time.time()
         await self._w.write_behind(
-            _update(
+            Statement(
                 "UPDATE files SET state = ?, md5 = ?, uploaded_at = ?, updated_at = ? WHERE id = ?",
                 (FileState.UPLOADED.value, md5, now, now, record.id),
             )
@@ -264,7 +263,7 @@ class SqliteLedger(Ledger):
     async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
         now = time.time()
         await self._w.write(
-            _update(
+            Statement(
                 "UPDATE files SET state = ?, attempts = ?, create_sent_at = ?, updated_at = ? WHERE id = ?",
                 (FileState.CREATING.value, attempts, now, now, record.id),
             )
@@ -274,7 +273,7 @@ class SqliteLedger(Ledger):
     async def mark_created(self, record: FileRecord) -> FileRecord:
         now = time.time()
         await self._w.write_behind(
-            _update(
+            Statement(
                 "UPDATE files SET state = ?, error = NULL, error_class = NULL, created_at = ?, updated_at = ?"
                 " WHERE id = ?",
                 (FileState.CREATED.value, now, now, record.id),
@@ -293,7 +292,7 @@ class SqliteLedger(Ledger):
     async def _fail(self, record: FileRecord, error: str, error_class: str) -> FileRecord:
         message = _clean_error(error)
         await self._w.write_behind(
-            _update(
+            Statement(
                 "UPDATE files SET state = ?, error = ?, error_class = ?, updated_at = ? WHERE id = ?",
                 (FileState.FAILED.value, message, error_class, time.time(), record.id),
             )
@@ -390,7 +389,7 @@ class SqliteLedger(Ledger):
     async def set_server_deleted(self, record: FileRecord) -> FileRecord:
         now = time.time()
         await self._w.write(
-            _update(
+            Statement(
                 "UPDATE files SET job_status = 'DELETED', server_deleted_at = ?, status_checked_at = ?,"
                 " updated_at = ? WHERE id = ?",
                 (now, now, now, record.id),
@@ -401,7 +400,7 @@ class SqliteLedger(Ledger):
     async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
         now = time.time()
         await self._w.write(
-            _update(
+            Statement(
                 "UPDATE files SET fetched_formats = ?, fetched_at = ?, updated_at = ? WHERE id = ?",
                 (formats, now, now, record.id),
             )

@@ -2,7 +2,17 @@
 
 Many workers then share one transaction and one fsync, so the ledger never becomes the
 bottleneck. Each queued change runs in its own savepoint: one caller's refused change (a
-constraint) is reported to that caller and does not undo the others in its batch.
+constraint) is reported to that caller and does not undo the others in its batch. A change that is
+one SQL statement (`Statement`) needs no savepoint: SQLite undoes a refused statement by itself and
+keeps the transaction, so the others' changes stay either way.
+
+A caller waits for one of three points: none (`write_behind`), the change applied in the open
+transaction (`write_applied`: its result is known, and every later change sees it), or the commit
+(`write`). A batch with applied callers takes two hops to the writer's thread: apply, back to the
+loop to wake them, then commit; while no caller waits for that commit, the changes that come next
+(within a few milliseconds) are applied into the same transaction before it commits. If it fails,
+the writer is broken like any failed batch, so the next durable write of those callers raises
+instead of building on the lost change.
 
 A failure of the storage itself (disk full, I/O error, read-only) breaks the writer for good: the
 batch is rolled back, its callers and every later one get the same LedgerWriteError at once, and
@@ -19,8 +29,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -29,15 +40,29 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import LedgerWriteError
-from pipeline.ledger.schema import transaction
 from pipeline.observe.logs import log
 
 T = TypeVar("T")
 BATCH_LIMIT = 512
+CHAIN_LIMIT = 4 * BATCH_LIMIT  # changes in one transaction before it is committed anyway
+LINGER = 0.02  # seconds an open transaction waits for one more change before it commits
+OPEN_LIMIT = 0.25  # seconds an open transaction takes further changes at most
 WAL_FLOOR = 256 * 1024  # bytes: below this the WAL is left alone (a checkpoint costs an fsync)
 WAL_SHARE = 4  # checkpoint once the WAL outgrows 1/WAL_SHARE of the database
 
 Change = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A change that is exactly one SQL statement: applied without a savepoint of its own."""
+
+    sql: str
+    params: Sequence[Any]
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        conn.execute(self.sql, self.params)
+
 
 # Primary SQLite result codes that mean the storage, not one change, is failing.
 _STORAGE_FAILURES = frozenset(
@@ -68,15 +93,39 @@ def is_storage_failure(exc: BaseException) -> bool:
 class _Slot:
     """Where the writer leaves one waiting caller's result."""
 
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("applied", "done", "error", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, *, applied: bool = False) -> None:
         self.done = anyio.Event()
+        self.applied = applied  # woken once the change is applied, before the commit
         self.value: Any = None
         self.error: BaseException | None = None
 
 
 _Job = tuple[Change, _Slot | None]  # no slot: written behind
+
+
+def _take(batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> list[_Job]:
+    """`batch` topped up, without waiting, with what is queued (at most BATCH_LIMIT in all)."""
+    while len(batch) < BATCH_LIMIT:
+        try:
+            batch.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return batch
+
+
+async def _next(receive: MemoryObjectReceiveStream[_Job], linger: float) -> list[_Job]:
+    """What is queued, or else what comes within `linger` seconds; [] if nothing (or the end)."""
+    batch = _take([], receive)
+    if batch:
+        return batch
+    with anyio.move_on_after(linger):
+        try:
+            return _take([await receive.receive()], receive)
+        except anyio.EndOfStream:
+            return []
+    return []
 
 
 class GroupCommitWriter:
@@ -116,10 +165,17 @@ class GroupCommitWriter:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` inside the writer's next transaction; return its value once it is committed."""
+        return await self._wait(fn, _Slot())
+
+    async def write_applied(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside the writer's next transaction; return its value once it is applied,
+        before the commit. Later changes see it; a crash before the commit loses it (see above)."""
+        return await self._wait(fn, _Slot(applied=True))
+
+    async def _wait(self, fn: Callable[[sqlite3.Connection], T], slot: _Slot) -> T:
         assert self._send is not None, "the writer is not running"
         if self._broken is not None:
             raise self._broken
-        slot = _Slot()
         await self._send.send((fn, slot))
         with anyio.CancelScope(shield=True):  # the change is queued: wait for it even if cancelled
             await slot.done.wait()
@@ -141,32 +197,86 @@ class GroupCommitWriter:
         async with receive:
             while True:
                 try:
-                    batch = [await receive.receive()]
+                    first = await receive.receive()
                 except anyio.EndOfStream:
                     return
-                while len(batch) < BATCH_LIMIT:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                try:
-                    if self._broken is None:
-                        with anyio.CancelScope(shield=True):
-                            await anyio.to_thread.run_sync(self._commit_batch, batch)
-                except BaseException as exc:  # disk full, I/O error: nothing more can be written
-                    self._broken = self.cannot_write(exc)
-                    log.debug("ledger writer stopped", exc_info=exc)
-                finally:
-                    for _, slot in batch:
-                        if slot is not None:
-                            if self._broken is not None:
-                                slot.error = self._broken
-                            slot.done.set()
+                with anyio.CancelScope(shield=True):
+                    await self._write(_take([first], receive), receive)
+
+    async def _write(self, batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> None:
+        """Apply `batch` and commit it in the writer's thread, waking each caller at its point.
+
+        While no caller of the open transaction waits for its commit, the changes that follow
+        within LINGER are applied into it too (up to CHAIN_LIMIT changes, OPEN_LIMIT seconds): an
+        admission then waits for the changes queued before it, not for their fsync, and it shares
+        its commit with the next durable change instead of taking one of its own.
+        """
+        jobs = list(batch)
+        open_until = anyio.current_time() + OPEN_LIMIT
+        try:
+            started = False
+            while self._broken is None:
+                applied = [slot for _, slot in batch if slot is not None and slot.applied]
+                durable = any(slot is not None and not slot.applied for _, slot in batch)
+                idle = receive.statistics().current_buffer_used == 0
+                if not started and not applied and (durable or idle):  # nothing to chain: one hop
+                    await anyio.to_thread.run_sync(self._commit_batch, batch)
+                    break
+                await anyio.to_thread.run_sync(self._apply_more if started else self._apply_open, batch)
+                started = True
+                for early in applied:
+                    early.done.set()
+                full = durable or len(jobs) >= CHAIN_LIMIT or anyio.current_time() >= open_until
+                batch = [] if full else await _next(receive, min(LINGER, open_until - anyio.current_time()))
+                if not batch:
+                    await anyio.to_thread.run_sync(self._commit_open)
+                    break
+                jobs.extend(batch)
+        except BaseException as exc:  # disk full, I/O error: nothing more can be written
+            self._broken = self.cannot_write(exc)
+            log.debug("ledger writer stopped", exc_info=exc)
+        finally:
+            for _, slot in jobs:
+                if slot is not None and not slot.done.is_set():
+                    if self._broken is not None:
+                        slot.error = self._broken
+                    slot.done.set()
 
     def _commit_batch(self, batch: list[_Job]) -> None:
-        with transaction(self._conn):
+        self._apply_open(batch)
+        self._commit_open()
+
+    def _apply_open(self, batch: list[_Job]) -> None:
+        """BEGIN and apply the batch, leaving the transaction open; rolled back if that fails."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
             self._apply(batch)
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _apply_more(self, batch: list[_Job]) -> None:
+        """Apply the batch in the transaction already open; rolled back if that fails."""
+        try:
+            self._apply(batch)
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _commit_open(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
         self._keep_wal_small()
+
+    def _rollback(self) -> None:
+        """On a full disk SQLite has rolled back already: a second ROLLBACK would only replace the
+        real cause with "cannot rollback - no transaction is active"."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def _keep_wal_small(self) -> None:
         """Checkpoint when the WAL has outgrown its share of the data (see the module docstring)."""
@@ -184,16 +294,20 @@ class GroupCommitWriter:
     def _apply(self, batch: list[_Job]) -> None:
         conn = self._conn
         for fn, slot in batch:
-            conn.execute("SAVEPOINT job")
+            single = isinstance(fn, Statement)
+            if not single:
+                conn.execute("SAVEPOINT job")
             try:
                 value = fn(conn)
-                conn.execute("RELEASE job")
+                if not single:
+                    conn.execute("RELEASE job")
             except Exception as exc:
                 if is_storage_failure(exc):
                     raise  # the whole batch is lost, and the writer with it
                 # One caller's refused change must not undo the others' changes.
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
+                if not single:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
                 refused: Exception = self.cannot_write(exc) if isinstance(exc, sqlite3.Error) else exc
                 if slot is None:
                     log.error("%s", refused)

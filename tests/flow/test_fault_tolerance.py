@@ -502,7 +502,24 @@ async def test_running_out_of_transient_retries_is_not_a_permanent_failure(
     stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db", retries=1, max_failures=1)
 
     assert stats.failed == 3 and stats.interrupted is None and stats.exit_code() is ExitCode.FAILED
-    assert {r.error_class for r in ledger_rows(tmp_path / "l.db")} == {"transient"}
+    rows = ledger_rows(tmp_path / "l.db")
+    assert {r.error_class for r in rows} == {"transient"}
+    assert [r.attempts for r in rows] == [2, 2, 2]  # the failed presign and its one retry
+
+
+async def test_each_presign_is_one_attempt_whether_it_is_answered_or_refused(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    make_tree(tmp_path / "a", 3)
+    sandbox.set_faults(plan({"operations": {"presign": {"errors": [{"status": 502, "nth": [2]}]}}}))
+
+    stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db", concurrency=1, retries=0)
+
+    assert (stats.created, stats.failed) == (2, 1)
+    rows = ledger_rows(tmp_path / "l.db")
+    # Answered, the attempt is counted in the presigned write; refused, on its own.
+    outcomes = sorted((r.state.value, r.attempts) for r in rows)
+    assert outcomes == [("created", 1), ("created", 1), ("failed", 1)]
 
 
 # --- authentication failure ----------------------------------------------------------------------

@@ -87,6 +87,16 @@ async def test_each_transition_returns_a_new_record_and_leaves_the_callers_alone
     assert (stored.state, stored.attempts, stored.md5) == (FileState.CREATED, 2, "0123abcd")
 
 
+async def test_a_presign_counts_its_attempt_in_the_presigned_write(ledger: Ledger, tmp_path: Path) -> None:
+    record = await admitted(ledger, tmp_path)
+    presigned = await ledger.mark_presigned(record, "inputs/j/a.wav", {}, attempts=record.attempts + 1)
+    again = await ledger.mark_presigned(presigned, "inputs/j/a.wav", {})  # no count given: kept
+    assert (record.attempts, presigned.attempts, again.attempts) == (0, 1, 1)
+    await ledger.flush()
+    stored = ledger.lookup([record.file_key])[record.file_key]
+    assert (stored.state, stored.attempts) == (FileState.PRESIGNED, 1)
+
+
 async def test_failures_keep_their_class_and_a_failed_file_starts_over(
     ledger: Ledger, tmp_path: Path
 ) -> None:
@@ -178,6 +188,7 @@ async def test_many_concurrent_writers_share_commits_and_all_land(ledger: Ledger
     async with anyio.create_task_group() as tg:
         for spec in specs:
             tg.start_soon(ledger.admit, spec, file_key(spec), derive_job_id(file_key(spec)), "r")
+    await ledger.flush()  # admission is applied, not necessarily committed: reads see it after a flush
     assert ledger.count_by_state() == {"pending": 200}
     assert [r.relative_path for r in ledger.records()] != []
     assert len(ledger.glance([file_key(s) for s in specs])) == 200

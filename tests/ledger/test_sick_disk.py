@@ -47,6 +47,7 @@ async def test_a_full_disk_fails_every_writer_caller_and_later_ones_without_hang
         async with SqliteLedger(path) as ledger:
             first = (await ledger.admit(specs[0], file_key(specs[0]), "job-first", "r")).record
             assert first is not None
+            await ledger.flush()  # an admission is applied, not committed: this one is on disk now
             filler = fill(disk)
             failures: list[BaseException] = []
 
@@ -61,12 +62,12 @@ async def test_a_full_disk_fails_every_writer_caller_and_later_ones_without_hang
                 async with anyio.create_task_group() as group:
                     for i in range(1, len(specs)):
                         group.start_soon(admit, i)
-                assert failures, "the disk never filled up"
-                message = str(failures[0])
-                assert str(path) in message and FULL in message, message
-                # Once broken, every later call fails at once too, written behind or awaited.
-                with pytest.raises(LedgerWriteError, match=FULL):
+                # Admissions return once applied, so the full disk may show only at their commit:
+                # then the next durable write is the first to fail, and every later call fails too.
+                assert all(FULL in str(exc) for exc in failures), failures
+                with pytest.raises(LedgerWriteError, match=FULL) as broken:
                     await ledger.mark_creating(first, 1)
+                assert str(path) in str(broken.value), broken.value
                 with pytest.raises(LedgerWriteError, match=FULL):
                     await ledger.reject("r", Rejection("m.csv", 3, None, "x"))
                 with pytest.raises(LedgerWriteError):
@@ -76,6 +77,39 @@ async def test_a_full_disk_fails_every_writer_caller_and_later_ones_without_hang
         async with SqliteLedger(path) as ledger:
             assert ledger.lookup([first.file_key])[first.file_key].state is FileState.PENDING
             await ledger.mark_creating(first, 1)
+        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.anyio
+async def test_an_admission_applied_before_a_failed_commit_lets_nothing_be_created_on_top(
+    tmp_path: Path,
+) -> None:
+    known, new = make_spec(tmp_path, "known.wav"), make_spec(tmp_path, "new.wav")
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        path = disk / "l.db"
+        async with SqliteLedger(path) as ledger:
+            assert (await ledger.admit(known, file_key(known), "job-known", "r")).record is not None
+            await ledger.flush()
+            filler = fill(disk)
+            with anyio.fail_after(20):
+                # Applied in the open transaction: the journey has its record and job_id at once...
+                admission = await ledger.admit(new, file_key(new), derive_job_id(file_key(new)), "r")
+                record = admission.record
+                assert record is not None and record.state is FileState.PENDING
+                # ...but its commit fails on the full disk: the create intent that a create would
+                # need is refused, so no create is ever sent for a file the ledger does not hold.
+                with pytest.raises(LedgerWriteError, match=FULL):
+                    await ledger.mark_creating(record, 1)
+                with pytest.raises(LedgerWriteError, match=FULL):
+                    await ledger.mark_presigned(record, "inputs/x/new.wav", {}, attempts=1)
+        filler.unlink()
+        async with SqliteLedger(path) as ledger:
+            # The lost admission is simply not there: the next run admits it again, same job_id.
+            assert set(ledger.lookup([file_key(known), file_key(new)])) == {file_key(known)}
+            again = await ledger.admit(new, file_key(new), derive_job_id(file_key(new)), "r2")
+            assert again.record is not None and again.record.job_id == record.job_id
+            await ledger.flush()
+            assert ledger.count_by_state() == {"pending": 2}
         assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 

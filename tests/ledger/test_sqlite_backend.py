@@ -7,10 +7,11 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import anyio
 import pytest
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError, LockHeldError
-from pipeline.ledger import HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
+from pipeline.ledger import FileState, HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import derive_job_id, file_key
@@ -99,6 +100,7 @@ async def test_one_refused_write_does_not_undo_the_others_in_its_batch(tmp_path:
     async with SqliteLedger(path) as ledger:
         record = (await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")).record
         assert record is not None
+        await ledger.flush()  # committed: the writer holds no transaction while the trigger is made
         # A constraint the database itself enforces refuses this one change, and only it.
         conn = sqlite3.connect(path)
         conn.execute(
@@ -113,3 +115,71 @@ async def test_one_refused_write_does_not_undo_the_others_in_its_batch(tmp_path:
         await ledger.flush()
         assert [r.line for r in ledger.rejections("r")] == [3, 4]
         assert ledger.count_by_state() == {"pending": 1}
+
+
+async def test_a_refused_statement_among_write_behind_ones_undoes_only_itself(tmp_path: Path) -> None:
+    """Single statements run without a savepoint of their own: SQLite undoes the refused one alone."""
+    specs = [make_spec(tmp_path, f"f{i}.wav") for i in range(6)]
+    path = tmp_path / "l.db"
+    async with SqliteLedger(path) as ledger:
+        records = []
+        for spec in specs:
+            admission = await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")
+            assert admission.record is not None
+            records.append(admission.record)
+        await ledger.flush()
+        conn = sqlite3.connect(path)
+        conn.execute(
+            "CREATE TRIGGER no_upload BEFORE UPDATE OF state ON files"
+            f" WHEN NEW.state = 'uploaded' AND OLD.id = {records[2].id}"
+            " BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+        conn.close()
+        # Queued back to back, so one batch holds them all; the third file's upload is refused.
+        for record in records:
+            presigned = await ledger.mark_presigned(record, f"inputs/{record.job_id}/a.wav", {}, attempts=1)
+            await ledger.mark_uploaded(presigned, "md5")
+        await ledger.flush()
+        stored = ledger.lookup([r.file_key for r in records])
+    states = [(stored[r.file_key].state, stored[r.file_key].attempts) for r in records]
+    uploaded, refused = (FileState.UPLOADED, 1), (FileState.PRESIGNED, 1)
+    assert states == [uploaded, uploaded, refused, uploaded, uploaded, uploaded]
+
+
+async def test_changes_nobody_waits_to_see_committed_are_committed_once_the_queue_drains(
+    tmp_path: Path,
+) -> None:
+    """Applied and written-behind changes may share one transaction while more keep coming; once
+    the writer has nothing queued it commits them without a flush, so other readers see them."""
+    specs = [make_spec(tmp_path, f"f{i}.wav") for i in range(300)]
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+
+        async def journey(i: int) -> None:
+            spec = specs[i]
+            admission = await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")
+            assert admission.record is not None
+            await ledger.mark_presigned(admission.record, f"inputs/{i}/a.wav", {}, attempts=1)
+
+        async with anyio.create_task_group() as group:
+            for i in range(len(specs)):
+                group.start_soon(journey, i)
+        for _ in range(1000):  # up to 10 s, never a flush
+            if ledger.count_by_state() == {"presigned": 300}:
+                break
+            await anyio.sleep(0.01)
+        assert ledger.count_by_state() == {"presigned": 300}
+
+
+async def test_an_admission_shares_its_commit_with_the_create_intent_that_follows(tmp_path: Path) -> None:
+    """Applied, the admission's transaction stays open for a moment: the next durable write
+    commits both with one fsync instead of two."""
+    spec = make_spec(tmp_path)
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        statements: list[str] = []
+        assert ledger._write_conn is not None
+        ledger._write_conn.set_trace_callback(statements.append)
+        record = (await ledger.admit(spec, file_key(spec), derive_job_id(file_key(spec)), "r")).record
+        assert record is not None
+        await ledger.mark_creating(record, 1)
+        ledger._write_conn.set_trace_callback(None)
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
