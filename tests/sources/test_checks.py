@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pipeline.sources.checks import _posix_extension
 from pipeline.sources.readers import (
     ManifestError,
     check_sources,
@@ -88,3 +92,9 @@ def test_readability_follows_the_mode_bits_that_apply_to_us(shared_dir: Path) ->
         "OK own.wav",
         f"{manifest}:6: {shared_dir / 'own_none.wav'}: {denied}",
     ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(path=st.text(alphabet="./aW", max_size=12))
+def test_the_inline_extension_is_splitexts(path: str) -> None:
+    assert _posix_extension(path) == posixpath.splitext(path)[1]
