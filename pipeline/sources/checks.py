@@ -187,16 +187,8 @@ def file_row(
     checked = check_file(path, ctx.max_bytes)
     if isinstance(checked, str):
         return reject(ctx.source, line, path, checked)
-    return FileSpec(
-        source=ctx.source,
-        line=line,
-        path=path,
-        size=checked.st_size,
-        mtime_ns=checked.st_mtime_ns,
-        job_id=job_id,
-        settings=settings,
-        relative_path=relative_to(path, ctx.prefix),
-    )
+    relative = relative_to(path, ctx.prefix)
+    return FileSpec(ctx.source, line, path, checked.st_size, checked.st_mtime_ns, job_id, settings, relative)
 
 
 def open_manifest(source: str) -> IO[bytes]:
