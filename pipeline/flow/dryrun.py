@@ -40,7 +40,7 @@ def dry_run(sources: list[str], settings: Settings) -> ExitCode:
         if isinstance(row, FileSpec):
             valid += 1
             total_bytes += row.size
-            duration = audio_seconds(str(row.path), row.size, row.mtime_ns)
+            duration = audio_seconds(row.path_text, row.size, row.mtime_ns)
             if duration is None:
                 unknown_duration += 1
             else:

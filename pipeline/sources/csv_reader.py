@@ -7,10 +7,11 @@ handed back so that one bad quote costs one row, not the rest of the file.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from pydantic import ValidationError
 
@@ -24,7 +25,7 @@ from pipeline.sources.checks import (
     reject,
     root_prefix,
 )
-from pipeline.sources.lines import Line, binary_lines
+from pipeline.sources.lines import LINE_LIMIT_BYTES, Line, binary_lines
 from pipeline.sources.row_settings import (
     RowError,
     SettingsCache,
@@ -182,6 +183,11 @@ class CsvStream:
     def give_back(self, lines: Sequence[Line]) -> None:
         self._pushed.extend(reversed(lines))
 
+    @property
+    def pushed(self) -> bool:
+        """Lines handed back and not read again yet."""
+        return bool(self._pushed)
+
 
 # Free-text columns where a quoted value may legitimately hold line breaks.
 _MULTILINE_COLUMNS: Final = frozenset(
@@ -226,71 +232,175 @@ def _runaway_quote(record: list[str], names: Sequence[str], lines: int) -> bool:
     )
 
 
+# The plain path reads blocks of about this many bytes; below csv's field size limit, so no field
+# of a plain block can be too large for csv.
+PLAIN_BLOCK_BYTES: Final = 64 * 1024
+
+
+class _Pending:
+    """What the careful path reads lines from: bytes the plain path looked at first, then the file."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self._held = io.BytesIO()
+        self._left = 0  # bytes of _held not read yet
+
+    def hold(self, block: bytes) -> None:
+        self._held = io.BytesIO(block)
+        self._left = len(block)
+
+    @property
+    def drained(self) -> bool:
+        return self._left == 0
+
+    def readline(self, size: int = -1, /) -> bytes:
+        if not self._left:
+            return self._handle.readline(size)
+        line = self._held.readline(size)
+        self._left -= len(line)
+        if self._left or line.endswith(b"\n") or len(line) == size:
+            return line
+        return line + self._handle.readline(size - len(line) if size > 0 else -1)
+
+
+def _plain_block(handle: IO[bytes]) -> tuple[bytes, list[str] | None]:
+    """The next whole lines of the file, and their text when nothing in them needs the careful path.
+
+    Plain means: no quote (so one record per line), no NUL, no carriage return but in CRLF, valid
+    UTF-8, and no line over LINE_LIMIT_BYTES or csv's field size limit. Such lines parse alike read
+    one at a time or as a list, so a well-formed manifest skips the per-line bookkeeping.
+    """
+    block = handle.read(PLAIN_BLOCK_BYTES)
+    if not block or block.endswith(b"\n"):
+        tail = b""
+    else:
+        tail = handle.readline(LINE_LIMIT_BYTES + 1)
+        block += tail
+    last_line = len(block) - (block.rfind(b"\n", 0, len(block) - 1) + 1)
+    if (
+        not block
+        or last_line > min(LINE_LIMIT_BYTES, csv.field_size_limit())
+        or b'"' in block
+        or b"\0" in block
+        or block.count(b"\r") != block.count(b"\r\n")
+    ):
+        return block, None
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        return block, None
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()
+    return block, lines
+
+
 def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iterator[Row]:
+    """Rows of a CSV manifest: blocks of plain lines parsed as a list, anything else line by line.
+
+    The careful path (CsvStream, one physical line at a time) takes the header, and any block that
+    holds a quote or a damaged line, up to the first record boundary after that block's lines.
+    """
     root = os.path.dirname(os.path.abspath(source))
     ctx = SourceContext(source, root, root_prefix(root), options.max_file_bytes, SettingsCache(defaults))
     with open_manifest(source) as handle:
-        stream = CsvStream(binary_lines(handle))
+        pending = _Pending(handle)
+        stream = CsvStream(binary_lines(pending))
         reader = csv.reader(stream)
         header = read_csv_header(source, stream, reader)
         width = len(header.names)
         path_index, job_index = header.path_index, header.job_index
         setting_indexes, setting_names = header.setting_indexes, header.setting_names
         cache = ctx.cache
+
+        def record_row(record: list[str], start: int) -> Row | None:
+            """The row of one well-formed record (None for a blank one)."""
+            if not record:
+                return None  # blank line
+            if len(record) != width:
+                if len(record) == 1 and not record[0].strip():
+                    return None  # whitespace-only line
+                return reject(source, start, None, f"expected {width} fields, got {len(record)}")
+            path_cell = record[path_index].strip()
+            if not path_cell and not any(cell.strip() for cell in record):
+                return None  # ",,," rows that spreadsheets leave at the end
+            job_id = (record[job_index].strip() or None) if job_index is not None else None
+            settings: JobSettings | str = defaults
+            if setting_indexes:
+                cells = tuple([record[i].strip() for i in setting_indexes])
+                if any(cells):
+                    settings = cache.get(cells, _csv_settings, setting_names, cells, defaults)
+            return file_row(ctx, start, path_cell, job_id, settings)
+
         end = max((lineno for lineno, _t, _p in stream.record), default=0)
         while True:
-            stream.start_record()
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
+            while not pending.drained or stream.pushed:
+                stream.start_record()
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    lines = stream.record
+                    start = lines[0][0] if lines else end + 1
+                    stream.give_back(lines[1:])  # read again whatever the broken record swallowed
+                    if len(lines) > 1:
+                        reason = (
+                            f"malformed CSV record: {exc} (unbalanced quote: a quoted field opened on this"
+                            f" line runs over {len(lines)} lines; the lines after it are read on their own)"
+                        )
+                    else:
+                        reason = f"malformed CSV record: {exc}"
+                    yield reject(source, start, None, reason)
+                    end = start
+                    continue
+                except OSError as exc:
+                    yield reject(source, end + 1, None, f"cannot read manifest: {os_reason(exc)}")
+                    return
                 lines = stream.record
-                start = lines[0][0] if lines else end + 1
-                stream.give_back(lines[1:])  # read again whatever the broken record swallowed
-                if len(lines) > 1:
-                    reason = (
-                        f"malformed CSV record: {exc} (unbalanced quote: a quoted field opened on this line"
-                        f" runs over {len(lines)} lines; the lines after it are read on their own)"
+                start, end = lines[0][0], lines[-1][0]
+                if _runaway_quote(record, header.names, len(lines)):
+                    stream.give_back(lines[1:])
+                    end = start
+                    yield reject(
+                        source,
+                        start,
+                        None,
+                        f"unbalanced quote: a quoted field opened on this line runs over {len(lines)} lines"
+                        " (the lines after it are read on their own)",
                     )
-                else:
-                    reason = f"malformed CSV record: {exc}"
-                yield reject(source, start, None, reason)
-                end = start
-                continue
+                    continue
+                problem = stream.take_problem()
+                if problem is not None:
+                    yield reject(source, problem[0], None, problem[1])
+                    continue
+                row = record_row(record, start)
+                if row is not None:
+                    yield row
+            try:
+                block, plain = _plain_block(handle)
             except OSError as exc:
                 yield reject(source, end + 1, None, f"cannot read manifest: {os_reason(exc)}")
                 return
-            lines = stream.record
-            start, end = lines[0][0], lines[-1][0]
-            if _runaway_quote(record, header.names, len(lines)):
-                stream.give_back(lines[1:])
-                end = start
-                yield reject(
-                    source,
-                    start,
-                    None,
-                    f"unbalanced quote: a quoted field opened on this line runs over {len(lines)} lines"
-                    " (the lines after it are read on their own)",
-                )
+            if plain is None:
+                if not block:
+                    return
+                pending.hold(block)  # read line by line, from the careful path's next record on
+                stream = CsvStream(binary_lines(pending, end))
+                reader = csv.reader(stream)
                 continue
-            problem = stream.take_problem()
-            if problem is not None:
-                yield reject(source, problem[0], None, problem[1])
-                continue
-            if not record:
-                continue  # blank line
-            if len(record) != width:
-                if len(record) == 1 and not record[0].strip():
-                    continue  # whitespace-only line
-                yield reject(source, start, None, f"expected {width} fields, got {len(record)}")
-                continue
-            path_cell = record[path_index].strip()
-            if not path_cell and not any(cell.strip() for cell in record):
-                continue  # ",,," rows that spreadsheets leave at the end
-            job_id = (record[job_index].strip() or None) if job_index is not None else None
-            cells = tuple(record[i].strip() for i in setting_indexes)
-            settings: JobSettings | str = defaults
-            if any(cells):
-                settings = cache.get(cells, _csv_settings, setting_names, cells, defaults)
-            yield file_row(ctx, start, path_cell, job_id, settings)
+            records = csv.reader(plain)
+            lineno = end
+            while True:
+                lineno += 1
+                try:
+                    record = next(records)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # one record is one line here: the next line is read on its own
+                    yield reject(source, lineno, None, f"malformed CSV record: {exc}")
+                    continue
+                row = record_row(record, lineno)
+                if row is not None:
+                    yield row
+            end += len(plain)

@@ -15,7 +15,7 @@ JOB_ID_PREFIX = "sb"
 
 def file_key(spec: FileSpec) -> str:
     """Identity of (file content as listed, settings): absolute path, size, mtime and settings hash."""
-    material = f"{spec.path}\0{spec.size}\0{spec.mtime_ns}\0{spec.settings.settings_hash()}"
+    material = f"{spec.path_text}\0{spec.size}\0{spec.mtime_ns}\0{spec.settings.settings_hash()}"
     return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
 
 

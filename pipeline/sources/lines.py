@@ -7,7 +7,7 @@ the text, so the reader rejects one row and goes on.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Final
+from typing import IO, Final, Protocol
 
 LINE_LIMIT_BYTES: Final = 1 << 20  # a longer manifest line is rejected, not buffered
 BOM: Final = b"\xef\xbb\xbf"
@@ -24,13 +24,17 @@ def has_surrogates(text: str) -> bool:
 Line = tuple[int, str, str | None]  # (line number, text, problem or None)
 
 
-def binary_lines(stream: IO[bytes]) -> Iterator[Line]:
-    """Physical lines, capped at LINE_LIMIT_BYTES and decoded one by one.
+class ByteLines(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def binary_lines(stream: ByteLines, start: int = 0) -> Iterator[Line]:
+    """Physical lines, capped at LINE_LIMIT_BYTES and decoded one by one, numbered after `start`.
 
     A damaged line still yields text (replacement characters, NUL removed, or just a newline if
     it was too long) so a CSV parser keeps its structure; the problem travels beside it.
     """
-    lineno = 0
+    lineno = start
     readline = stream.readline
     while True:
         raw = readline(LINE_LIMIT_BYTES + 1)

@@ -20,7 +20,6 @@ import csv
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Final
 
 from pipeline.api.models import AUDIO_EXTENSIONS
@@ -82,7 +81,7 @@ def _single_file(source: str, defaults: JobSettings, options: SourceOptions) -> 
         yield reject(source, None, path, checked)
         return
     yield FileSpec(
-        source, None, Path(path), checked.st_size, checked.st_mtime_ns, None, defaults, os.path.basename(path)
+        source, None, path, checked.st_size, checked.st_mtime_ns, None, defaults, os.path.basename(path)
     )
 
 

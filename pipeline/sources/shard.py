@@ -23,7 +23,7 @@ USAGE = "--shard takes I/N with 1 <= I <= N (e.g. 2/4)"
 
 def shard_key(row: Row) -> str:
     """What a row is placed by: its normalised absolute path, else (no path) its source and line."""
-    path = str(row.path) if isinstance(row, FileSpec) else row.path
+    path = row.path_text if isinstance(row, FileSpec) else row.path
     if path is not None:
         return os.path.normpath(os.path.abspath(path))
     return f"{row.source}\0{row.line}"

@@ -6,7 +6,6 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from pipeline.api.models import AUDIO_EXTENSIONS
 from pipeline.sources.checks import SourceOptions, check_file, manifest_error, os_reason, reject
@@ -105,4 +104,4 @@ def walk_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Ite
                 checked = "broken symbolic link"
             yield reject(source, None, full, checked)
             continue
-        yield FileSpec(source, None, Path(full), checked.st_size, checked.st_mtime_ns, None, defaults, rel)
+        yield FileSpec(source, None, full, checked.st_size, checked.st_mtime_ns, None, defaults, rel)

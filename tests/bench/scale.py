@@ -5,9 +5,10 @@ Per size N (quick: 10k and 100k; full: also 1M):
   and stat'ed; durations cached per file), first row missing so the first `rejected:` line gives
   the time to the first row. Rows/s and peak RSS.
 - no-op rerun: N distinct files (hard links to 64 real files: N identities at no disk cost), a
-  ledger filled through the project's own `Ledger` API (`populate_ledger.py`) with every file
-  created, then `submit` of the same manifest with `--error-on-nothing` (exit 7) against a lean
-  server that must see zero requests. Wall time and peak RSS.
+  ledger filled in bulk (`populate_ledger.py`: executemany into the project's schema, the rows the
+  `Ledger` API would write, held equal by a test) with every file created, then `submit` of the
+  same manifest with `--error-on-nothing` (exit 7) against a lean server that must see zero
+  requests. Wall time and peak RSS.
 Baselines at the largest N: stdlib `csv.reader` + `os.stat` per row, and `slng-bulk --version`.
 """
 
@@ -126,7 +127,7 @@ def scale(ctx: Context) -> None:
         ctx.suite.add(
             Result(
                 name,
-                f"populate {rows:,} created rows via the Ledger API",
+                f"populate {rows:,} created rows (bulk fill)",
                 filled.wall_s,
                 rows / filled.wall_s,
                 "rows/s",

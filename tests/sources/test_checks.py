@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.sources.checks import _posix_extension
 from pipeline.sources.readers import (
     ManifestError,
     check_sources,
@@ -53,3 +60,41 @@ def test_unreadable_manifest_is_a_manifest_error(shared_dir: Path) -> None:
 
     expected = f"{manifest}: cannot open manifest: permission denied"
     assert run_unprivileged(job) == [expected, expected]
+
+
+def test_readability_follows_the_mode_bits_that_apply_to_us(shared_dir: Path) -> None:
+    """Owner bits for the owner, else group, else other: a bit for someone else grants nothing.
+
+    The check reads the mode from the one stat and asks os.access only when the mode alone does
+    not say the file is readable; each case here is one where a shortcut would go wrong.
+    """
+    modes = {"all.wav": 0o444, "other.wav": 0o604, "group_only.wav": 0o640}
+    mine = {"own.wav": 0o400, "own_none.wav": 0o044}
+    for name, mode in {**modes, **mine}.items():
+        audio(shared_dir, name).chmod(mode)
+    if os.geteuid() == 0:
+        for name in mine:
+            os.chown(shared_dir / name, 65534, 65534)
+    names = [*modes, *mine]
+    manifest = write(shared_dir / "m.csv", "path\n" + "".join(f"{n}\n" for n in names))
+    manifest.chmod(0o644)
+
+    def job() -> list[str]:
+        return [r.message() if isinstance(r, Rejection) else f"OK {r.relative_path}" for r in rows(manifest)]
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to another user")
+    denied = "permission denied (not readable)"
+    assert run_unprivileged(job) == [
+        "OK all.wav",
+        "OK other.wav",
+        f"{manifest}:4: {shared_dir / 'group_only.wav'}: {denied}",
+        "OK own.wav",
+        f"{manifest}:6: {shared_dir / 'own_none.wav'}: {denied}",
+    ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(path=st.text(alphabet="./aW", max_size=12))
+def test_the_inline_extension_is_splitexts(path: str) -> None:
+    assert _posix_extension(path) == posixpath.splitext(path)[1]

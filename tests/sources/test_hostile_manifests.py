@@ -30,6 +30,7 @@ from pipeline.errors import ExitCode
 from pipeline.ledger import SqliteLedger
 from pipeline.observe.redact import redact, register_secret
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
+from pipeline.sources import csv_reader
 from pipeline.sources.readers import LINE_LIMIT_BYTES, SourceOptions, iter_rows
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection
 from tests.support.audio import write_wav
@@ -419,3 +420,46 @@ def test_a_registered_key_never_survives_in_any_spelling(key: str) -> None:
         f"x{secret}{secret}y",
     ):
         assert secret not in redact(text), text
+
+
+def _summary(rows: list[FileSpec | Rejection]) -> list[tuple[object, ...]]:
+    return [
+        (row.line, row.path_text, row.settings.settings_hash())
+        if isinstance(row, FileSpec)
+        else (row.line, row.message())
+        for row in rows
+    ]
+
+
+_csv_line = st.one_of(
+    st.integers(0, GOOD_FILES - 1),
+    _garbage_line,
+    st.sampled_from(
+        [b'"', b'a,"b', b'"x\r', b"\r", b"\0", b"\xff", b",,", b"  ", b"", b"x,y,z", b"\xef\xbb\xbf"]
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_csv_line, max_size=40), block=st.integers(1, 400), crlf=st.booleans())
+def test_csv_plain_blocks_read_like_the_careful_path(
+    good_dir: Path, lines: list[int | bytes], block: int, crlf: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of plain lines are parsed as a list; whatever sits in or across a block (a quote that
+    runs on, a damaged line, a block boundary inside a line), the rows are the ones the careful,
+    line-by-line path gives: the same lines, the same files, the same messages."""
+    end = b"\r\n" if crlf else b"\n"
+    body = [b"path,language" + end] + [
+        f"{good_dir}/g{item}.wav,{'fr' if item % 2 else 'en'}".encode() + end
+        if isinstance(item, int)
+        else item + end
+        for item in lines
+    ]
+    manifest = good_dir / "blocks.csv"
+    manifest.write_bytes(b"".join(body))
+    with monkeypatch.context() as patch:
+        patch.setattr(csv_reader, "_plain_block", lambda handle: (handle.read(), None))
+        careful = _summary(_rows(manifest))
+    with monkeypatch.context() as patch:
+        patch.setattr(csv_reader, "PLAIN_BLOCK_BYTES", block)
+        assert _summary(_rows(manifest)) == careful
