@@ -7,6 +7,7 @@ abort decisions read the class instead of re-inspecting status codes in many pla
 from __future__ import annotations
 
 import enum
+import errno
 from typing import Final
 
 from pipeline.observe.redact import redact
@@ -137,6 +138,21 @@ class FileChangedError(SlngBulkError):
 
 
 TRANSIENT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+# A read refused for what the file is or who we are: no retry will cure it.
+_UNREADABLE: Final = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENXIO, errno.ELOOP})
+
+
+def file_read_error(path: object, exc: OSError) -> TransferError:
+    """A file listed as readable that cannot be read when it is sent (an ACL, a disk error): that
+    file's failure, named, never a crash of the run. Permission-like errors are permanent (a
+    rerun skips it until `retry-failed`); others (EIO, a stale NFS handle) transient."""
+    permanent = exc.errno in _UNREADABLE
+    return TransferError(
+        f"{path}: cannot read: {exc.strerror or exc}",
+        ErrorClass.PERMANENT if permanent else ErrorClass.TRANSIENT,
+    )
 
 
 def classify_api_status(status: int) -> ErrorClass:

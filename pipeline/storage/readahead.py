@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, Final
 
 import anyio
 
-from pipeline.errors import FileChangedError
+from pipeline.errors import FileChangedError, file_read_error
 
 THREAD_PREFIX: Final = "slng-read"
 DEFAULT_DEPTH: Final = 2  # one chunk on the wire while the next is read and hashed (3 measured no faster)
@@ -73,7 +73,7 @@ class ReadAhead:
 
     async def next_chunk(self) -> bytes | None:
         """The next chunk in file order; None at the end. Raises what the reader met
-        (FileChangedError for a file cut short, OSError for a read that failed)."""
+        (FileChangedError for a file cut short, TransferError for one that cannot be read)."""
         item = await self._ready.get()
         if item is _END:
             return None
@@ -118,6 +118,8 @@ class ReadAhead:
                     offset += len(chunk)
                     self._hand(chunk)
             self._hand(_END)
+        except OSError as exc:  # an open or read refused (EACCES, EIO): this file's failure
+            self._hand(file_read_error(self.path, exc))
         except Exception as exc:  # handed to the loop, raised there by next_chunk()
             self._hand(exc)
         finally:

@@ -40,6 +40,7 @@ from pipeline.errors import (
     TransferError,
     UrlRefusedError,
     classify_s3_status,
+    file_read_error,
     s3_says_expired,
 )
 from pipeline.flow.retry import parse_retry_after
@@ -96,7 +97,8 @@ async def put_file(
     _check_unchanged(path, expected_size, expected_mtime_ns)
     digest: Any = None
     sent = 0
-    changed: FileChangedError | None = None  # what the body met, whatever aiohttp made of it
+    # What the file's reader met (cut short, unreadable), whatever aiohttp made of it.
+    changed: FileChangedError | TransferError | None = None
     started = time.monotonic()
     # The stall watchdog: a cancel scope whose deadline every chunk taken pushes forward. No task
     # group, so an error from the PUT comes out as itself (never wrapped in an exception group).
@@ -110,7 +112,7 @@ async def put_file(
         while True:
             try:
                 chunk = await reader.next_chunk()
-            except FileChangedError as exc:
+            except (FileChangedError, TransferError) as exc:
                 changed = exc
                 raise
             if chunk is None:
@@ -159,7 +161,7 @@ async def put_file(
                     raw = await response.content.read(64 * 1024)
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     etag = response.headers.get("ETag")
-            except FileChangedError:
+            except (FileChangedError, TransferError):
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 if changed is not None:
@@ -207,8 +209,13 @@ async def put_file(
 
 def _read_whole(path: Path, size: int) -> tuple[bytes, Any]:
     """A small file in one go, with its MD5 (in a worker thread)."""
-    with open(path, "rb") as stream:
-        data = stream.read(size + 1)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(size + 1)
+    except FileNotFoundError:
+        raise FileChangedError(f"{path}: file disappeared before upload finished") from None
+    except OSError as exc:
+        raise file_read_error(path, exc) from None
     if len(data) != size:
         raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
     return data, hashlib.md5(data, usedforsecurity=False)

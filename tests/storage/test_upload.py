@@ -21,7 +21,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from pipeline.api.models import UploadTarget
-from pipeline.errors import FileChangedError
+from pipeline.errors import ErrorClass, FileChangedError, TransferError
 from pipeline.ledger import FileState, SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
@@ -286,3 +286,24 @@ async def test_the_read_ahead_gives_the_file_in_order_and_its_md5(tmp_path: Path
     assert b"".join(chunks) == path.read_bytes() and [len(c) for c in chunks][-1] == 7
     assert reader.digest.hexdigest() == hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
     assert not reader_threads() and not open_fds_on(path)
+
+
+# --- a file that cannot be read at upload time --------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [64 * KiB, 1 * KiB], ids=["one-hop", "read-ahead"])
+async def test_a_file_that_cannot_be_read_is_a_classified_failure_naming_it_not_a_crash(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path, chunk_size: int
+) -> None:
+    # A real OS error at open: the path is a directory (its own size and mtime, so the
+    # unchanged-check passes and the read is what fails), as an EACCES from an ACL would be.
+    unreadable = tmp_path / "not-a-file.wav"
+    unreadable.mkdir()
+    target = await target_for(http, sandbox, unreadable.name)
+
+    with pytest.raises(TransferError) as caught:
+        await put(http, target, unreadable, UploadOptions(chunk_size=chunk_size))
+
+    assert caught.value.error_class is ErrorClass.PERMANENT
+    assert str(unreadable) in str(caught.value) and "cannot read" in str(caught.value)
+    assert not reader_threads()
