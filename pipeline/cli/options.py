@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # What the commands use, by concern. A command's options are the union of the groups it needs, so an
 # option that would do nothing for a command (`retry-failed --include`) is not offered by it.
-COMMON = ("config", "ledger", "log_format", "log_level")
+COMMON = ("config", "ledger", "log_format", "log_level", "event_loop")
 API = ("api_url", "api_key", "api_key_file", "allow_insecure_http")
 REQUESTS = ("concurrency", "retries", "retry_max_elapsed", "request_timeout", "max_read_rps")
 UPLOADS = (
