@@ -6,6 +6,7 @@ runner decides, because only the runner knows whether a repeat is safe (a create
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
+from yarl import URL
 
 from pipeline import __version__
 from pipeline.api.models import (
@@ -56,7 +58,9 @@ def encode_json(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_host(host: str | None) -> bool:
+    """Remembered per host (bounded): every presigned URL is checked, nearly all name the same one."""
     if not host:
         return False
     if host == "localhost":
@@ -147,6 +151,7 @@ class SlngClient:
         check_transport(api_url, "API URL", allow_insecure_http)
         self._session = session
         self._base = api_url.rstrip("/")
+        self._jobs_url = URL(self._base + JOBS_PATH)  # parsed once: presign and create both post here
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._rates = rates
@@ -224,7 +229,7 @@ class SlngClient:
         try:
             async with self._session.request(
                 method,
-                self._base + path,
+                self._jobs_url if path == JOBS_PATH else self._base + path,
                 data=json_body,
                 params=params,
                 headers=self._headers if json_body is None else self._json_headers,
