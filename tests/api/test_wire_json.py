@@ -14,7 +14,14 @@ from aiohttp import web
 
 from pipeline.api import client as client_module
 from pipeline.api.client import ApiTimeouts, SlngClient
-from pipeline.api.models import CreateFromUploadRequest, PresignRequest, Tracking, TranscriptionConfig
+from pipeline.api.models import (
+    CreateFromUploadRequest,
+    PresignRequest,
+    Tracking,
+    TranscriptionConfig,
+    VocabItem,
+    WireTranscriptionConfig,
+)
 from pipeline.errors import ErrorClass, TransferError
 from pipeline.flow.rates import RateControl
 
@@ -141,3 +148,21 @@ async def test_a_bad_answer_is_still_a_transient_error_that_says_why(answer: byt
             await api.create_from_upload(request)
     assert caught.value.error_class is ErrorClass.TRANSIENT
     assert phrase in str(caught.value) and str(caught.value).startswith("create: ")
+
+
+def test_the_wire_form_of_a_config_is_built_once_per_distinct_config() -> None:
+    """Every file's presign and create send its transcription_config; rows nearly always share one."""
+    first = WireTranscriptionConfig.of(TranscriptionConfig(language="fr", diarization="speaker"))
+    again = WireTranscriptionConfig.of(TranscriptionConfig(language="fr", diarization="speaker"))
+    assert again is first
+    assert first.model_dump(exclude_none=True) == {"language": "fr", "diarization": "speaker"}
+    other = WireTranscriptionConfig.of(TranscriptionConfig(language="de"))
+    assert other is not first and other.language == "de"
+
+
+def test_configs_that_cannot_be_cached_are_still_built_right() -> None:
+    vocab = TranscriptionConfig(language="en", additional_vocab=[VocabItem(content="SLNG")])  # a list
+    wire = WireTranscriptionConfig.of(vocab)
+    assert wire.model_dump(exclude_none=True) == {"language": "en", "additional_vocab": [{"content": "SLNG"}]}
+    extra = WireTranscriptionConfig.of(TranscriptionConfig(language="en"), {"summarization": True})
+    assert extra.model_dump(exclude_none=True) == {"summarization": True, "language": "en"}
