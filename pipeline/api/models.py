@@ -8,6 +8,7 @@ can read. Response models ignore unknown fields (the API may grow); request mode
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
@@ -71,9 +72,22 @@ class WireTranscriptionConfig(TranscriptionConfig):
     def of(
         cls, config: TranscriptionConfig, extra: Mapping[str, Any] | None = None
     ) -> WireTranscriptionConfig:
+        """The wire form; for a config without extra keys, the one built before for an equal config
+        (each file's presign and create send it, and the rows of a run nearly always share one)."""
         if isinstance(config, cls) and not extra:
             return config
+        if not extra:
+            try:
+                return _wire_form(config)
+            except TypeError:  # unhashable (a vocabulary list): built afresh
+                pass
         return cls.model_validate({**(extra or {}), **config.model_dump(exclude_none=True)})
+
+
+@functools.lru_cache(maxsize=256)
+def _wire_form(config: TranscriptionConfig) -> WireTranscriptionConfig:
+    """Shared safely: both models are frozen. Bounded: a few distinct configs per run at most."""
+    return WireTranscriptionConfig.model_validate(config.model_dump(exclude_none=True))
 
 
 class Tracking(_Request):

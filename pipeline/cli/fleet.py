@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import anyio
 import click
 
+from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import ENQUEUE_SETTINGS, WORK_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings, report_run
 from pipeline.errors import ExitCode, SlngBulkError
@@ -24,7 +24,7 @@ def enqueue(sources: tuple[str, ...], **flags: Any) -> None:
 
     try:
         settings = load_command_settings(flags)
-        report = anyio.run(run_enqueue, list(sources), settings)
+        report = run_async(run_enqueue, list(sources), settings, loop=settings.event_loop)
     except SlngBulkError as exc:
         fail(exc)
     click.echo(
@@ -45,7 +45,7 @@ def work(**flags: Any) -> None:
 
     try:
         settings = load_command_settings(flags)
-        stats = anyio.run(lambda: run_work(settings, handle_signals=True))
+        stats = run_async(lambda: run_work(settings, handle_signals=True), loop=settings.event_loop)
     except SlngBulkError as exc:
         fail(exc)
     report_run(stats, settings, "no file is left for this worker")

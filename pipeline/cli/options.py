@@ -25,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # What the commands use, by concern. A command's options are the union of the groups it needs, so an
 # option that would do nothing for a command (`retry-failed --include`) is not offered by it.
 COMMON = ("config", "ledger", "log_format", "log_level")
+ASYNC_RUN = ("event_loop",)  # the commands whose work runs on an event loop (all but report)
 API = ("api_url", "api_key", "api_key_file", "allow_insecure_http")
 REQUESTS = ("concurrency", "retries", "retry_max_elapsed", "request_timeout", "max_read_rps")
 UPLOADS = (
@@ -72,15 +73,29 @@ def command_settings(*groups: tuple[str, ...]) -> tuple[str, ...]:
 
 
 SUBMIT_SETTINGS = command_settings(
-    COMMON, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX, WALK, ADMISSION, ROW_DEFAULTS
+    COMMON,
+    ASYNC_RUN,
+    API,
+    REQUESTS,
+    UPLOADS,
+    FETCHING,
+    WAITING,
+    IN_PROCESS_SANDBOX,
+    WALK,
+    ADMISSION,
+    ROW_DEFAULTS,
 )
-RETRY_SETTINGS = command_settings(COMMON, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX)
-FOLLOW_SETTINGS = command_settings(COMMON, API, REQUESTS, IN_PROCESS_SANDBOX)
-FETCH_SETTINGS = command_settings(COMMON, API, REQUESTS, FETCHING, IN_PROCESS_SANDBOX)
-RECONCILE_SETTINGS = command_settings(COMMON, API, REQUESTS, WALK, ROW_DEFAULTS, IN_PROCESS_SANDBOX)
+RETRY_SETTINGS = command_settings(
+    COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX
+)
+FOLLOW_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, IN_PROCESS_SANDBOX)
+FETCH_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, FETCHING, IN_PROCESS_SANDBOX)
+RECONCILE_SETTINGS = command_settings(
+    COMMON, ASYNC_RUN, API, REQUESTS, WALK, ROW_DEFAULTS, IN_PROCESS_SANDBOX
+)
 LEDGER_SETTINGS = command_settings(COMMON)
-ENQUEUE_SETTINGS = command_settings(COMMON, WALK, ROW_DEFAULTS)
-WORK_SETTINGS = command_settings(COMMON, API, REQUESTS, UPLOADS, SHARED_LEDGER)
+ENQUEUE_SETTINGS = command_settings(COMMON, ASYNC_RUN, WALK, ROW_DEFAULTS)
+WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER)
 
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import click
 
+from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import log_level_from_aliases
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ExitCode, SlngBulkError
@@ -66,7 +66,7 @@ def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> 
     """Load settings, run the async body, exit with the code it returns."""
     try:
         settings = load_command_settings(flags)
-        code = anyio.run(run, settings)
+        code = run_async(run, settings, loop=settings.event_loop)
     except SlngBulkError as exc:
         fail(exc)
     sys.exit(int(code))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import anyio
 import click
 
+from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import RETRY_SETTINGS, SUBMIT_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings, report_run
 from pipeline.errors import ConfigError, SlngBulkError
@@ -27,7 +27,9 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
         settings = load_command_settings(flags)
         if settings.dry_run:
             sys.exit(int(dry_run(list(sources), settings)))
-        stats = anyio.run(lambda: run_submit(list(sources), settings, handle_signals=True))
+        stats = run_async(
+            lambda: run_submit(list(sources), settings, handle_signals=True), loop=settings.event_loop
+        )
     except SlngBulkError as exc:
         fail(exc)
     report_run(stats, settings, "every file is already done")
@@ -44,7 +46,7 @@ def retry_failed(**flags: Any) -> None:
         settings = load_command_settings(flags)
         if ledger_missing(settings.ledger):
             raise ConfigError(f"no ledger at {settings.ledger}")
-        stats = anyio.run(lambda: resubmit_failed(settings, handle_signals=True))
+        stats = run_async(lambda: resubmit_failed(settings, handle_signals=True), loop=settings.event_loop)
     except SlngBulkError as exc:
         fail(exc)
     report_run(stats, settings, "no job has FAILED")

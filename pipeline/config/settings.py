@@ -317,6 +317,10 @@ class Settings(BaseSettings):
         default="text", description="Log line format (json for log collectors)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="Event loop: uvloop when installed (the fast extra), or force asyncio's or uvloop's.",
+    )
     summary_json: Path | None = Field(default=None, description="Write the run's JSON summary to this file.")
 
     @classmethod

@@ -1,27 +1,23 @@
-"""Live progress: a rich bar on a terminal, periodic plain or JSON lines in logs and cron mail."""
+"""Live progress: a rich bar on a terminal, periodic plain or JSON lines in logs and cron mail.
+
+rich is imported only when a bar is shown: a run in cron, CI or a pipe never needs it, and loading
+it is a noticeable part of the command's start-up.
+"""
 
 from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from pipeline.flow.rates import slowed_rates_text
 from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats, human_bytes
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 Mode = Literal["auto", "bar", "lines", "none"]
 
@@ -41,6 +37,17 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         if self.mode == "bar":
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

@@ -17,7 +17,13 @@ import anyio
 import pytest
 
 import pipeline
-from pipeline.api.client import MAX_RESPONSE_BYTES, ApiTimeouts, SlngClient, check_transport
+from pipeline.api.client import (
+    MAX_RESPONSE_BYTES,
+    ApiTimeouts,
+    SlngClient,
+    check_transport,
+    is_loopback_host,
+)
 from pipeline.api.models import (
     CreateFromUploadRequest,
     PresignRequest,
@@ -169,6 +175,17 @@ def test_transport_rules() -> None:
     with pytest.raises(ConfigError) as caught:
         check_transport("http://user:hunter22@example.com/?X-Amz-Signature=abc", "x", False)
     assert "hunter22" not in str(caught.value) and "abc" not in str(caught.value)
+
+
+def test_the_loopback_verdict_is_worked_out_once_per_host() -> None:
+    """Every presign answer's upload URL is checked: the host's verdict is remembered (bounded), so a
+    run of many files to one S3 endpoint does not parse the same address again for each one."""
+    is_loopback_host.cache_clear()
+    for i in range(100):
+        check_transport(f"http://127.0.0.1:9/inputs/{i}.wav?X-Amz-Signature={i}", "x", False)
+    info = is_loopback_host.cache_info()
+    assert (info.misses, info.hits) == (1, 99)
+    assert info.maxsize is not None
 
 
 def _package_source() -> str:

@@ -90,7 +90,7 @@ NOT_OFFERED = {
     },
     "fetch": {"settle", "wait", "chunk_size", "include", "language", "max_create_rps", "dry_run"},
     "reconcile": {"settle", "wait", "out", "chunk_size", "force", "dry_run", "max_create_rps"},
-    "report": {"api_key", "api_url", "concurrency", "settle", "out"},
+    "report": {"api_key", "api_url", "concurrency", "settle", "out", "event_loop"},  # reads, no loop
 }
 
 
@@ -104,6 +104,11 @@ def test_options_that_do_nothing_for_a_command_are_not_offered(command: str) -> 
 def test_every_command_takes_the_ledger_config_and_log_settings() -> None:
     for command in set(main.commands) - {"sandbox"}:
         assert {"config", "ledger", "log_level", "log_format"} <= offered(command), command
+
+
+def test_every_command_that_runs_async_work_takes_the_event_loop_setting() -> None:
+    for command in set(main.commands) - {"sandbox", "report"}:
+        assert "event_loop" in offered(command), command
 
 
 @pytest.mark.parametrize(

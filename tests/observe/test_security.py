@@ -442,6 +442,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "progress_interval": ("2.5", 2.5),
     "log_format": ("json", "json"),
     "log_level": ("debug", "debug"),
+    "event_loop": ("asyncio", "asyncio"),
     "summary_json": ("/tmp/summary.json", Path("/tmp/summary.json")),
 }
 
