@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import sys
 import traceback
 import typing
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import click
 
 from pipeline.cli.eventloop import run_async
@@ -63,13 +65,45 @@ def report_run(stats: RunStats, settings: Settings, nothing_to_do: str) -> typin
 
 
 def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> typing.NoReturn:
-    """Load settings, run the async body, exit with the code it returns."""
+    """Load settings, run the async body until it returns or a signal comes, exit with its code."""
     try:
         settings = load_command_settings(flags)
-        code = run_async(run, settings, loop=settings.event_loop)
+        code, signum = run_async(_until_signalled, run, settings, loop=settings.event_loop)
     except SlngBulkError as exc:
         fail(exc)
+    if signum is not None:
+        click.echo(f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(int(code))
+
+
+async def _until_signalled(
+    run: Callable[[Settings], Any], settings: Settings
+) -> tuple[Any, signal.Signals | None]:
+    """`run(settings)`, cancelled by the first SIGINT or SIGTERM (then: None and the signal).
+
+    For the commands without a worker pool of their own (status, fetch, reconcile): nothing of
+    theirs needs a grace period, and a ledger change already queued is committed even when its
+    caller is cancelled (the writer shields it), so stopping at once loses nothing recorded.
+    """
+    caught: list[signal.Signals] = []
+    result: Any = None
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                caught.append(signal.Signals(signum))
+                scope.cancel()
+                return
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch, group.cancel_scope)
+            result = await run(settings)
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as wrapped:  # the body's own error, not the group's wrapper
+        raise _single_cause(wrapped) from None
+    return result, (caught[0] if caught else None)
 
 
 def _single_cause(exc: BaseException) -> BaseException:

@@ -18,6 +18,7 @@ from pipeline.sandbox import FaultPlan, Sandbox
 from tests.support.audio import make_tree, write_wav
 from tests.support.runs import (
     assert_exactly_once,
+    cli_env,
     run_cli,
     run_submit,
     start_cli,
@@ -26,16 +27,6 @@ from tests.support.runs import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-def cli_env(sb: Sandbox, ledger: Path) -> dict[str, str]:
-    return {
-        "SLNG_API_KEY": sb.api_key,
-        "SLNG_BULK_API_URL": sb.api_url,
-        "SLNG_BULK_LEDGER": str(ledger),
-        "SLNG_BULK_PROGRESS": "none",
-        "SLNG_BULK_LOG_LEVEL": "warning",
-    }
 
 
 def kill_when(

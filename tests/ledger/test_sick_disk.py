@@ -21,19 +21,9 @@ from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import make_spec
 from tests.ledger.disks import fill, make_read_only, small_tmpfs
 from tests.support.audio import make_tree
-from tests.support.runs import assert_exactly_once, run_cli, run_submit, settings_for, start_cli
+from tests.support.runs import assert_exactly_once, cli_env, run_cli, run_submit, settings_for, start_cli
 
 FULL = "database or disk is full"
-
-
-def cli_env(sb: Sandbox, ledger: Path) -> dict[str, str]:
-    return {
-        "SLNG_API_KEY": sb.api_key,
-        "SLNG_BULK_API_URL": sb.api_url,
-        "SLNG_BULK_LEDGER": str(ledger),
-        "SLNG_BULK_PROGRESS": "none",
-        "SLNG_BULK_LOG_LEVEL": "warning",
-    }
 
 
 # --- the writer: a failed commit reaches every caller, now and later ----------------------------

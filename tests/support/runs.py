@@ -62,6 +62,17 @@ def assert_exactly_once(sb: Sandbox, files: list[Path]) -> None:
     assert sorted(md5_of(f) for f in files) == uploaded
 
 
+def cli_env(sb: Sandbox, ledger: Path) -> dict[str, str]:
+    """The environment of a `slng-bulk` subprocess aimed at `sb`, with `ledger`, quiet."""
+    return {
+        "SLNG_API_KEY": sb.api_key,
+        "SLNG_BULK_API_URL": sb.api_url,
+        "SLNG_BULK_LEDGER": str(ledger),
+        "SLNG_BULK_PROGRESS": "none",
+        "SLNG_BULK_LOG_LEVEL": "warning",
+    }
+
+
 def child_env(env: dict[str, str] | None) -> dict[str, str]:
     """The test process's environment without any SLNG_* setting of the machine, plus `env`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}

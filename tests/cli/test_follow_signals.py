@@ -1,0 +1,46 @@
+"""A signal during status or fetch (commands without a worker pool of their own) ends them with the
+documented exit 6 and one line, like submit: never click's "Aborted!" exit 1 or a bare 143."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ExitCode
+from pipeline.sandbox import FaultPlan, Sandbox
+from tests.support.audio import make_tree
+from tests.support.runs import cli_env, run_cli, start_cli
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["status", "fetch"])
+def test_a_signal_while_following_exits_6_with_one_line(
+    sandbox_thread: Sandbox, tmp_path: Path, command: str, signum: signal.Signals
+) -> None:
+    make_tree(tmp_path / "audio", 3)
+    ledger = tmp_path / "l.db"
+    env = cli_env(sandbox_thread, ledger)
+    assert run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
+    # Every status question now takes 30 s: the command is surely mid-request when signalled.
+    slow = {"latency": {"distribution": "fixed", "fixed_ms": 30_000}}
+    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": {"get": slow, "list": slow}}))
+    asked = threading.Event()
+    sandbox_thread.listen(on_arrival=lambda op, nth: asked.set() if op in ("get", "list") else None)
+    args = [command] + (["--out", str(tmp_path / "out")] if command == "fetch" else [])
+    proc = start_cli(args, env=env, cwd=tmp_path)
+    assert asked.wait(30), "the command never asked the server"
+    started = time.monotonic()
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in err and "Aborted" not in err
+    assert f"interrupted by {signum.name}" in err
+    assert [line for line in err.splitlines() if line.startswith("slng-bulk:")] == [
+        f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept"
+    ]
+    sandbox_thread.set_faults(FaultPlan())
