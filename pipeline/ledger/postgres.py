@@ -41,7 +41,7 @@ from pipeline.ledger.records import (
     HistoryKind,
     Rejected,
 )
-from pipeline.ledger.schema import FILE_COLUMNS, record_from_row
+from pipeline.ledger.schema import FILE_COLUMNS, identity_columns, record_from_row
 from pipeline.observe.redact import redact, register_secret
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
@@ -81,21 +81,6 @@ def _server_message(error: str | None) -> str | None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return redact(text.splitlines()[0]) if text else type(exc).__name__
-
-
-def _identity(spec: FileSpec, file_key: str) -> tuple[Any, ...]:
-    """A new file's first columns, file_key to settings_json, as `admit` and `enqueue` insert them."""
-    return (
-        file_key,
-        spec.source,
-        spec.line,
-        str(spec.path),
-        spec.relative_path,
-        spec.size,
-        spec.mtime_ns,
-        spec.settings.settings_hash(),
-        spec.settings.model_dump_json(exclude_none=True),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +221,15 @@ class PostgresLedger(Ledger):
                 " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at, host)"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT DO NOTHING" + _RETURNING,
-                (*_identity(spec, file_key), FileState.PENDING.value, job_id, run_id, now, now, self.host),
+                (
+                    *identity_columns(spec, file_key),
+                    FileState.PENDING.value,
+                    job_id,
+                    run_id,
+                    now,
+                    now,
+                    self.host,
+                ),
             )
             row = await cursor.fetchone()
             if row is not None:
@@ -270,7 +263,7 @@ class PostgresLedger(Ledger):
         now = time.time()
         columns: list[list[Any]] = [[] for _ in range(10)]
         for spec, key, job_id in files:
-            for column, value in zip(columns, (*_identity(spec, key), job_id), strict=True):
+            for column, value in zip(columns, (*identity_columns(spec, key), job_id), strict=True):
                 column.append(value)
         async with self.connection() as conn, conn.transaction():
             cursor = await conn.execute(

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.ledger.records import FileRecord, FileState
+from pipeline.sources.rows import FileSpec
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: files, rejections, runs, job history
@@ -155,3 +156,19 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
+
+
+def identity_columns(spec: FileSpec, file_key: str) -> tuple[Any, ...]:
+    """A new file's first columns, file_key to settings_json, in that order: what both backends'
+    `admit` (and PostgreSQL's `enqueue`) insert for it."""
+    return (
+        file_key,
+        spec.source,
+        spec.line,
+        spec.path_text,
+        spec.relative_path,
+        spec.size,
+        spec.mtime_ns,
+        spec.settings.settings_hash(),
+        spec.settings.model_dump_json(exclude_none=True),
+    )

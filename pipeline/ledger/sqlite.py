@@ -32,7 +32,7 @@ from pipeline.ledger.records import (
     HistoryKind,
     Rejected,
 )
-from pipeline.ledger.schema import FILE_COLUMNS, connect, migrate, record_from_row
+from pipeline.ledger.schema import FILE_COLUMNS, connect, identity_columns, migrate, record_from_row
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.observe.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
@@ -178,22 +178,7 @@ class SqliteLedger(Ledger):
                 "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
                 " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    file_key,
-                    spec.source,
-                    spec.line,
-                    str(spec.path),
-                    spec.relative_path,
-                    spec.size,
-                    spec.mtime_ns,
-                    spec.settings.settings_hash(),
-                    spec.settings.model_dump_json(exclude_none=True),
-                    FileState.PENDING.value,
-                    job_id,
-                    run_id,
-                    now,
-                    now,
-                ),
+                (*identity_columns(spec, file_key), FileState.PENDING.value, job_id, run_id, now, now),
             )
             new = conn.execute(
                 f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (cursor.lastrowid,)

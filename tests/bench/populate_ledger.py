@@ -24,7 +24,7 @@ import anyio
 
 from pipeline.config.settings import load_settings
 from pipeline.ledger import FileState, open_ledger
-from pipeline.ledger.schema import connect, migrate, transaction
+from pipeline.ledger.schema import connect, identity_columns, migrate, transaction
 from pipeline.observe.redact import redact
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.readers import SourceOptions, iter_rows
@@ -78,15 +78,7 @@ def _bulk_row(spec: FileSpec, now: float) -> tuple[object, ...]:
     key = file_key(spec)
     job_id = derive_job_id(key, 0, spec.job_id)
     return (
-        key,
-        spec.source,
-        spec.line,
-        str(spec.path),
-        spec.relative_path,
-        spec.size,
-        spec.mtime_ns,
-        spec.settings.settings_hash(),
-        spec.settings.model_dump_json(exclude_none=True),
+        *identity_columns(spec, key),
         FileState.CREATED.value,
         job_id,
         RUN_ID,
