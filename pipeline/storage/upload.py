@@ -94,7 +94,6 @@ async def put_file(
     `url_deadline` (time.monotonic()) is when the URL stops being valid, as far as we know: a 403
     after it is an expired URL whatever S3's message says.
     """
-    _check_unchanged(path, expected_size, expected_mtime_ns)
     digest: Any = None
     sent = 0
     # What the file's reader met (cut short, unreadable), whatever aiohttp made of it.
@@ -132,10 +131,12 @@ async def put_file(
 
     payload: bytes | AsyncIterator[bytes]
     reader: ReadAhead | None = None
-    if expected_size <= options.chunk_size and options.bandwidth is None:
-        payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size)
+    small = expected_size <= options.chunk_size and options.bandwidth is None
+    if small:
+        payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size, expected_mtime_ns)
         sent = expected_size
     else:
+        _check_unchanged(path, expected_size, expected_mtime_ns)
         reader = ReadAhead(path, expected_size, options.chunk_size)
         digest = reader.digest
         reader.start()
@@ -203,12 +204,16 @@ async def put_file(
     returned = (etag or "").strip().strip('"').lower()
     if returned and returned != md5:
         raise TransferError(f"upload corrupted: S3 ETag {returned} != local MD5 {md5}", ErrorClass.TRANSIENT)
-    _check_unchanged(path, expected_size, expected_mtime_ns)
+    if not small:  # a small file's bytes were read whole, between two checks, before any was sent
+        _check_unchanged(path, expected_size, expected_mtime_ns)
     return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
 
 
-def _read_whole(path: Path, size: int) -> tuple[bytes, Any]:
-    """A small file in one go, with its MD5 (in a worker thread)."""
+def _read_whole(path: Path, size: int, mtime_ns: int) -> tuple[bytes, Any]:
+    """A small file in one go, with its MD5, unchanged before and after the read (in a worker
+    thread: one hop, no stat on the event loop). What is sent is then a snapshot of the file as
+    it was listed, whatever happens to it during the PUT."""
+    _check_unchanged(path, size, mtime_ns)
     try:
         with open(path, "rb") as stream:
             data = stream.read(size + 1)
@@ -218,6 +223,7 @@ def _read_whole(path: Path, size: int) -> tuple[bytes, Any]:
         raise file_read_error(path, exc) from None
     if len(data) != size:
         raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
+    _check_unchanged(path, size, mtime_ns)
     return data, hashlib.md5(data, usedforsecurity=False)
 
 
