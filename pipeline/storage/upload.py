@@ -204,15 +204,14 @@ async def put_file(
     returned = (etag or "").strip().strip('"').lower()
     if returned and returned != md5:
         raise TransferError(f"upload corrupted: S3 ETag {returned} != local MD5 {md5}", ErrorClass.TRANSIENT)
-    if not small:  # a small file's bytes were read whole, between two checks, before any was sent
-        _check_unchanged(path, expected_size, expected_mtime_ns)
+    # Changed while its PUT was in flight (a recorder still writing it): not this run's file.
+    _check_unchanged(path, expected_size, expected_mtime_ns)
     return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
 
 
 def _read_whole(path: Path, size: int, mtime_ns: int) -> tuple[bytes, Any]:
-    """A small file in one go, with its MD5, unchanged before and after the read (in a worker
-    thread: one hop, no stat on the event loop). What is sent is then a snapshot of the file as
-    it was listed, whatever happens to it during the PUT."""
+    """A small file in one go, with its MD5, checked unchanged first (in a worker thread: one hop
+    for the check, the read and the hash, no stat on the event loop)."""
     _check_unchanged(path, size, mtime_ns)
     try:
         with open(path, "rb") as stream:
@@ -223,7 +222,6 @@ def _read_whole(path: Path, size: int, mtime_ns: int) -> tuple[bytes, Any]:
         raise file_read_error(path, exc) from None
     if len(data) != size:
         raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
-    _check_unchanged(path, size, mtime_ns)
     return data, hashlib.md5(data, usedforsecurity=False)
 
 

@@ -307,35 +307,3 @@ async def test_a_file_that_cannot_be_read_is_a_classified_failure_naming_it_not_
     assert caught.value.error_class is ErrorClass.PERMANENT
     assert str(unreadable) in str(caught.value) and "cannot read" in str(caught.value)
     assert not reader_threads()
-
-
-async def test_a_small_file_changed_during_its_put_is_sent_as_it_was_listed(
-    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    # Read whole between two checks before a byte is sent: what S3 gets is the listed file, and
-    # the change after that is a new file for the next run (its mtime is part of its identity).
-    path = random_file(tmp_path / "small.wav", 10 * KiB)
-    listed = path.read_bytes()
-    target = await target_for(http, sandbox, path.name)
-    sandbox.set_faults(FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 300}}}}))
-    loop = asyncio.get_running_loop()
-
-    def rewrite(op: str, nth: int) -> None:
-        if op == "put":
-            loop.call_soon_threadsafe(path.write_bytes, os.urandom(20 * KiB))
-
-    sandbox.listen(on_arrival=rewrite)
-    st = os.stat(path)
-    result = await put_file(
-        http,
-        target,
-        path,
-        expected_size=st.st_size,
-        expected_mtime_ns=st.st_mtime_ns,
-        content_type=None,
-        options=UploadOptions(),
-    )
-
-    assert result.md5 == hashlib.md5(listed, usedforsecurity=False).hexdigest()
-    assert objects_by_key(sandbox)[target.s3_key] == result.md5
-    assert path.stat().st_size == 20 * KiB  # it did change meanwhile
