@@ -51,10 +51,14 @@ JOBS_PATH = "/v1/batch/jobs"
 
 def encode_json(payload: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON, as orjson writes it (and pydantic's `model_dump_json`): the same bytes
-    with or without orjson installed."""
+    with or without orjson installed. What orjson refuses and JSON allows (an integer past 64 bits,
+    nesting past 255 levels, from a server's echo) is written by the standard library instead."""
     if orjson is not None:
-        encoded: bytes = orjson.dumps(payload)
-        return encoded
+        try:
+            encoded: bytes = orjson.dumps(payload)
+            return encoded
+        except TypeError:  # orjson.JSONEncodeError
+            pass
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 

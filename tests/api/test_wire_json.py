@@ -166,3 +166,14 @@ def test_configs_that_cannot_be_cached_are_still_built_right() -> None:
     assert wire.model_dump(exclude_none=True) == {"language": "en", "additional_vocab": [{"content": "SLNG"}]}
     extra = WireTranscriptionConfig.of(TranscriptionConfig(language="en"), {"summarization": True})
     assert extra.model_dump(exclude_none=True) == {"summarization": True, "language": "en"}
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [{"count": 2**70}, {"deep": json.loads("[" * 300 + "]" * 300)}],
+    ids=["integer past 64 bits", "nesting past 255 levels"],
+)
+def test_an_echo_orjson_refuses_is_still_encoded(echo: dict[str, Any]) -> None:
+    # Whatever JSON the server echoed must go back out, with or without orjson installed.
+    encoded = client_module.encode_json({"job_id": "j1", **echo})
+    assert json.loads(encoded) == {"job_id": "j1", **echo}
