@@ -35,6 +35,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 GEN0_THRESHOLD = 10_000  # Python's default is 700
+_frozen = False  # start-up's objects moved to the permanent generation (first run of the process)
 
 
 def loop_factory(choice: EventLoop) -> LoopFactory | None:
@@ -58,7 +59,10 @@ def loop_factory(choice: EventLoop) -> LoopFactory | None:
 def lean_gc() -> Iterator[None]:
     """Fewer, cheaper collections while the block runs; the thresholds as they were afterwards."""
     before = gc.get_threshold()
-    gc.freeze()  # what exists now (modules, classes, settings) lives as long as the process anyway
+    global _frozen
+    if not _frozen:  # once: a later run's leftovers (a library caller's, the tests') stay collectable
+        gc.freeze()  # what exists now (modules, classes, settings) lives as long as the process anyway
+        _frozen = True
     gc.set_threshold(max(before[0], GEN0_THRESHOLD), *before[1:])
     try:
         yield

@@ -102,7 +102,8 @@ async def _until_signalled(
             result = await run(settings)
             group.cancel_scope.cancel()
     except BaseExceptionGroup as wrapped:  # the body's own error, not the group's wrapper
-        raise _single_cause(wrapped) from None
+        cause = _single_cause(wrapped)
+        raise cause from cause.__cause__
     return result, (caught[0] if caught else None)
 
 

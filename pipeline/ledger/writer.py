@@ -194,13 +194,16 @@ class GroupCommitWriter:
             await self._send.send((fn, None))
 
     async def _run(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
-        async with receive:
-            while True:
-                try:
-                    first = await receive.receive()
-                except anyio.EndOfStream:
-                    return
-                with anyio.CancelScope(shield=True):
+        # Shielded as a whole: a cancel around the ledger (a signal during status or fetch) must
+        # not end the writer while callers are queued, each waiting (shielded) for its answer.
+        # It ends when the send side closes (`__aexit__`), once everything queued is written.
+        with anyio.CancelScope(shield=True):
+            async with receive:
+                while True:
+                    try:
+                        first = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
                     await self._write(_take([first], receive), receive)
 
     async def _write(self, batch: list[_Job], receive: MemoryObjectReceiveStream[_Job]) -> None:

@@ -128,7 +128,7 @@ def check_file(path: str, max_bytes: int) -> os.stat_result | str:
 
 
 _READ_BY_ALL: Final = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-_EUID: Final = os.geteuid() if hasattr(os, "geteuid") else -1
+_geteuid: Final = getattr(os, "geteuid", lambda: -1)  # asked each time: a process may change its uid
 
 
 def _mode_says_readable(st: os.stat_result) -> bool:
@@ -143,7 +143,8 @@ def _mode_says_readable(st: os.stat_result) -> bool:
     mode = st.st_mode
     if mode & _READ_BY_ALL == _READ_BY_ALL:
         return True
-    return st.st_uid == _EUID and _EUID != 0 and bool(mode & stat.S_IRUSR)
+    euid = _geteuid()
+    return st.st_uid == euid and euid != 0 and bool(mode & stat.S_IRUSR)
 
 
 def relative_to(path: str, prefix: str) -> str:

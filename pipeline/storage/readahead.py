@@ -15,9 +15,10 @@ Memory is bounded by construction: the thread takes a slot before it reads a chu
 gives the slot back only once the connection has taken that chunk, so at most `depth` chunks of
 one upload exist at any time, however slow the connection.
 
-Threads: one per upload of more than one chunk in flight (so at most --concurrency), made and
-ended with that upload attempt; a plain thread rather than the shared pool, so a slow disk under
-one upload never queues another's reads behind it.
+Threads: one per upload in flight that is streamed (more than one chunk, or any size under
+--max-bandwidth; so at most --concurrency), made and ended with that upload attempt; a plain
+thread rather than the shared pool, so a slow disk under one upload never queues another's reads
+behind it.
 
 Stopping: `aclose()` tells the thread to stop, wakes it if it waits for a slot, and waits for it
 to end (it closes its file before it ends). The thread looks at the stop flag before every read,

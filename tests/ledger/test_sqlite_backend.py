@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -183,3 +185,37 @@ async def test_an_admission_shares_its_commit_with_the_create_intent_that_follow
         await ledger.mark_creating(record, 1)
         ledger._write_conn.set_trace_callback(None)
     assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+@pytest.mark.timeout(20)  # the bug this guards against is a caller waiting forever
+async def test_a_cancelled_run_still_answers_every_queued_durable_write(tmp_path: Path) -> None:
+    # The writer's own task is inside what a signal cancels (status, fetch): a change queued while
+    # an earlier batch commits must still be written and its caller woken, not left waiting.
+    path = tmp_path / "l.db"
+    done: list[str] = []
+
+    def slow_change(name: str) -> Any:
+        def change(conn: sqlite3.Connection) -> None:
+            time.sleep(0.3)  # in the writer's thread: the next write queues meanwhile
+            conn.execute("INSERT INTO runs(run_id, started_at) VALUES (?, 0)", (name,))
+
+        return change
+
+    with anyio.CancelScope() as scope:  # around the ledger's opening, as a signal's is
+        async with SqliteLedger(path) as ledger:
+            writer = ledger._w
+
+            async def write(name: str) -> None:
+                await writer.write(slow_change(name))
+                done.append(name)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(write, "first")
+                await anyio.sleep(0.1)  # the first batch is in the writer's thread now
+                group.start_soon(write, "second")
+                await anyio.sleep(0.05)
+                scope.cancel()
+    assert sorted(done) == ["first", "second"]
+    conn = sqlite3.connect(path)
+    assert {row[0] for row in conn.execute("SELECT run_id FROM runs")} == {"first", "second"}
+    conn.close()
