@@ -3,23 +3,17 @@ does not pay for importing it (about a tenth of the command's start-up)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import RunStats
+from tests.support.imports import loaded_after_importing
 
 
 def test_the_run_machinery_does_not_import_rich() -> None:
-    code = (
-        "import sys, json\n"
-        "import pipeline, pipeline.cli.app, pipeline.flow.pool, pipeline.flow.commands, pipeline.flow.work\n"
-        "import pipeline.observe.progress\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'rich')))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == []
+    modules = ["pipeline", "pipeline.cli.app", "pipeline.flow.pool", "pipeline.flow.commands"]
+    modules += ["pipeline.flow.work", "pipeline.observe.progress"]
+    assert loaded_after_importing(modules, ("rich",)) == []
 
 
 def test_a_bar_still_shows_and_stops() -> None:

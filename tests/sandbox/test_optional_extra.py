@@ -19,6 +19,7 @@ import pipeline
 from pipeline.errors import ExitCode
 from pipeline.sandbox import Sandbox
 from tests.support.audio import make_tree
+from tests.support.imports import loaded_after_importing
 from tests.support.runs import child_env, run_cli
 
 MISSING = "the sandbox needs the optional extra: pip install 'slng-bulk[sandbox]'"
@@ -44,15 +45,9 @@ def test_botocore_belongs_to_the_sandbox_extra_only() -> None:
 
 
 def test_importing_the_package_cli_and_client_does_not_import_the_sandbox() -> None:
-    code = (
-        "import sys, json\n"
-        "import pipeline, pipeline.cli.app, pipeline.api.client, pipeline.flow.connect\n"
-        "import pipeline.flow.commands, pipeline.follow.fetch, pipeline.follow.reconcile\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'botocore'"
-        " or m.startswith('pipeline.sandbox'))))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == []
+    modules = ["pipeline", "pipeline.cli.app", "pipeline.api.client", "pipeline.flow.connect"]
+    modules += ["pipeline.flow.commands", "pipeline.follow.fetch", "pipeline.follow.reconcile"]
+    assert loaded_after_importing(modules, ("botocore", "pipeline.sandbox")) == []
 
 
 def test_the_stand_in_really_hides_botocore(no_botocore: dict[str, str]) -> None:
