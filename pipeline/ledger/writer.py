@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +40,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import LedgerWriteError
+from pipeline.ledger.schema import rollback
 from pipeline.observe.logs import log
 
 T = TypeVar("T")
@@ -252,34 +253,23 @@ class GroupCommitWriter:
     def _apply_open(self, batch: list[_Job]) -> None:
         """BEGIN and apply the batch, leaving the transaction open; rolled back if that fails."""
         self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._apply(batch)
-        except BaseException:
-            self._rollback()
-            raise
+        self._apply_more(batch)
 
     def _apply_more(self, batch: list[_Job]) -> None:
         """Apply the batch in the transaction already open; rolled back if that fails."""
         try:
             self._apply(batch)
         except BaseException:
-            self._rollback()
+            rollback(self._conn)
             raise
 
     def _commit_open(self) -> None:
         try:
             self._conn.execute("COMMIT")
         except BaseException:
-            self._rollback()
+            rollback(self._conn)
             raise
         self._keep_wal_small()
-
-    def _rollback(self) -> None:
-        """On a full disk SQLite has rolled back already: a second ROLLBACK would only replace the
-        real cause with "cannot rollback - no transaction is active"."""
-        if self._conn.in_transaction:
-            with suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
 
     def _keep_wal_small(self) -> None:
         """Checkpoint when the WAL has outgrown its share of the data (see the module docstring)."""
