@@ -115,7 +115,7 @@ class Journey:
         if admission.record is None:
             await self.reject(
                 Rejection(
-                    item.spec.source, item.spec.line, str(item.spec.path), admission.refusal or "refused"
+                    item.spec.source, item.spec.line, item.spec.path_text, admission.refusal or "refused"
                 )
             )
             return

@@ -281,7 +281,7 @@ class PostgresLedger(Ledger):
                 cursor = await conn.execute("SELECT file_key FROM files WHERE file_key = ANY(%s)", (rest,))
                 known = {row[0] for row in await cursor.fetchall()}
         refused = [
-            (str(spec.path), f"job_id {job_id} is already used by another file")
+            (spec.path_text, f"job_id {job_id} is already used by another file")
             for spec, key, job_id in files
             if key not in added and key not in known
         ]

@@ -102,7 +102,7 @@ class ReadAhead:
 
     def _run(self) -> None:
         try:
-            with self._open() as stream:
+            with open_for_upload(self.path) as stream:
                 offset = 0
                 while offset < self.size:
                     self._slots.acquire()
@@ -126,15 +126,21 @@ class ReadAhead:
         finally:
             self._call(self._ended.set)
 
-    def _open(self) -> BinaryIO:
-        try:
-            return open(self.path, "rb")
-        except FileNotFoundError:  # gone since put_file looked at it
-            raise FileChangedError(f"{self.path}: file disappeared before upload finished") from None
-
     def _hand(self, item: object) -> None:
         self._call(self._ready.put_nowait, item)
 
     def _call(self, fn: Callable[..., object], *args: object) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             self._loop.call_soon_threadsafe(fn, *args)
+
+
+def open_for_upload(path: Path) -> BinaryIO:
+    """The file opened for reading its bytes to S3 (both upload paths): a file gone since it was
+    listed is FileChangedError, one that cannot be opened (EACCES from an ACL) this file's
+    TransferError, never a bare OSError that would end the run."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise FileChangedError(f"{path}: file disappeared before upload finished") from None
+    except OSError as exc:
+        raise file_read_error(path, exc) from None

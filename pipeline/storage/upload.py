@@ -45,7 +45,7 @@ from pipeline.errors import (
 )
 from pipeline.flow.retry import parse_retry_after
 from pipeline.observe.redact import safe_url
-from pipeline.storage.readahead import ReadAhead
+from pipeline.storage.readahead import ReadAhead, open_for_upload
 
 _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _S3_MESSAGE = re.compile(rb"<Message>([^<]{1,300})</Message>")
@@ -131,8 +131,7 @@ async def put_file(
 
     payload: bytes | AsyncIterator[bytes]
     reader: ReadAhead | None = None
-    small = expected_size <= options.chunk_size and options.bandwidth is None
-    if small:
+    if expected_size <= options.chunk_size and options.bandwidth is None:
         payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size, expected_mtime_ns)
         sent = expected_size
     else:
@@ -213,13 +212,11 @@ def _read_whole(path: Path, size: int, mtime_ns: int) -> tuple[bytes, Any]:
     """A small file in one go, with its MD5, checked unchanged first (in a worker thread: one hop
     for the check, the read and the hash, no stat on the event loop)."""
     _check_unchanged(path, size, mtime_ns)
-    try:
-        with open(path, "rb") as stream:
+    with open_for_upload(path) as stream:
+        try:
             data = stream.read(size + 1)
-    except FileNotFoundError:
-        raise FileChangedError(f"{path}: file disappeared before upload finished") from None
-    except OSError as exc:
-        raise file_read_error(path, exc) from None
+        except OSError as exc:  # EIO, a stale NFS handle
+            raise file_read_error(path, exc) from None
     if len(data) != size:
         raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
     return data, hashlib.md5(data, usedforsecurity=False)
