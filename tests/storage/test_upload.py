@@ -64,6 +64,22 @@ def open_fds_on(path: Path) -> list[str]:
     return found
 
 
+def read_positions_on(path: Path) -> list[int]:
+    """The file position of each of this process's descriptors open on `path`. The reader thread
+    may close (and the fd number be reused) while we look: such a descriptor is skipped."""
+    positions = []
+    for fd in open_fds_on(path):
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                pos = int(info.readline().split()[1])
+            if os.readlink(f"/proc/self/fd/{fd}") != str(path):
+                continue  # closed and reused for another file meanwhile
+        except OSError:
+            continue  # closed meanwhile
+        positions.append(pos)
+    return positions
+
+
 async def target_for(http: aiohttp.ClientSession, sb: Sandbox, name: str) -> UploadTarget:
     return (await presign(http, sb, filename=name)).upload
 
@@ -229,9 +245,7 @@ async def test_the_read_ahead_holds_a_few_chunks_however_slow_the_connection(
     def progress(nbytes: int) -> None:
         nonlocal taken
         taken += nbytes
-        for fd in open_fds_on(path):
-            with open(f"/proc/self/fdinfo/{fd}") as info:
-                pos = int(info.readline().split()[1])
+        for pos in read_positions_on(path):
             ahead.append(pos - taken)
 
     await put(http, target, path, UploadOptions(chunk_size=chunk), progress)
