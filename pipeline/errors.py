@@ -144,13 +144,14 @@ TRANSIENT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 _UNREADABLE: Final = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENXIO, errno.ELOOP})
 
 
-def file_read_error(path: object, exc: OSError) -> TransferError:
+def file_read_error(exc: OSError) -> TransferError:
     """A file listed as readable that cannot be read when it is sent (an ACL, a disk error): that
-    file's failure, named, never a crash of the run. Permission-like errors are permanent (a
-    rerun skips it until `retry-failed`); others (EIO, a stale NFS handle) transient."""
+    file's failure, never a crash of the run. The message leaves the path to the caller, who names
+    the file and its row. Permission-like errors are permanent (a rerun skips it until
+    `retry-failed`); others (EIO, a stale NFS handle) transient."""
     permanent = exc.errno in _UNREADABLE
     return TransferError(
-        f"{path}: cannot read: {exc.strerror or exc}",
+        f"cannot read the file: {exc.strerror or exc}",
         ErrorClass.PERMANENT if permanent else ErrorClass.TRANSIENT,
     )
 

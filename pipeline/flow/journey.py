@@ -352,8 +352,9 @@ class Journey:
 
     async def fail(self, file: InFlight, error_class: ErrorClass, message: str) -> None:
         record = file.record = await self.ledger.mark_failed(file.record, message, error_class)
-        self.stats.add_failure(Failure(record.path, record.job_id, error_class.value, message))
-        log.error("failed (%s): %s: %s", error_class.value, record.path, message)
+        failure = Failure(record.path, record.job_id, error_class.value, message, record.source, record.line)
+        self.stats.add_failure(failure)
+        log.error("failed (%s): %s: %s: %s", error_class.value, failure.where, record.path, message)
         if error_class is not ErrorClass.PERMANENT:
             return  # out of retries on transient errors: tried again next run, not a --max-failures one
         self.permanent_failures += 1

@@ -29,6 +29,13 @@ class Failure:
     job_id: str | None
     error_class: str
     error: str
+    source: str  # the manifest (or directory, or stdin) that named the file
+    line: int | None  # its row in a manifest
+
+    @property
+    def where(self) -> str:
+        """`manifest.csv:12`, as rejections name a row: the place to fix or look."""
+        return self.source if self.line is None else f"{self.source}:{self.line}"
 
 
 @dataclass
@@ -133,7 +140,14 @@ class RunStats:
             "interrupted": self.interrupted,
             "auth_failure": self.auth_failure,
             "failures": [
-                {"path": f.path, "job_id": f.job_id, "class": f.error_class, "error": redact(f.error)}
+                {
+                    "path": f.path,
+                    "source": f.source,
+                    "line": f.line,
+                    "job_id": f.job_id,
+                    "class": f.error_class,
+                    "error": redact(f.error),
+                }
                 for f in self.failures
             ],
         }
@@ -183,7 +197,7 @@ def summary_lines(stats: RunStats) -> Iterator[str]:
     if stats.represigns:
         yield f"  {'fresh upload URLs':<26}{stats.represigns:>10}"
     for failure in stats.failures[:20]:
-        yield f"  FAILED {failure.path}: {failure.error}"
+        yield f"  FAILED {failure.path} ({failure.where}): {failure.error}"
     if len(stats.failures) > 20:
         yield f"  ... {stats.failed - 20} more failures: see `slng-bulk report --state failed`"
     if stats.job_statuses:

@@ -120,7 +120,7 @@ class ReadAhead:
                     self._hand(chunk)
             self._hand(_END)
         except OSError as exc:  # an open or read refused (EACCES, EIO): this file's failure
-            self._hand(file_read_error(self.path, exc))
+            self._hand(file_read_error(exc))
         except Exception as exc:  # handed to the loop, raised there by next_chunk()
             self._hand(exc)
         finally:
@@ -143,4 +143,4 @@ def open_for_upload(path: Path) -> BinaryIO:
     except FileNotFoundError:
         raise FileChangedError(f"{path}: file disappeared before upload finished") from None
     except OSError as exc:
-        raise file_read_error(path, exc) from None
+        raise file_read_error(exc) from None

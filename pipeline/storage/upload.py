@@ -216,7 +216,7 @@ def _read_whole(path: Path, size: int, mtime_ns: int) -> tuple[bytes, Any]:
         try:
             data = stream.read(size + 1)
         except OSError as exc:  # EIO, a stale NFS handle
-            raise file_read_error(path, exc) from None
+            raise file_read_error(exc) from None
     if len(data) != size:
         raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
     return data, hashlib.md5(data, usedforsecurity=False)

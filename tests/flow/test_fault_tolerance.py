@@ -34,7 +34,7 @@ from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import FileRecord, FileState, SqliteLedger
 from pipeline.observe.logs import LOGGER_NAME
 from pipeline.observe.progress import ProgressDisplay
-from pipeline.observe.stats import RunStats
+from pipeline.observe.stats import RunStats, summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.storage.upload import _take_bandwidth
 from tests.conftest import FAST_STEP_SECONDS
@@ -437,6 +437,22 @@ async def test_an_s3_403_that_a_fresh_url_does_not_cure_is_permanent(
     (row,) = ledger_rows(tmp_path / "l.db")
     assert row.state is FileState.FAILED and row.error_class == "permanent"
     assert row.error is not None and "SignatureDoesNotMatch" in row.error and "fresh URL" in row.error
+
+
+async def test_a_failed_file_is_named_with_its_manifest_row(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A failure names where the file came from, as a rejection does: the user fixes that row."""
+    (audio,) = make_tree(tmp_path / "a", 1)
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text(f"path\n{audio}\n")
+    sandbox.set_faults(plan({"operations": {"put": {"signature_mismatch": {"probability": 1.0}}}}))
+
+    stats = await run_submit(sandbox, [manifest], tmp_path / "l.db")
+
+    (failure,) = stats.failures
+    assert (failure.path, failure.source, failure.line) == (str(audio), str(manifest), 2)
+    assert f"FAILED {audio} ({manifest}:2): " in "\n".join(summary_lines(stats))
+    (listed,) = stats.summary()["failures"]
+    assert (listed["source"], listed["line"]) == (str(manifest), 2)
 
 
 # --- stalled uploads ------------------------------------------------------------------------------
