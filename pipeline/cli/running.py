@@ -17,13 +17,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import click
 
 from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import log_level_from_aliases
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.flow.signals import single_cause, watch_signals
 from pipeline.observe.logs import configure_logging, log
 from pipeline.observe.redact import redact, register_secret
 from pipeline.observe.stats import RunStats, summary_lines
@@ -80,43 +80,22 @@ def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> 
 async def _until_signalled(
     run: Callable[[Settings], Any], settings: Settings
 ) -> tuple[Any, signal.Signals | None]:
-    """`run(settings)`, cancelled by the first SIGINT or SIGTERM (then: None and the signal).
+    """`run(settings)`, ended by the first SIGINT or SIGTERM (then: None and the signal).
 
     For the commands without a worker pool of their own (status, fetch, reconcile): nothing of
     theirs needs a grace period, and a ledger change already queued is committed even when its
     caller is cancelled (the writer shields it), so stopping at once loses nothing recorded.
     """
-    caught: list[signal.Signals] = []
     result: Any = None
-
-    async def watch(scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                caught.append(signal.Signals(signum))
-                scope.cancel()
-                return
-
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(watch, group.cancel_scope)
+    async with watch_signals(True) as signals:
+        with signals.stoppable():
             result = await run(settings)
-            group.cancel_scope.cancel()
-    except BaseExceptionGroup as wrapped:  # the body's own error, not the group's wrapper
-        cause = _single_cause(wrapped)
-        raise cause from cause.__cause__
-    return result, (caught[0] if caught else None)
-
-
-def _single_cause(exc: BaseException) -> BaseException:
-    """The one exception inside (nested) task-group wrappers, or `exc` itself."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+    return result, signals.caught
 
 
 def internal_error(exc: Exception) -> typing.NoReturn:
     """Exit 10 with one redacted line; the traceback first, only when logging at debug."""
-    cause = _single_cause(exc)
+    cause = single_cause(exc)
     if isinstance(cause, SlngBulkError):  # an expected error that a task group wrapped
         fail(cause)
     if log.isEnabledFor(logging.DEBUG):

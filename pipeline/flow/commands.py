@@ -18,6 +18,7 @@ from pipeline.errors import ConfigError
 from pipeline.flow.connect import Connection, connect
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.pool import Pipeline
+from pipeline.flow.signals import SignalWatch, watch_signals
 from pipeline.follow.common import RETRY_REASON
 from pipeline.follow.fetch import fetch_transcripts
 from pipeline.follow.reconcile import SourceAdmission
@@ -68,11 +69,24 @@ async def submit_rows(
 async def _submit(
     rows: Iterator[Row], settings: Settings, *, handle_signals: bool, trickle: bool
 ) -> RunStats:
-    async with connect(settings) as conn:
-        pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates)
-        stats = await pipeline.run(rows, handle_signals, trickle=trickle)
+    stats: RunStats | None = None
+    async with watch_signals(handle_signals) as signals, connect(settings) as conn:
+        pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates, signals)
+        stats = await pipeline.run(rows, trickle=trickle)
         if settings.wait and not (stats.auth_failure or stats.interrupted):
-            await follow_through(conn, stats)
+            with signals.stoppable():
+                await follow_through(conn, stats)
+    return finish_stats(settings, stats, signals)
+
+
+def finish_stats(settings: Settings, stats: RunStats | None, signals: SignalWatch) -> RunStats:
+    """The run's counters, written to --summary-json. A signal after the pool (during the wait, the
+    fetch, the close) marks the run stopped too (exit 6); a second one that ended the command
+    before its run began leaves an empty run, stopped."""
+    if stats is None:
+        stats = RunStats(run_id=uuid.uuid4().hex[:12])
+    if signals.caught is not None and not stats.interrupted:
+        stats.interrupted = f"signal {signals.caught.name}"
     if settings.summary_json is not None:
         write_summary_json(Path(settings.summary_json), stats)
     return stats
@@ -85,9 +99,11 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
     changed or vanished since it was submitted is rejected and keeps its failed job. Rerunnable: a
     file renewed by an interrupted earlier run (new job_id, job not created yet) is taken again.
     """
-    async with connect(settings) as conn:
+    stats: RunStats | None = None
+    async with watch_signals(handle_signals) as signals, connect(settings) as conn:
         ledger = conn.ledger
-        await refresh_statuses(ledger, conn.client, conn.policy)
+        with signals.stoppable():
+            await refresh_statuses(ledger, conn.client, conn.policy)
         rows: list[Row] = list(rows_from_ledger(ledger.renewed_not_created(HistoryKind.RETRY_FAILED)))
         for record in [r for r in ledger.records([FileState.CREATED.value]) if r.job_status == "FAILED"]:
             row = next(rows_from_ledger([record]))
@@ -96,13 +112,12 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
                 new_job_id = derive_job_id(record.file_key, record.generation + 1)
                 await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
             rows.append(row)
-        pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates)
-        stats = await pipeline.run(iter(rows), handle_signals)
+        pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates, signals)
+        stats = await pipeline.run(iter(rows))
         if settings.wait and not (stats.auth_failure or stats.interrupted):
-            await follow_through(conn, stats)
-    if settings.summary_json is not None:
-        write_summary_json(Path(settings.summary_json), stats)
-    return stats
+            with signals.stoppable():
+                await follow_through(conn, stats)
+    return finish_stats(settings, stats, signals)
 
 
 async def admit_sources(conn: Connection, sources: Sequence[str]) -> SourceAdmission:

@@ -32,6 +32,7 @@ from pipeline.errors import (
 from pipeline.flow.admission import AdmissionRules, Verdict
 from pipeline.flow.rates import RateControl
 from pipeline.flow.retry import RetryPolicy, retry_transient
+from pipeline.flow.signals import SignalWatch
 from pipeline.ledger import Admission, FileRecord, FileState, HistoryKind, Ledger
 from pipeline.observe.logs import log
 from pipeline.observe.stats import Failure, RunStats
@@ -81,8 +82,10 @@ class Journey:
         client: SlngClient,
         session: aiohttp.ClientSession,
         rates: RateControl,
+        signals: SignalWatch | None = None,
     ) -> None:
         self.settings = settings
+        self.signals = signals or SignalWatch()  # the command's; inert for a library caller's run
         self.rates = rates
         self.ledger = ledger
         self.client = client

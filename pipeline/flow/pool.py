@@ -1,7 +1,7 @@
 """The worker pool: a producer feeding a bounded channel, 2 x concurrency workers sharing
-`concurrency` slots, and the signal and deadline watchers. Each worker runs one file's journey
-(`flow.journey`) at a time; rows come from sources (`run`) or claims on a shared ledger
-(`run_items`, used by `flow.work`).
+`concurrency` slots, the deadline watcher, and the handler of the command's signals while it runs.
+Each worker runs one file's journey (`flow.journey`) at a time; rows come from sources (`run`) or
+claims on a shared ledger (`run_items`, used by `flow.work`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ ItemHook = Callable[[WorkItem], Coroutine[Any, Any, None]]
 
 class Pipeline(Journey):
     """One run: journeys for every row, `concurrency` at a time, until the rows run out or a stop."""
-
 
     async def produce(self, rows: RowFeed, send: MemoryObjectSendStream[WorkItem]) -> None:
         """Stream rows into the bounded channel; decide skips with one ledger query per batch."""
@@ -82,23 +81,15 @@ class Pipeline(Journey):
                             with anyio.CancelScope(shield=True):
                                 await finished(item)
 
-    async def watch_signals(self, cancel_workers: anyio.CancelScope) -> None:
+    def on_signal(self, cancel_workers: anyio.CancelScope, signum: signal.Signals) -> None:
         """First SIGINT/SIGTERM: stop taking files, give in-flight ones `--grace`. Second: stop now."""
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                self.signalled = True
-                if (
-                    self.stopping.is_set()
-                    and self.stats.interrupted
-                    and self.stats.interrupted.startswith("signal")
-                ):
-                    log.warning("second signal: stopping now")
-                    cancel_workers.cancel()
-                    return
-                self.stop(f"signal {signal.Signals(signum).name}")
-                cancel_workers.deadline = min(
-                    cancel_workers.deadline, anyio.current_time() + self.settings.grace
-                )
+        self.signalled = True
+        if self.stopping.is_set() and self.stats.interrupted and self.stats.interrupted.startswith("signal"):
+            log.warning("second signal: stopping now")
+            cancel_workers.cancel()
+            return
+        self.stop(f"signal {signum.name}")
+        cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
 
     async def watch_deadline(self, cancel_workers: anyio.CancelScope) -> None:
         assert self.settings.max_duration is not None
@@ -106,10 +97,10 @@ class Pipeline(Journey):
         self.stop(f"--max-duration {self.settings.max_duration:g} s reached")
         cancel_workers.deadline = min(cancel_workers.deadline, anyio.current_time() + self.settings.grace)
 
-    async def run(self, rows: Iterator[Row], handle_signals: bool, *, trickle: bool = False) -> RunStats:
+    async def run(self, rows: Iterator[Row], *, trickle: bool = False) -> RunStats:
         """Feed `rows` through the pool until they run out, a stop is asked for, or the key is refused."""
         feed = RowFeed(rows, chunk=1 if trickle else 64)
-        return await self.run_items(functools.partial(self.produce, feed), handle_signals)
+        return await self.run_items(functools.partial(self.produce, feed))
 
     @property
     def producer_scope(self) -> anyio.CancelScope:
@@ -117,9 +108,7 @@ class Pipeline(Journey):
         (stdin, a claim query) does not hold the run open."""
         return self._producer_scope
 
-    async def run_items(
-        self, producer: Producer, handle_signals: bool, *, finished: ItemHook | None = None
-    ) -> RunStats:
+    async def run_items(self, producer: Producer, *, finished: ItemHook | None = None) -> RunStats:
         """Run the pool on what `producer` sends (rows of sources, or claims on a shared ledger)
         until it ends, a stop is asked for, or the key is refused. The producer runs in
         `producer_scope` and closes the channel when done. `finished` is called with each item the
@@ -146,9 +135,10 @@ class Pipeline(Journey):
             with display:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(display.run)
-                    with anyio.CancelScope() as cancel_workers:
-                        if handle_signals:
-                            outer.start_soon(self.watch_signals, cancel_workers)
+                    with (
+                        anyio.CancelScope() as cancel_workers,
+                        self.signals.handled_by(functools.partial(self.on_signal, cancel_workers)),
+                    ):
                         if self.settings.max_duration is not None:
                             outer.start_soon(self.watch_deadline, cancel_workers)
                         async with anyio.create_task_group() as pool:

@@ -25,11 +25,12 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.commands import open_sources
+from pipeline.flow.commands import finish_stats, open_sources
 from pipeline.flow.connect import connect
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.journey import WorkItem
 from pipeline.flow.pool import Pipeline
+from pipeline.flow.signals import watch_signals
 from pipeline.ledger import FileRecord, Ledger, open_ledger
 from pipeline.ledger.leases import Leases
 from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
@@ -173,12 +174,13 @@ class ClaimFeed:
 async def work(settings: Settings, *, handle_signals: bool = False) -> RunStats:
     """Work on the shared ledger's files with the others until none is left; this worker's counters."""
     path_map = PathMap.parse(settings.path_map)
-    async with connect(settings) as conn:
+    stats: RunStats | None = None
+    async with watch_signals(handle_signals) as signals, connect(settings) as conn:
         ledger = shared_ledger(conn.ledger, "work")
         for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
             # The --max-*-rps limits hold for the whole fleet, not per host.
             rate.shared = SharedRate(ledger, rate.name, rate.ceiling).take
-        pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates)
+        pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates, signals)
         worker = f"{ledger.host}:{os.getpid()}:{pipeline.stats.run_id}"
         leases = Leases(ledger, worker, settings.lease_timeout)
         feed = ClaimFeed(pipeline, leases, path_map)
@@ -187,9 +189,9 @@ async def work(settings: Settings, *, handle_signals: bool = False) -> RunStats:
         try:
             async with anyio.create_task_group() as beats:
                 beats.start_soon(feed.heartbeat)
-                stats = await pipeline.run_items(feed.produce, handle_signals, finished=feed.finished)
+                stats = await pipeline.run_items(feed.produce, finished=feed.finished)
                 beats.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await leases.release_all()
-    return stats
+    return finish_stats(settings, stats, signals)

@@ -46,7 +46,6 @@ def _run_worker(argv: list[str], *, env: dict[str, str], cwd: Path) -> Measured:
     return run_measured(argv, env=env, cwd=cwd, timeout=1800).check()
 
 
-
 def list_manifest(ctx: Context, name: str, root: Path, count: int) -> Path:
     """A CSV manifest of the first `count` files (sorted) under `root`."""
     files = sorted(root.rglob("*.wav"))[:count]

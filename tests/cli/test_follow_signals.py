@@ -1,5 +1,6 @@
-"""A signal during status or fetch (commands without a worker pool of their own) ends them with the
-documented exit 6 and one line, like submit: never click's "Aborted!" exit 1 or a bare 143."""
+"""A signal during status or fetch (commands without a worker pool of their own), or during the
+wait and fetch of `submit --wait` after its pool is done, ends them with the documented exit 6:
+never click's "Aborted!" exit 1 or a bare 143."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ExitCode
+from pipeline.ledger import SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from tests.support.audio import make_tree
 from tests.support.runs import cli_env, run_cli, start_cli
@@ -44,3 +46,32 @@ def test_a_signal_while_following_exits_6_with_one_line(
         f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept"
     ]
     sandbox_thread.set_faults(FaultPlan())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("phase", ["wait", "fetch"])
+def test_a_signal_while_submit_waits_exits_6_with_its_summary(
+    sandbox_thread: Sandbox, tmp_path: Path, phase: str, signum: signal.Signals
+) -> None:
+    """The pool is done (every job created) and `--wait` is polling or `--out` fetching: the signal
+    ends that at once, the summary still says what was created, and the ledger keeps it all."""
+    files = make_tree(tmp_path / "audio", 3)
+    ledger = tmp_path / "l.db"
+    env = cli_env(sandbox_thread, ledger)
+    slow = {"latency": {"distribution": "fixed", "fixed_ms": 30_000}}
+    # Polling: every status question takes 30 s. Fetching: jobs finish fast, downloads take 30 s.
+    slowed = ("get", "list") if phase == "wait" else ("files", "download")
+    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": dict.fromkeys(slowed, slow)}))
+    asked = threading.Event()
+    sandbox_thread.listen(on_arrival=lambda op, nth: asked.set() if op in slowed else None)
+    args = ["submit", str(tmp_path / "audio"), "--wait", "--out", str(tmp_path / "out")]
+    proc = start_cli(args, env=env, cwd=tmp_path)
+    assert asked.wait(30), f"submit never reached its {phase}"
+    started = time.monotonic()
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in err and "Aborted" not in err
+    assert f"stopped early: signal {signum.name}" in err
+    assert SqliteLedger(ledger).count_by_state() == {"created": len(files)}

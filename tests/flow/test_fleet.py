@@ -6,6 +6,7 @@ record shows every file uploaded and every job created exactly once.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -148,8 +149,10 @@ def test_path_map_finds_the_files_where_this_host_mounts_them(
     assert PostgresLedger(postgres_url).count_by_state() == {"failed": 12}
 
     rule = f"{tmp_path / 'nas'}={tmp_path / 'mirror'}"
-    mapped = run_cli("work", "--path-map", rule, env=env, cwd=tmp_path)
+    summary = tmp_path / "work.json"
+    mapped = run_cli("work", "--path-map", rule, "--summary-json", str(summary), env=env, cwd=tmp_path)
     assert mapped.returncode == 0, mapped.stderr
+    assert json.loads(summary.read_text())["counts"]["created"] == 12  # offered by work, so written
     moved = [tmp_path / "mirror" / f.relative_to(tmp_path / "nas") for f in files]
     assert_exactly_once(sandbox_thread, moved)
     records = list(PostgresLedger(postgres_url).records())
