@@ -8,8 +8,9 @@ import pytest
 
 from pipeline.sandbox import Sandbox, SandboxConfig
 
-# The PostgreSQL fixtures (postgres_server, postgres_url) for every test folder.
-pytest_plugins = ["tests.support.postgres"]
+# The PostgreSQL fixtures (postgres_server, postgres_url) and `ledger_target` (each backend in turn)
+# for every test folder.
+pytest_plugins = ["tests.support.postgres", "tests.support.ledgers"]
 
 FAST_STEP_SECONDS = 0.05
 

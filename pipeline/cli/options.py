@@ -47,7 +47,11 @@ WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
 WALK = ("include", "exclude", "follow_symlinks")
 ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources
-SHARED_LEDGER = ("lease_timeout", "host_name", "path_map")  # a worker among others on one ledger
+# A host among others on one ledger: its name there, and where it sees the files the ledger records.
+# retry-failed takes these too (it reads recorded files, and writes as this host); not the lease,
+# since it claims nothing.
+HOST_VIEW = ("host_name", "path_map")
+SHARED_LEDGER = ("lease_timeout", *HOST_VIEW)  # a worker among others on one ledger
 ROW_DEFAULTS = (
     "language",
     "operating_point",
@@ -86,7 +90,7 @@ SUBMIT_SETTINGS = command_settings(
     ROW_DEFAULTS,
 )
 RETRY_SETTINGS = command_settings(
-    COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX
+    COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX, HOST_VIEW
 )
 FOLLOW_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, IN_PROCESS_SANDBOX)
 FETCH_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, FETCHING, IN_PROCESS_SANDBOX)

@@ -13,7 +13,7 @@ import click
 from pipeline.cli.options import LEDGER_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings
 from pipeline.errors import ConfigError, SlngBulkError
-from pipeline.ledger import open_ledger, sqlite_path
+from pipeline.ledger import Ledger, open_ledger, sqlite_path
 from pipeline.observe.logs import log
 
 ReportFormat = Literal["csv", "jsonl", "json", "text"]
@@ -70,11 +70,7 @@ def report(
             raise ConfigError(f"no ledger at {settings.ledger}")
         try:
             if one_file:
-                if ledger_path is None:
-                    raise ConfigError(
-                        "report --path/--job-id reads a SQLite ledger; a shared one has no history"
-                    )
-                _emit(_history_text(ledger_path, file_path, job_id, fmt or "text"), output)
+                _emit(_history_text(open_ledger(settings.ledger), file_path, job_id, fmt or "text"), output)
             else:
                 _export(settings.ledger, states, fmt if fmt in ("jsonl", "json") else "csv", output)
         except sqlite3.DatabaseError as exc:
@@ -101,13 +97,14 @@ def _export(
     log.info("wrote %d rows to %s", count, output)
 
 
-def _history_text(ledger: Path, file_path: str | None, job_id: str | None, fmt: str) -> str:
+def _history_text(ledger: Ledger, file_path: str | None, job_id: str | None, fmt: str) -> str:
+    """Read with the ledger unopened: opening would take nothing, but could migrate (a write)."""
     from pipeline.observe.history import file_history, history_lines
 
     history = file_history(ledger, path=file_path, job_id=job_id)
     if not history.files and not history.rejections:
         wanted = f"--path {file_path}" if file_path is not None else f"--job-id {job_id}"
-        click.echo(f"no file in {ledger} matches {wanted}", err=True)
+        click.echo(f"no file in {ledger.location} matches {wanted}", err=True)
     if fmt == "json":
         return json.dumps(history.document(), indent=2) + "\n"
     return "".join(line + "\n" for line in history_lines(history))

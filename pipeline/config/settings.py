@@ -210,12 +210,13 @@ class Settings(BaseSettings):
     )
     host_name: str | None = Field(
         default=None,
-        description="work: this machine's name in the shared ledger's fleet view (default: its hostname).",
+        description="work, retry-failed: this machine's name in the shared ledger's fleet view "
+        "(default: its hostname).",
     )
     path_map: PathMapRules = Field(
         default_factory=list,
-        description="work: where files recorded by another host live here, as FROM=TO path prefixes "
-        "(comma-separated).",
+        description="work, retry-failed: where the files the ledger recorded (on another host, or "
+        "before they moved) live here, as FROM=TO path prefixes (comma-separated).",
     )
     concurrency: int = Field(default=8, ge=1, le=1024, description="Files in flight at once.")
     chunk_size: Size = Field(

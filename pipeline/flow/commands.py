@@ -6,17 +6,21 @@ pool of `pipeline.flow.journey`, and with `--wait` follows the jobs to the end.
 
 from __future__ import annotations
 
+import errno
+import functools
 import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.connect import Connection, connect
 from pipeline.flow.feed import PRODUCER_BATCH
+from pipeline.flow.journey import WorkItem
 from pipeline.flow.pool import Pipeline
 from pipeline.flow.signals import SignalWatch, watch_signals
 from pipeline.follow.common import RETRY_REASON
@@ -29,6 +33,7 @@ from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.iterable_rows import RowInput, object_rows
+from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import ManifestError, check_sources, iter_rows
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row
 
@@ -98,26 +103,45 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
     Statuses are refreshed first, so jobs that failed since the last look are included. A file that
     changed or vanished since it was submitted is rejected and keeps its failed job. Rerunnable: a
     file renewed by an interrupted earlier run (new job_id, job not created yet) is taken again.
+    Files are read where `--path-map` says they live on this host; they keep their recorded
+    identity (path, file key, job ids), as with `work`.
     """
+    path_map = PathMap.parse(settings.path_map)
     stats: RunStats | None = None
     async with watch_signals(handle_signals) as signals, connect(settings) as conn:
         ledger = conn.ledger
         with signals.stoppable():
             await refresh_statuses(ledger, conn.client, conn.policy)
-        rows: list[Row] = list(rows_from_ledger(ledger.renewed_not_created(HistoryKind.RETRY_FAILED)))
+        work = list(work_from_ledger(ledger.renewed_not_created(HistoryKind.RETRY_FAILED), path_map))
         for record in [r for r in ledger.records([FileState.CREATED.value]) if r.job_status == "FAILED"]:
-            row = next(rows_from_ledger([record]))
-            if isinstance(row, FileSpec):
+            item = next(work_from_ledger([record], path_map))
+            if isinstance(item, WorkItem):
                 reason = f"{RETRY_REASON}: {record.job_error or 'no message'}"
                 new_job_id = derive_job_id(record.file_key, record.generation + 1)
-                await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
-            rows.append(row)
+                renewed = await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
+                item = WorkItem(item.spec, renewed.file_key, renewed.job_id)
+            work.append(item)
         pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates, signals)
-        stats = await pipeline.run(iter(rows))
+        stats = await pipeline.run_items(functools.partial(_send_work, pipeline, work))
         if settings.wait and not (stats.auth_failure or stats.interrupted):
             with signals.stoppable():
                 await follow_through(conn, stats)
     return finish_stats(settings, stats, signals)
+
+
+async def _send_work(
+    pipeline: Pipeline, work: Sequence[WorkItem | Rejection], send: MemoryObjectSendStream[WorkItem]
+) -> None:
+    """The producer of a retry-failed run: the files decided up front; rejections recorded in turn."""
+    with pipeline.producer_scope, send:
+        for item in work:
+            if pipeline.stopping.is_set():
+                return
+            pipeline.stats.rows_seen += 1
+            if isinstance(item, Rejection):
+                await pipeline.reject(item)
+            else:
+                await send.send(item)
 
 
 async def admit_sources(conn: Connection, sources: Sequence[str]) -> SourceAdmission:
@@ -154,28 +178,45 @@ async def admit_sources(conn: Connection, sources: Sequence[str]) -> SourceAdmis
     return result
 
 
-def rows_from_ledger(records: Iterable[FileRecord]) -> Iterator[Row]:
-    """Rebuild rows for files the ledger knows; a file that changed or vanished is rejected."""
+def spec_at(record: FileRecord, path: Path) -> FileSpec:
+    """The row of a file the ledger knows, read from `path`: where it lives on this host, which
+    `--path-map` may make another path than the recorded one (the file's identity either way)."""
+    return FileSpec(
+        source=record.source,
+        line=record.line,
+        path=path,
+        size=record.size,
+        mtime_ns=record.mtime_ns,
+        job_id=None,
+        settings=JobSettings.model_validate_json(record.settings_json),
+        relative_path=record.relative_path,
+    )
+
+
+def work_from_ledger(records: Iterable[FileRecord], path_map: PathMap) -> Iterator[WorkItem | Rejection]:
+    """Work on files the ledger knows, under their recorded file key and job id, read where
+    `path_map` says they live here. A file that vanished or changed is rejected, under its recorded
+    path (so `report --path` finds the rejection beside the file)."""
     for record in records:
-        path = Path(record.path)
+        local = path_map.local(record.path)
+        elsewhere = f" at {local}" if local != record.path else ""
         try:
-            st = path.stat()
+            st = Path(local).stat()
         except OSError as exc:
-            yield Rejection(record.source, record.line, record.path, f"file is gone: {exc.strerror}")
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                hint = ""
+            elif elsewhere:
+                hint = "; check --path-map"
+            else:
+                hint = " (moved? --path-map FROM=TO reads files where they are now)"
+            why = f"file is gone: {exc.strerror}{elsewhere}{hint}"
+            yield Rejection(record.source, record.line, record.path, why)
             continue
         if st.st_size != record.size or st.st_mtime_ns != record.mtime_ns:
-            yield Rejection(record.source, record.line, record.path, "file changed since it was submitted")
+            why = f"file changed since it was submitted{elsewhere}"
+            yield Rejection(record.source, record.line, record.path, why)
             continue
-        yield FileSpec(
-            source=record.source,
-            line=record.line,
-            path=path,
-            size=record.size,
-            mtime_ns=record.mtime_ns,
-            job_id=None,
-            settings=JobSettings.model_validate_json(record.settings_json),
-            relative_path=record.relative_path,
-        )
+        yield WorkItem(spec_at(record, Path(local)), record.file_key, record.job_id)
 
 
 async def follow_through(conn: Connection, stats: RunStats) -> None:

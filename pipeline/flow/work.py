@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.commands import finish_stats, open_sources
+from pipeline.flow.commands import finish_stats, open_sources, spec_at
 from pipeline.flow.connect import connect
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.journey import WorkItem
@@ -39,7 +39,7 @@ from pipeline.observe.logs import log
 from pipeline.observe.stats import RunStats
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.pathmap import PathMap
-from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row
+from pipeline.sources.rows import FileSpec, Rejection, Row
 
 CLAIM_BATCH = 8  # files claimed per transaction: small, so that work spreads evenly over workers
 
@@ -141,16 +141,7 @@ class ClaimFeed:
             self.pipeline.stats.changed += 1  # not done by this worker: exit 1, taken by a later one
             log.warning("%s", why)
             return None
-        return FileSpec(
-            source=record.source,
-            line=record.line,
-            path=Path(local),
-            size=record.size,
-            mtime_ns=record.mtime_ns,
-            job_id=None,
-            settings=JobSettings.model_validate_json(record.settings_json),
-            relative_path=record.relative_path,
-        )
+        return spec_at(record, Path(local))
 
     async def finished(self, item: WorkItem) -> None:
         """The pipeline is done with a file (created, failed, or stopped): give its claim back."""

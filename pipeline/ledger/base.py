@@ -27,7 +27,15 @@ from types import TracebackType
 from typing import Any, Self
 
 from pipeline.errors import ErrorClass
-from pipeline.ledger.records import Admission, FileRecord, Glance, HistoryKind, Rejected
+from pipeline.ledger.records import (
+    Admission,
+    FileRecord,
+    FileStory,
+    Glance,
+    HistoryKind,
+    Rejected,
+    RejectionRecord,
+)
 from pipeline.sources.rows import FileSpec, Rejection
 
 
@@ -179,3 +187,20 @@ class Ledger(abc.ABC):
     def renewed_not_created(self, kind: HistoryKind) -> list[FileRecord]:
         """Files whose latest renewal was of `kind` and whose new job does not exist yet (e.g.
         retry-failed interrupted between the renew and the create), in admission order."""
+
+    # --- one file's whole story (report --path/--job-id) -----------------------------------------
+    # Read-only and from one snapshot, on a connection of their own: they take no lock and write
+    # nothing (not even a migration), so they work while a run holds the ledger.
+
+    @abc.abstractmethod
+    def stories_at(self, paths: Sequence[str]) -> list[FileStory]:
+        """Every record stored under one of `paths` (spellings of one path: the same file with other
+        settings, or changed since, is another record), in admission order."""
+
+    @abc.abstractmethod
+    def stories_of_job(self, job_id: str) -> list[FileStory]:
+        """The record of the file that has `job_id`, or had it before a renewal."""
+
+    @abc.abstractmethod
+    def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
+        """Rows refused under one of `paths`, in order, with the run that refused them and when."""

@@ -7,7 +7,8 @@ hosts admitting the same file at once get the same record. Every write is commit
 returns, which more than keeps the promise of the written-behind ones.
 
 Reads are synchronous, as the interface wants (the producer calls them from a worker thread): they
-use one autocommit connection of their own, or a short-lived one when the ledger is not open.
+use one autocommit connection of their own, or a short-lived one when the ledger is not open; one
+file's history reads from a read-only snapshot on a connection of its own.
 Claims and leases for `work` live in pipeline.ledger.leases, on the same pool.
 """
 
@@ -37,11 +38,21 @@ from pipeline.ledger.records import (
     Admission,
     FileRecord,
     FileState,
+    FileStory,
     Glance,
     HistoryKind,
     Rejected,
+    RejectionRecord,
 )
-from pipeline.ledger.schema import FILE_COLUMNS, identity_columns, record_from_row
+from pipeline.ledger.schema import (
+    FILE_COLUMNS,
+    REJECTION_COLUMNS,
+    REPLACED_COLUMNS,
+    STORY_COLUMNS,
+    identity_columns,
+    record_from_row,
+    stories_from_rows,
+)
 from pipeline.observe.redact import redact, register_secret
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
@@ -524,3 +535,45 @@ class PostgresLedger(Ledger):
             (states, kind.value),
         )
         return [record_from_row(row) for row in rows]
+
+    # --- one file's whole story ------------------------------------------------------------------
+
+    def _read_only(self, statements: Sequence[tuple[LiteralString, Sequence[Any]]]) -> list[list[Row]]:
+        """Every row of each statement, from one read-only snapshot on a connection of its own."""
+        try:
+            with self._connect() as conn, conn.transaction():
+                # One snapshot: a renewal between the two queries is seen whole or not at all.
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return [conn.execute(query, params).fetchall() for query, params in statements]
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
+
+    def _stories(self, where: LiteralString, params: Sequence[Any]) -> list[FileStory]:
+        files, replaced = self._read_only(
+            [
+                ("SELECT " + STORY_COLUMNS + " FROM files WHERE " + where + " ORDER BY id", params),
+                (
+                    "SELECT " + REPLACED_COLUMNS + " FROM job_history"
+                    " WHERE file_id IN (SELECT id FROM files WHERE " + where + ") ORDER BY id",
+                    params,
+                ),
+            ]
+        )
+        return stories_from_rows(files, replaced)
+
+    def stories_at(self, paths: Sequence[str]) -> list[FileStory]:
+        return self._stories("path = ANY(%s)", (list(paths),))
+
+    def stories_of_job(self, job_id: str) -> list[FileStory]:
+        where: LiteralString = (
+            "id IN (SELECT id FROM files WHERE job_id = %s"
+            " UNION SELECT file_id FROM job_history WHERE job_id = %s)"
+        )
+        return self._stories(where, (job_id, job_id))
+
+    def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
+        query: LiteralString = (
+            "SELECT " + REJECTION_COLUMNS + " FROM rejections WHERE path = ANY(%s) ORDER BY id"
+        )
+        [rows] = self._read_only([(query, (list(paths),))])
+        return [RejectionRecord(*row) for row in rows]

@@ -94,3 +94,53 @@ class Rejected(NamedTuple):
     line: int | None
     path: str | None
     reason: str
+
+
+# --- one file's whole story (`report --path/--job-id`) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimes:
+    """When a file went through each step (epoch seconds; None: not, or not since its last renewal),
+    in the order a file goes through them. Each field is the ledger column `<name>_at`."""
+
+    admitted: float | None
+    presigned: float | None
+    uploaded: float | None
+    create_sent: float | None
+    created: float | None
+    status_checked: float | None
+    fetched: float | None
+    server_deleted: float | None
+    updated: float | None
+
+
+class ReplacedJob(NamedTuple):
+    """A job a file gave up for another (--force, retry-failed, reconcile), as its history keeps it."""
+
+    job_id: str
+    state: str  # the file's state when the job was replaced
+    kind: HistoryKind | None  # None only for entries older slng-bulk versions wrote without one
+    reason: str | None
+    replaced_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FileStory:
+    """Everything the ledger knows about one file record: the record, its step times, and every
+    job it had before the current one, oldest first."""
+
+    record: FileRecord
+    times: StepTimes
+    replaced: tuple[ReplacedJob, ...]
+
+
+class RejectionRecord(NamedTuple):
+    """A stored rejection with the run that refused the row and when (`Rejected` plus both)."""
+
+    source: str
+    line: int | None
+    path: str | None
+    reason: str
+    run_id: str
+    at: float

@@ -7,13 +7,14 @@ one transaction per step; a ledger from a newer one is refused rather than misre
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.ledger.records import FileRecord, FileState
+from pipeline.ledger.records import FileRecord, FileState, FileStory, HistoryKind, ReplacedJob, StepTimes
 from pipeline.sources.rows import FileSpec
 
 MIGRATIONS: tuple[str, ...] = (
@@ -104,11 +105,36 @@ FILE_COLUMNS = (
 )
 
 
+_FILE_COLUMN_COUNT = len(FILE_COLUMNS.split(","))
+# One file's story, for both backends: the record, its step times (StepTimes.x is column x_at), the
+# jobs it gave up, and the rejections under its path.
+STORY_COLUMNS = FILE_COLUMNS + ", " + ", ".join(f"{f.name}_at" for f in dataclasses.fields(StepTimes))
+REPLACED_COLUMNS = "file_id, job_id, state, kind, error, replaced_at"
+REJECTION_COLUMNS = "source, line, path, reason, run_id, at"
+_KINDS = {kind.value: kind for kind in HistoryKind}
+
+
 def record_from_row(row: Sequence[Any]) -> FileRecord:
     """A FileRecord from a row of FILE_COLUMNS, in that order."""
     values = list(row)
     values[10] = FileState(values[10])
     return FileRecord(*values)
+
+
+def stories_from_rows(files: Iterable[Sequence[Any]], replaced: Iterable[Sequence[Any]]) -> list[FileStory]:
+    """FileStories from rows of STORY_COLUMNS and the job_history rows (REPLACED_COLUMNS, oldest
+    first) of those files."""
+    earlier: dict[int, list[ReplacedJob]] = {}
+    for file_id, job_id, state, kind, reason, at in replaced:
+        earlier.setdefault(file_id, []).append(ReplacedJob(job_id, state, _KINDS.get(kind), reason, at))
+    return [
+        FileStory(
+            record_from_row(row[:_FILE_COLUMN_COUNT]),
+            StepTimes(*row[_FILE_COLUMN_COUNT:]),
+            tuple(earlier.get(row[0], ())),
+        )
+        for row in files
+    ]
 
 
 WAL_SIZE_LIMIT = 256 * 1024  # bytes the WAL file is cut back to when SQLite starts it over
@@ -122,6 +148,13 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection (SQLite's `mode=ro`): it can neither write nor create the file, and
+    takes only SQLite's shared read lock, so reports read beside a run's writer."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
 
 
 def migrate(conn: sqlite3.Connection) -> None:

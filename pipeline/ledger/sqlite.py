@@ -1,7 +1,8 @@
 """The SQLite ledger: one file beside the run, WAL mode, every write through the group-commit writer.
 
 Reads for the skip decision use a separate connection from the producer thread (WAL lets readers
-run beside the writer); reports open their own short-lived connection.
+run beside the writer); reports open their own short-lived connection, read-only for one file's
+history.
 
 Presigned URLs are never stored (they are credentials): a file left in `presigned` state is simply
 presigned again on the next run, with the same job_id and key.
@@ -28,11 +29,24 @@ from pipeline.ledger.records import (
     Admission,
     FileRecord,
     FileState,
+    FileStory,
     Glance,
     HistoryKind,
     Rejected,
+    RejectionRecord,
 )
-from pipeline.ledger.schema import FILE_COLUMNS, connect, identity_columns, migrate, record_from_row
+from pipeline.ledger.schema import (
+    FILE_COLUMNS,
+    REJECTION_COLUMNS,
+    REPLACED_COLUMNS,
+    STORY_COLUMNS,
+    connect,
+    connect_read_only,
+    identity_columns,
+    migrate,
+    record_from_row,
+    stories_from_rows,
+)
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.observe.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
@@ -455,3 +469,43 @@ class SqliteLedger(Ledger):
             " ORDER BY h.id DESC LIMIT 1) = ? ORDER BY id"
         )
         return [record_from_row(row) for row in self._query(query, (*states, kind.value))]
+
+    # --- one file's whole story ------------------------------------------------------------------
+
+    def _read_only(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Every row of each statement, from one snapshot of a read-only connection of its own."""
+        conn = connect_read_only(self.path)
+        try:
+            conn.execute("BEGIN")  # one read transaction: a renewal between two queries is seen whole
+            return [conn.execute(query, params).fetchall() for query, params in statements]
+        finally:
+            conn.close()
+
+    def _stories(self, where: str, params: Sequence[Any]) -> list[FileStory]:
+        files, replaced = self._read_only(
+            [
+                (f"SELECT {STORY_COLUMNS} FROM files WHERE {where} ORDER BY id", params),
+                (
+                    f"SELECT {REPLACED_COLUMNS} FROM job_history"
+                    f" WHERE file_id IN (SELECT id FROM files WHERE {where}) ORDER BY id",
+                    params,
+                ),
+            ]
+        )
+        return stories_from_rows(files, replaced)
+
+    def stories_at(self, paths: Sequence[str]) -> list[FileStory]:
+        return self._stories(f"path IN ({','.join('?' * len(paths))})", list(paths))
+
+    def stories_of_job(self, job_id: str) -> list[FileStory]:
+        where = (
+            "id IN (SELECT id FROM files WHERE job_id = ?"
+            " UNION SELECT file_id FROM job_history WHERE job_id = ?)"
+        )
+        return self._stories(where, (job_id, job_id))
+
+    def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
+        marks = ",".join("?" * len(paths))
+        query = f"SELECT {REJECTION_COLUMNS} FROM rejections WHERE path IN ({marks}) ORDER BY id"
+        [rows] = self._read_only([(query, list(paths))])
+        return [RejectionRecord(*row) for row in rows]

@@ -2,35 +2,24 @@
 
 The export (`stats.export_rows`) gives one line per file as it stands; when something went wrong with
 one file a user wants everything the ledger knows about it: each step's time, attempts, the server's
-last word, and every earlier job it had (`--force`, `retry-failed`). Read-only: it opens the ledger
-file in SQLite's read-only mode and takes no lock, so it works while a run holds the ledger.
+last word, and every earlier job it had (`--force`, `retry-failed`). Built from the ledger's reads
+(`Ledger.stories_at`, `stories_of_job`, `rejections_at`), so it reads any backend the same way; those
+are read-only and take no lock, so the history works while a run holds the ledger.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Step times of a file, in the order a file goes through them: (name in the report, ledger column).
-STEP_COLUMNS = (
-    ("admitted", "admitted_at"),
-    ("presigned", "presigned_at"),
-    ("uploaded", "uploaded_at"),
-    ("create_sent", "create_sent_at"),
-    ("created", "created_at"),
-    ("status_checked", "status_checked_at"),
-    ("fetched", "fetched_at"),
-    ("server_deleted", "server_deleted_at"),
-    ("updated", "updated_at"),
-)
-_FILE_COLUMNS = (
-    "id, source, line, path, relative_path, size, md5, state, job_id, generation, s3_key, attempts, "
-    "error, error_class, job_status, job_error, fetched_formats, "
-) + ", ".join(column for _, column in STEP_COLUMNS)
+from pipeline.ledger import FileStory, Ledger, StepTimes
+
+# Step names in the report, in the order a file goes through them.
+STEPS = tuple(f.name for f in dataclasses.fields(StepTimes))
 
 
 def instant(epoch: float | None) -> str | None:
@@ -89,98 +78,47 @@ class History:
         return asdict(self)
 
 
-def _connect_read_only(ledger: Path) -> sqlite3.Connection:
-    return sqlite3.connect(ledger.resolve().as_uri() + "?mode=ro", uri=True, timeout=30.0)
-
-
 def _path_forms(path: str) -> list[str]:
     """The spellings a path may be stored under: as given, and absolute (from this directory)."""
     return list(dict.fromkeys([path, str(Path(path).expanduser().absolute()), str(Path(path).resolve())]))
 
 
-def file_history(ledger: Path, *, path: str | None = None, job_id: str | None = None) -> History:
+def file_history(ledger: Ledger, *, path: str | None = None, job_id: str | None = None) -> History:
     """Every ledger record of the file at `path`, or of the file that has or had `job_id`; and the
-    rejections of that path. Raises sqlite3.DatabaseError when `ledger` is not a readable ledger."""
-    conn = _connect_read_only(ledger)
-    try:
-        if job_id is not None:
-            where = (
-                "id IN (SELECT id FROM files WHERE job_id = ?"
-                " UNION SELECT file_id FROM job_history WHERE job_id = ?)"
-            )
-            params: list[Any] = [job_id, job_id]
-        else:
-            assert path is not None
-            forms = _path_forms(path)
-            where = f"path IN ({','.join('?' * len(forms))})"
-            params = forms
-        files = [
-            _file(conn, row)
-            for row in conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where} ORDER BY id", params)
-        ]
-        rejections: list[Rejected] = []
-        if path is not None:
-            forms = _path_forms(path)
-            rows = conn.execute(
-                "SELECT source, line, path, reason, run_id, at FROM rejections"
-                f" WHERE path IN ({','.join('?' * len(forms))}) ORDER BY id",
-                forms,
-            )
-            rejections = [
-                Rejected(s, line, p, reason, run, instant(at)) for s, line, p, reason, run, at in rows
-            ]
-        return History(files, rejections)
-    finally:
-        conn.close()
-
-
-def _file(conn: sqlite3.Connection, row: tuple[Any, ...]) -> FileHistory:
-    (
-        file_id,
-        source,
-        line,
-        path,
-        relative_path,
-        size,
-        md5,
-        state,
-        job_id,
-        generation,
-        s3_key,
-        attempts,
-        error,
-        error_class,
-        job_status,
-        job_error,
-        fetched_formats,
-        *step_times,
-    ) = row
-    earlier = [
-        EarlierJob(old_job, old_state, reason, instant(at))
-        for old_job, old_state, reason, at in conn.execute(
-            "SELECT job_id, state, error, replaced_at FROM job_history WHERE file_id = ? ORDER BY id",
-            (file_id,),
-        )
+    rejections of that path. `ledger` need not be open. Not a readable ledger: sqlite3.DatabaseError
+    or ConfigError, as the backend's other reads."""
+    if job_id is not None:
+        return History([_file(story) for story in ledger.stories_of_job(job_id)], [])
+    assert path is not None
+    forms = _path_forms(path)
+    rejections = [
+        Rejected(r.source, r.line, r.path, r.reason, r.run_id, instant(r.at))
+        for r in ledger.rejections_at(forms)
     ]
+    return History([_file(story) for story in ledger.stories_at(forms)], rejections)
+
+
+def _file(story: FileStory) -> FileHistory:
+    record = story.record
     return FileHistory(
-        path=path,
-        relative_path=relative_path,
-        source=source,
-        line=line,
-        size=size,
-        md5=md5,
-        state=state,
-        job_id=job_id,
-        generation=generation,
-        s3_key=s3_key,
-        attempts=attempts,
-        error=error,
-        error_class=error_class,
-        job_status=job_status,
-        job_error=job_error,
-        fetched_formats=[f for f in (fetched_formats or "").split(",") if f],
-        times={name: instant(value) for (name, _), value in zip(STEP_COLUMNS, step_times, strict=True)},
-        jobs=earlier,
+        path=record.path,
+        relative_path=record.relative_path,
+        source=record.source,
+        line=record.line,
+        size=record.size,
+        md5=record.md5,
+        state=record.state.value,
+        job_id=record.job_id,
+        generation=record.generation,
+        s3_key=record.s3_key,
+        attempts=record.attempts,
+        error=record.error,
+        error_class=record.error_class,
+        job_status=record.job_status,
+        job_error=record.job_error,
+        fetched_formats=[f for f in (record.fetched_formats or "").split(",") if f],
+        times={name: instant(getattr(story.times, name)) for name in STEPS},
+        jobs=[EarlierJob(j.job_id, j.state, j.reason, instant(j.replaced_at)) for j in story.replaced],
     )
 
 

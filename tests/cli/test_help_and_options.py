@@ -67,6 +67,10 @@ def test_submit_offers_every_setting_but_the_shared_ledger_workers() -> None:
     assert offered("submit") == set(Settings.model_fields) - set(SHARED_LEDGER)
 
 
+def test_retry_failed_reads_files_where_this_host_sees_them_but_claims_nothing() -> None:
+    assert offered("retry-failed") & set(SHARED_LEDGER) == {"path_map", "host_name"}
+
+
 NOT_OFFERED = {
     "retry-failed": {
         "include",

@@ -49,12 +49,15 @@ def _instant(text: str) -> datetime:
 
 
 @pytest.mark.slow
-def test_status_json_and_one_files_history(sandbox_thread: Sandbox, tmp_path: Path) -> None:
+def test_status_json_and_one_files_history(
+    sandbox_thread: Sandbox, ledger_target: str, tmp_path: Path
+) -> None:
+    """On either backend: the same status document, and the same history of one file."""
     make_tree(tmp_path / "in", 2)
     bad = garbage_wav(tmp_path / "in" / "broken.wav")
     (tmp_path / "m.csv").write_text("path\nin/d0/f00000.wav\nghost.wav\n")
     env = {"SLNG_API_KEY": sandbox_thread.api_key, "SLNG_BULK_API_URL": sandbox_thread.api_url}
-    common = ("--ledger", str(tmp_path / "l.db"))
+    common = ("--ledger", ledger_target)
     submitted = run_cli("submit", "in", "m.csv", *common, env=env, cwd=tmp_path)
     assert submitted.returncode == ExitCode.REJECTED, submitted.stderr  # ghost.wav
 

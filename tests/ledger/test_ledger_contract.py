@@ -143,6 +143,29 @@ async def test_renew_keeps_a_typed_history_and_changes_job_id(ledger: Ledger, tm
     assert ledger.history_job_ids() == {old_job}
 
 
+async def test_a_files_story_has_its_record_step_times_and_typed_earlier_jobs(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    record = await ledger.mark_presigned(await admitted(ledger, tmp_path), "inputs/a.wav", {})
+    first = await ledger.renew(record, "second-job", HistoryKind.FORCED, "resubmitted (--force)")
+    adopted = await ledger.adopt_job(first, "third-job", 2, "reconcile: a later job")
+    await ledger.reject("r2", Rejection("m.csv", 3, record.path, "duplicate of an earlier row"))
+    await ledger.flush()
+    [story] = ledger.stories_at([record.path, "/elsewhere/a.wav"])
+    assert story.record == adopted and ledger.stories_of_job(record.job_id) == [story]
+    assert ledger.stories_of_job("third-job") == [story] and ledger.stories_of_job("nope") == []
+    assert [(j.job_id, j.state, j.kind, j.reason) for j in story.replaced] == [
+        (record.job_id, "presigned", HistoryKind.FORCED, "resubmitted (--force)"),
+        ("second-job", "pending", HistoryKind.RECONCILED, "reconcile: a later job"),
+    ]
+    times = story.times
+    assert times.admitted is not None and times.created is not None and times.updated is not None
+    assert times.presigned is None and times.fetched is None  # the renewal cleared the first job's steps
+    [rejected] = ledger.rejections_at([record.path])
+    assert (rejected.run_id, rejected.line, rejected.reason) == ("r2", 3, "duplicate of an earlier row")
+    assert rejected.path == record.path and ledger.rejections_at(["/elsewhere"]) == []
+
+
 async def test_renewed_not_created_is_chosen_by_kind_not_by_reason_text(
     ledger: Ledger, tmp_path: Path
 ) -> None:
