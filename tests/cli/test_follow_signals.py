@@ -28,24 +28,12 @@ def test_a_signal_while_following_exits_6_with_one_line(
     env = cli_env(sandbox_thread, ledger)
     assert run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
     # Every status question now takes 30 s: the command is surely mid-request when signalled.
-    slow = {"latency": {"distribution": "fixed", "fixed_ms": 30_000}}
-    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": {"get": slow, "list": slow}}))
-    asked = threading.Event()
-    sandbox_thread.listen(on_arrival=lambda op, nth: asked.set() if op in ("get", "list") else None)
     args = [command] + (["--out", str(tmp_path / "out")] if command == "fetch" else [])
-    proc = start_cli(args, env=env, cwd=tmp_path)
-    assert asked.wait(30), "the command never asked the server"
-    started = time.monotonic()
-    proc.send_signal(signum)
-    _out, err = proc.communicate(timeout=20)
-    assert proc.returncode == ExitCode.INTERRUPTED, err
-    assert time.monotonic() - started < 10
-    assert "Traceback" not in err and "Aborted" not in err
+    err = signal_while_slow(sandbox_thread, ("get", "list"), args, env, tmp_path, signum)
     assert f"interrupted by {signum.name}" in err
     assert [line for line in err.splitlines() if line.startswith("slng-bulk:")] == [
         f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept"
     ]
-    sandbox_thread.set_faults(FaultPlan())
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -58,20 +46,35 @@ def test_a_signal_while_submit_waits_exits_6_with_its_summary(
     files = make_tree(tmp_path / "audio", 3)
     ledger = tmp_path / "l.db"
     env = cli_env(sandbox_thread, ledger)
-    slow = {"latency": {"distribution": "fixed", "fixed_ms": 30_000}}
     # Polling: every status question takes 30 s. Fetching: jobs finish fast, downloads take 30 s.
     slowed = ("get", "list") if phase == "wait" else ("files", "download")
-    sandbox_thread.set_faults(FaultPlan.model_validate({"operations": dict.fromkeys(slowed, slow)}))
-    asked = threading.Event()
-    sandbox_thread.listen(on_arrival=lambda op, nth: asked.set() if op in slowed else None)
     args = ["submit", str(tmp_path / "audio"), "--wait", "--out", str(tmp_path / "out")]
-    proc = start_cli(args, env=env, cwd=tmp_path)
-    assert asked.wait(30), f"submit never reached its {phase}"
+    err = signal_while_slow(sandbox_thread, slowed, args, env, tmp_path, signum)
+    assert f"stopped early: signal {signum.name}" in err
+    assert SqliteLedger(ledger).count_by_state() == {"created": len(files)}
+
+
+def signal_while_slow(
+    sb: Sandbox,
+    slowed: tuple[str, ...],
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    signum: signal.Signals,
+) -> str:
+    """Run `slng-bulk ARGS` with `slowed` operations taking 30 s, signal it once it is waiting on
+    one, and check it ends at once, with exit 6 and no traceback. Its stderr."""
+    slow = {"latency": {"distribution": "fixed", "fixed_ms": 30_000}}
+    sb.set_faults(FaultPlan.model_validate({"operations": dict.fromkeys(slowed, slow)}))
+    asked = threading.Event()
+    sb.listen(on_arrival=lambda op, nth: asked.set() if op in slowed else None)
+    proc = start_cli(args, env=env, cwd=cwd)
+    assert asked.wait(30), f"{args[0]} never asked the server for {' or '.join(slowed)}"
     started = time.monotonic()
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert time.monotonic() - started < 10
     assert "Traceback" not in err and "Aborted" not in err
-    assert f"stopped early: signal {signum.name}" in err
-    assert SqliteLedger(ledger).count_by_state() == {"created": len(files)}
+    sb.set_faults(FaultPlan())
+    return err
