@@ -25,9 +25,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.commands import open_sources
 from pipeline.flow.connect import connect
 from pipeline.flow.feed import PRODUCER_BATCH
+from pipeline.flow.inputs import open_sources
 from pipeline.flow.journey import WorkItem
 from pipeline.flow.pool import Pipeline
 from pipeline.ledger import FileRecord, Ledger, open_ledger
