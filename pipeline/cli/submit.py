@@ -20,13 +20,14 @@ from pipeline.ledger import ledger_missing
 def submit(sources: tuple[str, ...], **flags: Any) -> None:
     """Upload every file named by SOURCES (CSV or JSONL manifests, directories, or - for stdin) and
     create one transcription job per file. Safe to rerun: finished files are skipped."""
-    from pipeline.flow.commands import submit as run_submit
-    from pipeline.flow.dryrun import dry_run
-
     try:
         settings = load_command_settings(flags)
         if settings.dry_run:
+            from pipeline.flow.dryrun import dry_run  # without the HTTP stack: a dry run sends nothing
+
             sys.exit(int(dry_run(list(sources), settings)))
+        from pipeline.flow.commands import submit as run_submit
+
         stats = run_async(
             lambda: run_submit(list(sources), settings, handle_signals=True), loop=settings.event_loop
         )

@@ -17,9 +17,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.config.settings import Settings
-from pipeline.errors import ConfigError
 from pipeline.flow.connect import Connection, connect
 from pipeline.flow.feed import PRODUCER_BATCH
+from pipeline.flow.inputs import open_sources
 from pipeline.flow.journey import WorkItem
 from pipeline.flow.pool import Pipeline
 from pipeline.flow.signals import SignalWatch, watch_signals
@@ -34,20 +34,7 @@ from pipeline.observe.stats import RunStats, write_summary_json
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.iterable_rows import RowInput, object_rows
 from pipeline.sources.pathmap import PathMap
-from pipeline.sources.readers import ManifestError, check_sources, iter_rows
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row
-
-
-def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
-    """Check every source up front (a whole-manifest problem is a usage error), then stream rows
-    (only those of `--shard I/N` when it is given)."""
-    options = settings.source_options()
-    try:
-        check_sources(sources, options)
-    except ManifestError as exc:
-        raise ConfigError(str(exc)) from None
-    rows = iter_rows(sources, settings.job_defaults(), options)
-    return settings.shard.select(rows) if settings.shard is not None else rows
 
 
 async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: bool = False) -> RunStats:

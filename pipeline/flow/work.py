@@ -25,9 +25,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.commands import finish_stats, open_sources, spec_at
+from pipeline.flow.commands import finish_stats, spec_at
 from pipeline.flow.connect import connect
 from pipeline.flow.feed import PRODUCER_BATCH
+from pipeline.flow.inputs import open_sources
 from pipeline.flow.journey import WorkItem
 from pipeline.flow.pool import Pipeline
 from pipeline.flow.signals import watch_signals

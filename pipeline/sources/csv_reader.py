@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -312,6 +313,13 @@ def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iter
         path_index, job_index = header.path_index, header.job_index
         setting_indexes, setting_names = header.setting_indexes, header.setting_names
         cache = ctx.cache
+        # The memo is keyed by the raw setting cells (one cell: a str, several: a tuple): a row whose
+        # cells were seen before costs one lookup, no stripping (a twentieth of a row).
+        pick = operator.itemgetter(*setting_indexes) if setting_indexes else None
+
+        def cell_settings(raw: str | tuple[str, ...]) -> JobSettings:
+            cells = (raw.strip(),) if isinstance(raw, str) else tuple(cell.strip() for cell in raw)
+            return _csv_settings(setting_names, cells, defaults) if any(cells) else defaults
 
         def record_row(record: list[str], start: int) -> Row | None:
             """The row of one well-formed record (None for a blank one)."""
@@ -326,10 +334,9 @@ def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iter
                 return None  # ",,," rows that spreadsheets leave at the end
             job_id = (record[job_index].strip() or None) if job_index is not None else None
             settings: JobSettings | str = defaults
-            if setting_indexes:
-                cells = tuple([record[i].strip() for i in setting_indexes])
-                if any(cells):
-                    settings = cache.get(cells, _csv_settings, setting_names, cells, defaults)
+            if pick is not None:
+                raw = pick(record)
+                settings = cache.get(raw, cell_settings, raw)
             return file_row(ctx, start, path_cell, job_id, settings)
 
         end = max((lineno for lineno, _t, _p in stream.record), default=0)
@@ -392,15 +399,14 @@ def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iter
             records = csv.reader(plain)
             lineno = end
             while True:
-                lineno += 1
                 try:
-                    record = next(records)
-                except StopIteration:
+                    for record in records:
+                        lineno += 1
+                        row = record_row(record, lineno)
+                        if row is not None:
+                            yield row
                     break
                 except csv.Error as exc:  # one record is one line here: the next line is read on its own
+                    lineno += 1
                     yield reject(source, lineno, None, f"malformed CSV record: {exc}")
-                    continue
-                row = record_row(record, lineno)
-                if row is not None:
-                    yield row
             end += len(plain)

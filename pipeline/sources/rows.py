@@ -203,7 +203,7 @@ class JobSettings(BaseModel):
 _set = object.__setattr__
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, init=False)
 class FileSpec:
     """A row that passed every local check; the runner may act on it without looking again.
 
@@ -234,19 +234,24 @@ class FileSpec:
         settings: JobSettings,
         relative_path: str,
     ) -> None:
-        _set(self, "source", source)
-        _set(self, "line", line)
-        if isinstance(path, str):
-            _set(self, "path_text", path)
-            _set(self, "_path", None)
-        else:
-            _set(self, "path_text", str(path))
-            _set(self, "_path", path)
-        _set(self, "size", size)
-        _set(self, "mtime_ns", mtime_ns)
-        _set(self, "job_id", job_id)
-        _set(self, "settings", settings)
-        _set(self, "relative_path", relative_path)
+        text, built = (path, None) if isinstance(path, str) else (str(path), path)
+        # One assignment of the whole instance dict: each field set on its own through the frozen
+        # class's object.__setattr__ was a twentieth of a manifest row.
+        _set(
+            self,
+            "__dict__",
+            {
+                "source": source,
+                "line": line,
+                "path_text": text,
+                "size": size,
+                "mtime_ns": mtime_ns,
+                "job_id": job_id,
+                "settings": settings,
+                "relative_path": relative_path,
+                "_path": built,
+            },
+        )
 
     @property
     def path(self) -> Path:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.sources.checks import _posix_extension
+from pipeline.api.models import AUDIO_EXTENSIONS
+from pipeline.sources.checks import _audio_extension_quick, _posix_extension, _row_path, root_prefix
 from pipeline.sources.readers import (
     ManifestError,
     check_sources,
@@ -98,3 +99,16 @@ def test_readability_follows_the_mode_bits_that_apply_to_us(shared_dir: Path) ->
 @given(path=st.text(alphabet="./aW", max_size=12))
 def test_the_inline_extension_is_splitexts(path: str) -> None:
     assert _posix_extension(path) == posixpath.splitext(path)[1]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(cell=st.text(alphabet="./aW", min_size=1, max_size=12), root=st.sampled_from(["/", "/r", "/r/s.d"]))
+def test_the_row_path_is_normpath_of_the_join(cell: str, root: str) -> None:
+    assert _row_path(cell, root_prefix(root)) == posixpath.normpath(posixpath.join(root, cell))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(path=st.text(alphabet="./aWV", max_size=12).map(lambda t: t.replace("V", "wav")))
+def test_the_quick_extension_accept_agrees_with_splitext(path: str) -> None:
+    if _audio_extension_quick(path):
+        assert posixpath.splitext(path)[1][1:].lower() in AUDIO_EXTENSIONS
