@@ -187,6 +187,40 @@ async def test_an_admission_shares_its_commit_with_the_create_intent_that_follow
     assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
 
 
+async def test_a_durable_write_costs_one_trip_to_the_writer_thread_whatever_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each trip to the writer's thread waits for the event loop and the GIL (milliseconds on a
+    busy loop) and the writer makes them one at a time, so they bound the ledger's pace: a create
+    intent joining an open transaction is applied and committed in one trip, and an admission
+    queued with it is answered in that same trip."""
+    specs = [make_spec(tmp_path, f"f{i}.wav") for i in range(3)]
+    keys = [file_key(spec) for spec in specs]
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        writer = ledger._w
+        trips: list[str] = []
+        run_sync = anyio.to_thread.run_sync
+
+        async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(func, "__self__", None) is writer:
+                trips.append(func.__name__)
+            return await run_sync(func, *args, **kwargs)
+
+        monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+        first = (await ledger.admit(specs[0], keys[0], derive_job_id(keys[0]), "r")).record
+        assert first is not None and len(trips) == 1  # applied: the transaction stays open
+        await ledger.mark_creating(first, 1)
+        assert len(trips) == 2  # joined the open transaction and committed it, in one trip
+        second = (await ledger.admit(specs[1], keys[1], derive_job_id(keys[1]), "r")).record
+        assert second is not None
+        trips.clear()
+        async with anyio.create_task_group() as group:  # queued together: one batch
+            group.start_soon(ledger.mark_creating, second, 1)
+            group.start_soon(ledger.admit, specs[2], keys[2], derive_job_id(keys[2]), "r")
+        assert len(trips) == 1
+        assert ledger.count_by_state() == {"creating": 2, "pending": 1}
+
+
 @pytest.mark.timeout(20)  # the bug this guards against is a caller waiting forever
 async def test_a_cancelled_run_still_answers_every_queued_durable_write(tmp_path: Path) -> None:
     # The writer's own task is inside what a signal cancels (status, fetch): a change queued while
