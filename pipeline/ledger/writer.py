@@ -225,7 +225,8 @@ class GroupCommitWriter:
         its commit with the next durable change instead of taking one of its own.
 
         One trip to the thread per batch: it applies the batch, answers the applied callers from
-        the thread, and commits when the batch holds a durable change (or the chain is full).
+        the thread, and commits when the batch holds a durable change (or the chain is full),
+        answering those callers from the thread too.
         Every trip waits for the loop and the GIL, and they are made one at a time, so on a busy
         loop their count, not SQLite, sets the ledger's pace.
         """
@@ -260,8 +261,9 @@ class GroupCommitWriter:
 
     def _step(self, batch: list[_Job], started: bool, commit: bool) -> None:
         """In the writer's thread: BEGIN unless `started`, apply the batch, answer its applied
-        callers at once (the loop wakes them while this thread goes on), then COMMIT if `commit`.
-        Rolled back if anything fails."""
+        callers at once (the loop wakes them while this thread goes on), then, if `commit`,
+        COMMIT, answer the callers waiting for it, and only then see to the WAL (a checkpoint is
+        an fsync or two nobody needs to wait for). Rolled back if the apply or commit fails."""
         if not started:
             self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -269,20 +271,29 @@ class GroupCommitWriter:
         except BaseException:
             rollback(self._conn)
             raise
+        self._answer(batch, applied=True)
+        if commit:
+            self._commit()
+            self._answer(batch, applied=False)
+            self._keep_wal_small()
+
+    def _answer(self, batch: list[_Job], *, applied: bool) -> None:
+        """From the writer's thread: wake the batch's callers waiting for this point."""
         for _, slot in batch:
-            if slot is not None and slot.applied:
+            if slot is not None and slot.applied is applied:
                 slot.answered = True
                 self._loop.call_soon_threadsafe(slot.done.set)
-        if commit:
-            self._commit_open()
 
     def _commit_open(self) -> None:
+        self._commit()
+        self._keep_wal_small()
+
+    def _commit(self) -> None:
         try:
             self._conn.execute("COMMIT")
         except BaseException:
             rollback(self._conn)
             raise
-        self._keep_wal_small()
 
     def _keep_wal_small(self) -> None:
         """Checkpoint when the WAL has outgrown its share of the data (see the module docstring)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError, LockHeldError
 from pipeline.ledger import FileState, HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
+from pipeline.ledger import writer as writer_module
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import derive_job_id, file_key
@@ -219,6 +221,30 @@ async def test_a_durable_write_costs_one_trip_to_the_writer_thread_whatever_is_o
             group.start_soon(ledger.admit, specs[2], keys[2], derive_job_id(keys[2]), "r")
         assert len(trips) == 1
         assert ledger.count_by_state() == {"creating": 2, "pending": 1}
+
+
+async def test_a_durable_write_returns_once_committed_not_after_the_checkpoint_that_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAL checkpoint after a commit costs another fsync or two: the caller waiting for the
+    commit (a create intent, before its request) is answered first, not after it."""
+    monkeypatch.setattr(writer_module, "WAL_FLOOR", 0)  # checkpoint after every commit
+    monkeypatch.setattr(writer_module, "WAL_SHARE", 10**9)
+    gate = threading.Event()
+    waited: list[bool] = []
+
+    def trace(statement: str) -> None:
+        if statement.startswith("PRAGMA wal_checkpoint"):
+            waited.append(gate.wait(timeout=5))  # held until the caller is back (or 5 s)
+
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        assert ledger._write_conn is not None
+        ledger._write_conn.set_trace_callback(trace)
+        await ledger.start_run("r")
+        gate.set()
+        await ledger.flush()
+        ledger._write_conn.set_trace_callback(None)
+    assert waited and waited[0] is True  # the checkpoint was still held when start_run returned
 
 
 @pytest.mark.timeout(20)  # the bug this guards against is a caller waiting forever
