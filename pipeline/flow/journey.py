@@ -147,6 +147,9 @@ class Journey:
                 await self.upload(file, url)
             await self.create(file)
         except AuthenticationError:
+            # Refused for every file: no worker takes another one, even in the loop turns before
+            # the pool's cancellation reaches it (the slot this file frees wakes one at once).
+            self.stopping.set()
             raise
         except FileChangedError as exc:
             self.stats.changed += 1
