@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import LedgerWriteError
@@ -186,7 +187,13 @@ class GroupCommitWriter:
         assert self._send is not None, "the writer is not running"
         if self._broken is not None:
             raise self._broken
-        await self._send.send((fn, slot))
+        # A cancelled caller stops here, before its change (a create intent) is queued; any other
+        # is queued at once, where `send` would first yield a turn of the loop.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._send.send_nowait((fn, slot))
+        except anyio.WouldBlock:
+            await self._send.send((fn, slot))
         with anyio.CancelScope(shield=True):  # the change is queued: wait for it even if cancelled
             await slot.done.wait()
         if slot.error is not None:

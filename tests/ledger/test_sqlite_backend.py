@@ -247,6 +247,24 @@ async def test_a_durable_write_returns_once_committed_not_after_the_checkpoint_t
     assert waited and waited[0] is True  # the checkpoint was still held when start_run returned
 
 
+async def test_changes_are_applied_in_the_order_they_were_asked_for(tmp_path: Path) -> None:
+    """A waiting write is queued at once, like one written behind: it does not first yield to the
+    loop (a full turn of a busy loop on a file's critical path), so call order is apply order."""
+    applied: list[str] = []
+
+    def change(name: str) -> Any:
+        return lambda conn: applied.append(name)
+
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        writer = ledger._w
+        async with anyio.create_task_group() as group:
+            group.start_soon(writer.write, change("durable"))
+            group.start_soon(writer.write_applied, change("applied"))
+            group.start_soon(writer.write_behind, change("behind"))
+        await ledger.flush()
+    assert applied == ["durable", "applied", "behind"]
+
+
 @pytest.mark.timeout(20)  # the bug this guards against is a caller waiting forever
 async def test_a_cancelled_run_still_answers_every_queued_durable_write(tmp_path: Path) -> None:
     # The writer's own task is inside what a signal cancels (status, fetch): a change queued while
