@@ -38,7 +38,7 @@ from pipeline.observe.logs import log
 from pipeline.observe.stats import Failure, RunStats
 from pipeline.sources.identity import derive_job_id
 from pipeline.sources.rows import FileSpec, Rejection
-from pipeline.storage.upload import UploadOptions, UploadResult, put_file
+from pipeline.storage.upload import SmallFileRead, UploadOptions, UploadResult, put_file, read_whole
 
 URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
 
@@ -57,6 +57,7 @@ class InFlight:
 
     spec: FileSpec
     record: FileRecord
+    read: SmallFileRead | None = None  # a small file's read, started with its presign, for one PUT
 
 
 @dataclass(slots=True)
@@ -141,12 +142,17 @@ class Journey:
             if file.record.state is FileState.CREATING and await self.confirm_created(file):
                 return  # an earlier run's create did land: nothing to redo
             if file.record.state in (FileState.PENDING, FileState.PRESIGNED):
+                if read_whole(item.spec.size, self.upload_options):  # read while the presign is out
+                    file.read = SmallFileRead(item.spec.path, item.spec.size, item.spec.mtime_ns)
                 url = await self.presign(file)
                 if url is None:
                     return  # the job already exists (409 on presign, confirmed)
                 await self.upload(file, url)
             await self.create(file)
         except AuthenticationError:
+            # Refused for every file: no worker takes another one, even in the loop turns before
+            # the pool's cancellation reaches it (the slot this file frees wakes one at once).
+            self.stopping.set()
             raise
         except FileChangedError as exc:
             self.stats.changed += 1
@@ -204,9 +210,7 @@ class Journey:
         refusals = 0
         for fresh_urls in range(self.settings.retries + 1):
             try:
-                result: UploadResult = await self.with_retries(
-                    file, functools.partial(self.put, file.spec, url)
-                )
+                result: UploadResult = await self.with_retries(file, functools.partial(self.put, file, url))
             except TransferError as exc:
                 if exc.error_class is not ErrorClass.EXPIRED:
                     raise
@@ -233,10 +237,11 @@ class Journey:
             return
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def put(self, spec: FileSpec, url: _LiveUrl) -> UploadResult:
+    async def put(self, file: InFlight, url: _LiveUrl) -> UploadResult:
         """One PUT attempt, the file read from byte 0. A URL too close to its end is not even tried."""
         if url.seconds_left < min(URL_SAFETY_MARGIN, url.target.expires_in / 4):
             raise UrlRefusedError("upload URL expired (or about to) before the PUT started", expired=True)
+        spec, prefetched, file.read = file.spec, file.read, None  # a retry reads the file again
         sent = 0
 
         def progress(nbytes: int) -> None:
@@ -255,6 +260,7 @@ class Journey:
                 options=self.upload_options,
                 progress=progress,
                 url_deadline=url.expires_at,
+                prefetched=prefetched,
             )
         finally:
             self.stats.bytes_in_flight -= sent

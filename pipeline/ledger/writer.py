@@ -8,11 +8,11 @@ keeps the transaction, so the others' changes stay either way.
 
 A caller waits for one of three points: none (`write_behind`), the change applied in the open
 transaction (`write_applied`: its result is known, and every later change sees it), or the commit
-(`write`). A batch with applied callers takes two hops to the writer's thread: apply, back to the
-loop to wake them, then commit; while no caller waits for that commit, the changes that come next
-(within a few milliseconds) are applied into the same transaction before it commits. If it fails,
-the writer is broken like any failed batch, so the next durable write of those callers raises
-instead of building on the lost change.
+(`write`). Each batch takes one trip to the writer's thread: apply, wake the applied callers from
+there, and commit if anyone waits for that. While no caller waits for the commit, the changes that
+come next (within a few milliseconds) are applied into the same transaction before it commits. If
+it fails, the writer is broken like any failed batch, so the next durable write of those callers
+raises instead of building on the lost change.
 
 A failure of the storage itself (disk full, I/O error, read-only) breaks the writer for good: the
 batch is rolled back, its callers and every later one get the same LedgerWriteError at once, and
@@ -27,6 +27,7 @@ SQLite cut the file back when it next starts the log over.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import LedgerWriteError
@@ -94,13 +96,18 @@ def is_storage_failure(exc: BaseException) -> bool:
 class _Slot:
     """Where the writer leaves one waiting caller's result."""
 
-    __slots__ = ("applied", "done", "error", "value")
+    __slots__ = ("answered", "applied", "done", "error", "value")
 
     def __init__(self, *, applied: bool = False) -> None:
         self.done = anyio.Event()
         self.applied = applied  # woken once the change is applied, before the commit
+        self.answered = False  # its result is final: value or error set, `done` set or being set
         self.value: Any = None
         self.error: BaseException | None = None
+
+    def answer(self) -> None:
+        self.answered = True
+        self.done.set()
 
 
 _Job = tuple[Change, _Slot | None]  # no slot: written behind
@@ -145,6 +152,9 @@ class GroupCommitWriter:
     async def __aenter__(self) -> Self:
         send, receive = anyio.create_memory_object_stream[_Job](max_buffer_size=1024)
         self._send = send
+        # The writer's thread answers applied callers without a trip back: asyncio's own
+        # thread-safe call (anyio's from_thread would block the thread until the loop ran it).
+        self._loop = asyncio.get_running_loop()
         task_group = await self._stack.enter_async_context(anyio.create_task_group())
         task_group.start_soon(self._run, receive)
         return self
@@ -177,7 +187,13 @@ class GroupCommitWriter:
         assert self._send is not None, "the writer is not running"
         if self._broken is not None:
             raise self._broken
-        await self._send.send((fn, slot))
+        # A cancelled caller stops here, before its change (a create intent) is queued; any other
+        # is queued at once, where `send` would first yield a turn of the loop.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._send.send_nowait((fn, slot))
+        except anyio.WouldBlock:
+            await self._send.send((fn, slot))
         with anyio.CancelScope(shield=True):  # the change is queued: wait for it even if cancelled
             await slot.done.wait()
         if slot.error is not None:
@@ -214,24 +230,28 @@ class GroupCommitWriter:
         within LINGER are applied into it too (up to CHAIN_LIMIT changes, OPEN_LIMIT seconds): an
         admission then waits for the changes queued before it, not for their fsync, and it shares
         its commit with the next durable change instead of taking one of its own.
+
+        One trip to the thread per batch: it applies the batch, answers the applied callers from
+        the thread, and commits when the batch holds a durable change (or the chain is full),
+        answering those callers from the thread too.
+        Every trip waits for the loop and the GIL, and they are made one at a time, so on a busy
+        loop their count, not SQLite, sets the ledger's pace.
         """
         jobs = list(batch)
         open_until = anyio.current_time() + OPEN_LIMIT
         try:
             started = False
             while self._broken is None:
-                applied = [slot for _, slot in batch if slot is not None and slot.applied]
+                applied = any(slot is not None and slot.applied for _, slot in batch)
                 durable = any(slot is not None and not slot.applied for _, slot in batch)
                 idle = receive.statistics().current_buffer_used == 0
-                if not started and not applied and (durable or idle):  # nothing to chain: one hop
-                    await anyio.to_thread.run_sync(self._commit_batch, batch)
-                    break
-                await anyio.to_thread.run_sync(self._apply_more if started else self._apply_open, batch)
-                started = True
-                for early in applied:
-                    early.done.set()
                 full = durable or len(jobs) >= CHAIN_LIMIT or anyio.current_time() >= open_until
-                batch = [] if full else await _next(receive, min(LINGER, open_until - anyio.current_time()))
+                commit = full or (not started and not applied and idle)  # else: chain what follows
+                await anyio.to_thread.run_sync(self._step, batch, started, commit)
+                started = True
+                if commit:
+                    break
+                batch = await _next(receive, min(LINGER, open_until - anyio.current_time()))
                 if not batch:
                     await anyio.to_thread.run_sync(self._commit_open)
                     break
@@ -241,35 +261,46 @@ class GroupCommitWriter:
             log.debug("ledger writer stopped", exc_info=exc)
         finally:
             for _, slot in jobs:
-                if slot is not None and not slot.done.is_set():
+                if slot is not None and not slot.answered:
                     if self._broken is not None:
                         slot.error = self._broken
-                    slot.done.set()
+                    slot.answer()
 
-    def _commit_batch(self, batch: list[_Job]) -> None:
-        self._apply_open(batch)
-        self._commit_open()
-
-    def _apply_open(self, batch: list[_Job]) -> None:
-        """BEGIN and apply the batch, leaving the transaction open; rolled back if that fails."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._apply_more(batch)
-
-    def _apply_more(self, batch: list[_Job]) -> None:
-        """Apply the batch in the transaction already open; rolled back if that fails."""
+    def _step(self, batch: list[_Job], started: bool, commit: bool) -> None:
+        """In the writer's thread: BEGIN unless `started`, apply the batch, answer its applied
+        callers at once (the loop wakes them while this thread goes on), then, if `commit`,
+        COMMIT, answer the callers waiting for it, and only then see to the WAL (a checkpoint is
+        an fsync or two nobody needs to wait for). Rolled back if the apply or commit fails."""
+        if not started:
+            self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._apply(batch)
         except BaseException:
             rollback(self._conn)
             raise
+        self._answer(batch, applied=True)
+        if commit:
+            self._commit()
+            self._answer(batch, applied=False)
+            self._keep_wal_small()
+
+    def _answer(self, batch: list[_Job], *, applied: bool) -> None:
+        """From the writer's thread: wake the batch's callers waiting for this point."""
+        for _, slot in batch:
+            if slot is not None and slot.applied is applied:
+                slot.answered = True
+                self._loop.call_soon_threadsafe(slot.done.set)
 
     def _commit_open(self) -> None:
+        self._commit()
+        self._keep_wal_small()
+
+    def _commit(self) -> None:
         try:
             self._conn.execute("COMMIT")
         except BaseException:
             rollback(self._conn)
             raise
-        self._keep_wal_small()
 
     def _keep_wal_small(self) -> None:
         """Checkpoint when the WAL has outgrown its share of the data (see the module docstring)."""

@@ -9,7 +9,8 @@ What S3 demands and local servers forgive (see README, "What the upload guarante
 - reads and MD5 off the event loop: a read-ahead thread (storage/readahead.py) reads and hashes
   a few chunks ahead of the sender, so the loop only writes; at most a few chunks per upload in
   memory. A file that fits in one chunk is read and hashed in a single thread hop and sent as one
-  buffer (the common case for call recordings: cheapest per file).
+  buffer (the common case for call recordings: cheapest per file); the runner starts that read
+  when it sends the presign (`SmallFileRead`), so the PUT does not wait for the hop.
 - a file that did not change while it was read (size and mtime before and after). A file cut
   short mid-upload comes out as FileChangedError, never as the connection error aiohttp turns
   whatever the body generator raises into (that would be retried as transient).
@@ -17,6 +18,7 @@ What S3 demands and local servers forgive (see README, "What the upload guarante
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import os
@@ -70,6 +72,35 @@ class UploadResult:
     seconds: float
 
 
+def read_whole(size: int, options: UploadOptions) -> bool:
+    """Whether a file of `size` bytes is read in one go and sent as one buffer (not streamed)."""
+    return size <= options.chunk_size and options.bandwidth is None
+
+
+class SmallFileRead:
+    """A file that fits one buffer, read and hashed in a worker thread from the moment this is made.
+
+    Why: a thread hop waits for the GIL and a busy loop, milliseconds at a time. Made when the
+    presign is sent, the read is done by the time the URL is back, so the PUT starts at once.
+    The file is still checked unchanged (size, mtime) before the read and again after the PUT, so
+    a change in between is caught as ever. For one PUT attempt: a retry reads the file afresh.
+    Memory: one buffer (at most --chunk-size) per file in flight, as the PUT itself holds.
+    """
+
+    def __init__(self, path: Path, size: int, mtime_ns: int) -> None:
+        # The loop's executor, not anyio's to_thread: this starts now, without a task to await it.
+        self._future = asyncio.get_running_loop().run_in_executor(None, _read_whole, path, size, mtime_ns)
+        self._future.add_done_callback(_retrieved)  # a read never awaited (presign failed) logs nothing
+
+    async def result(self) -> tuple[bytes, Any]:
+        return await self._future
+
+
+def _retrieved(future: asyncio.Future[tuple[bytes, Any]]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def upload_headers(target: UploadTarget, requested_content_type: str | None) -> dict[str, str]:
     """The headers the URL was signed for, verbatim; older servers omit them: send the asked type."""
     if target.headers is not None:
@@ -88,11 +119,13 @@ async def put_file(
     options: UploadOptions,
     progress: ProgressCallback | None = None,
     url_deadline: float | None = None,
+    prefetched: SmallFileRead | None = None,
 ) -> UploadResult:
     """PUT the file at `path` to `target.url`. Raises TransferError or FileChangedError.
 
     `url_deadline` (time.monotonic()) is when the URL stops being valid, as far as we know: a 403
-    after it is an expired URL whatever S3's message says.
+    after it is an expired URL whatever S3's message says. `prefetched`, for a file read whole,
+    is that file's read already under way.
     """
     digest: Any = None
     sent = 0
@@ -131,8 +164,13 @@ async def put_file(
 
     payload: bytes | AsyncIterator[bytes]
     reader: ReadAhead | None = None
-    if expected_size <= options.chunk_size and options.bandwidth is None:
-        payload, digest = await anyio.to_thread.run_sync(_read_whole, path, expected_size, expected_mtime_ns)
+    if read_whole(expected_size, options):
+        if prefetched is not None:
+            payload, digest = await prefetched.result()
+        else:
+            payload, digest = await anyio.to_thread.run_sync(
+                _read_whole, path, expected_size, expected_mtime_ns
+            )
         sent = expected_size
     else:
         _check_unchanged(path, expected_size, expected_mtime_ns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError, LockHeldError
 from pipeline.ledger import FileState, HistoryKind, SqliteLedger, acquire_run_lock, open_ledger, sqlite_path
+from pipeline.ledger import writer as writer_module
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import derive_job_id, file_key
@@ -185,6 +187,82 @@ async def test_an_admission_shares_its_commit_with_the_create_intent_that_follow
         await ledger.mark_creating(record, 1)
         ledger._write_conn.set_trace_callback(None)
     assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+async def test_a_durable_write_costs_one_trip_to_the_writer_thread_whatever_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each trip to the writer's thread waits for the event loop and the GIL (milliseconds on a
+    busy loop) and the writer makes them one at a time, so they bound the ledger's pace: a create
+    intent joining an open transaction is applied and committed in one trip, and an admission
+    queued with it is answered in that same trip."""
+    specs = [make_spec(tmp_path, f"f{i}.wav") for i in range(3)]
+    keys = [file_key(spec) for spec in specs]
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        writer = ledger._w
+        trips: list[str] = []
+        run_sync = anyio.to_thread.run_sync
+
+        async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(func, "__self__", None) is writer:
+                trips.append(func.__name__)
+            return await run_sync(func, *args, **kwargs)
+
+        monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+        first = (await ledger.admit(specs[0], keys[0], derive_job_id(keys[0]), "r")).record
+        assert first is not None and len(trips) == 1  # applied: the transaction stays open
+        await ledger.mark_creating(first, 1)
+        assert len(trips) == 2  # joined the open transaction and committed it, in one trip
+        second = (await ledger.admit(specs[1], keys[1], derive_job_id(keys[1]), "r")).record
+        assert second is not None
+        trips.clear()
+        async with anyio.create_task_group() as group:  # queued together: one batch
+            group.start_soon(ledger.mark_creating, second, 1)
+            group.start_soon(ledger.admit, specs[2], keys[2], derive_job_id(keys[2]), "r")
+        assert len(trips) == 1
+        assert ledger.count_by_state() == {"creating": 2, "pending": 1}
+
+
+async def test_a_durable_write_returns_once_committed_not_after_the_checkpoint_that_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAL checkpoint after a commit costs another fsync or two: the caller waiting for the
+    commit (a create intent, before its request) is answered first, not after it."""
+    monkeypatch.setattr(writer_module, "WAL_FLOOR", 0)  # checkpoint after every commit
+    monkeypatch.setattr(writer_module, "WAL_SHARE", 10**9)
+    gate = threading.Event()
+    waited: list[bool] = []
+
+    def trace(statement: str) -> None:
+        if statement.startswith("PRAGMA wal_checkpoint"):
+            waited.append(gate.wait(timeout=5))  # held until the caller is back (or 5 s)
+
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        assert ledger._write_conn is not None
+        ledger._write_conn.set_trace_callback(trace)
+        await ledger.start_run("r")
+        gate.set()
+        await ledger.flush()
+        ledger._write_conn.set_trace_callback(None)
+    assert waited and waited[0] is True  # the checkpoint was still held when start_run returned
+
+
+async def test_changes_are_applied_in_the_order_they_were_asked_for(tmp_path: Path) -> None:
+    """A waiting write is queued at once, like one written behind: it does not first yield to the
+    loop (a full turn of a busy loop on a file's critical path), so call order is apply order."""
+    applied: list[str] = []
+
+    def change(name: str) -> Any:
+        return lambda conn: applied.append(name)
+
+    async with SqliteLedger(tmp_path / "l.db") as ledger:
+        writer = ledger._w
+        async with anyio.create_task_group() as group:
+            group.start_soon(writer.write, change("durable"))
+            group.start_soon(writer.write_applied, change("applied"))
+            group.start_soon(writer.write_behind, change("behind"))
+        await ledger.flush()
+    assert applied == ["durable", "applied", "behind"]
 
 
 @pytest.mark.timeout(20)  # the bug this guards against is a caller waiting forever

@@ -27,6 +27,7 @@ from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
 from pipeline.storage.upload import UploadOptions, put_file
 from tests.sandbox.helpers import presign
+from tests.support.audio import write_wav
 from tests.support.runs import objects_by_key, run_submit
 
 pytestmark = pytest.mark.anyio
@@ -183,6 +184,37 @@ async def test_a_file_truncated_mid_upload_is_recorded_as_changed_and_not_retrie
     (row,) = SqliteLedger(tmp_path / "l.db").records(None)
     assert (row.state, row.error_class) == (FileState.FAILED, "changed")
     assert row.error is not None and "shrank" in row.error
+
+
+async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The read and hash of a file that fits one buffer start when the presign is sent, so the PUT
+    does not wait for a thread hop once the URL is back: the bytes sent are those on disk then.
+    (Rewritten in place with its size and mtime kept, as here, no check could tell; a change that
+    moves either is still caught by the check after the PUT.)"""
+    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
+    original = path.read_bytes()
+    stat = path.stat()
+    later = original[:44] + bytes(len(original) - 44)  # the same header, silence after it
+    loop = asyncio.get_running_loop()
+
+    def rewrite() -> None:
+        path.write_bytes(later)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    def arrived(op: str, nth: int) -> None:
+        if op == "presign":  # answered 300 ms from now: rewrite the file well before that
+            loop.call_later(0.1, rewrite)
+
+    sandbox.set_faults(FaultPlan.model_validate({"operations": {"presign": {"latency": {"fixed_ms": 300}}}}))
+    sandbox.listen(on_arrival=arrived)
+
+    stats = await run_submit(sandbox, [tmp_path / "in"], tmp_path / "l.db")
+
+    assert (stats.created, stats.changed) == (1, 0)
+    assert path.read_bytes() == later
+    assert list(objects_by_key(sandbox).values()) == [
+        hashlib.md5(original, usedforsecurity=False).hexdigest()
+    ]
 
 
 # --- cancellation -------------------------------------------------------------------------------
