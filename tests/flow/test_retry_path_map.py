@@ -7,30 +7,17 @@ the identity the ledger recorded; without the map it is rejected, naming the way
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from pipeline import load_settings
-from pipeline.config.settings import Settings
 from pipeline.flow.commands import resubmit_failed, submit
 from pipeline.ledger import FileState, open_ledger
 from pipeline.sandbox import Sandbox
 from pipeline.sources.identity import derive_job_id
-from tests.support.runs import md5_of, objects_by_key
+from tests.support.runs import md5_of, objects_by_key, settings_for
 
 pytestmark = pytest.mark.anyio
-
-
-def settings(sb: Sandbox, target: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "api_url": sb.api_url,
-        "api_key": sb.api_key,
-        "ledger": target,
-        "progress": "none",
-    }
-    return load_settings(**(values | overrides))
 
 
 async def test_a_moved_failed_file_is_resubmitted_from_where_the_map_says_under_its_identity(
@@ -39,20 +26,20 @@ async def test_a_moved_failed_file_is_resubmitted_from_where_the_map_says_under_
     bad = tmp_path / "nas" / "broken.wav"
     bad.parent.mkdir()
     bad.write_bytes(b"not audio at all\n" * 40)  # the sandbox's job for it ends FAILED
-    await submit([str(bad.parent)], settings(sandbox, ledger_target, wait=True))
+    await submit([str(bad.parent)], settings_for(sandbox, ledger_target, wait=True))
     [failed] = open_ledger(ledger_target).records()
     assert failed.job_status == "FAILED"
     (tmp_path / "nas").rename(tmp_path / "mirror")
     moved = tmp_path / "mirror" / "broken.wav"
 
-    unmapped = await resubmit_failed(settings(sandbox, ledger_target))
+    unmapped = await resubmit_failed(settings_for(sandbox, ledger_target))
     assert (unmapped.rejected, unmapped.queued) == (1, 0)
     assert list(open_ledger(ledger_target).records()) == [failed]
     [why] = [r.reason for r in open_ledger(ledger_target).rejections()]
     assert why.startswith("file is gone:") and "--path-map FROM=TO" in why
 
     rule = f"{tmp_path / 'nas'}={tmp_path / 'mirror'}"
-    mapped = await resubmit_failed(settings(sandbox, ledger_target, path_map=[rule]))
+    mapped = await resubmit_failed(settings_for(sandbox, ledger_target, path_map=[rule]))
     assert (mapped.rejected, mapped.created) == (0, 1)
     [retried] = open_ledger(ledger_target).records()
     assert (retried.id, retried.file_key, retried.path) == (failed.id, failed.file_key, str(bad))
@@ -61,7 +48,7 @@ async def test_a_moved_failed_file_is_resubmitted_from_where_the_map_says_under_
 
     (tmp_path / "mirror").rename(tmp_path / "elsewhere")
     await anyio.sleep(0.3)  # the new job fails too (same bytes); the map now points at nothing
-    lost = await resubmit_failed(settings(sandbox, ledger_target, path_map=[rule]))
+    lost = await resubmit_failed(settings_for(sandbox, ledger_target, path_map=[rule]))
     assert lost.rejected == 1
     last = [r.reason for r in open_ledger(ledger_target).rejections()][-1]
     assert f"at {moved}; check --path-map" in last, last

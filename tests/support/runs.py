@@ -15,7 +15,7 @@ from pipeline.observe.stats import RunStats
 from pipeline.sandbox import Sandbox
 
 
-def settings_for(sb: Sandbox, ledger: Path, **overrides: Any) -> Settings:
+def settings_for(sb: Sandbox, ledger: Path | str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "api_url": sb.api_url,
         "api_key": sb.api_key,
