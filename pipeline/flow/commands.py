@@ -101,6 +101,8 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
             await refresh_statuses(ledger, conn.client, conn.policy)
         work = list(work_from_ledger(ledger.renewed_not_created(HistoryKind.RETRY_FAILED), path_map))
         for record in [r for r in ledger.records([FileState.CREATED.value]) if r.job_status == "FAILED"]:
+            if signals.caught is not None:
+                break  # no new job for a file the stopping run would not send
             item = next(work_from_ledger([record], path_map))
             if isinstance(item, WorkItem):
                 reason = f"{RETRY_REASON}: {record.job_error or 'no message'}"

@@ -239,9 +239,9 @@ class Journey:
 
     async def put(self, file: InFlight, url: _LiveUrl) -> UploadResult:
         """One PUT attempt, the file read from byte 0. A URL too close to its end is not even tried."""
+        spec, prefetched, file.read = file.spec, file.read, None  # a retry reads the file again
         if url.seconds_left < min(URL_SAFETY_MARGIN, url.target.expires_in / 4):
             raise UrlRefusedError("upload URL expired (or about to) before the PUT started", expired=True)
-        spec, prefetched, file.read = file.spec, file.read, None  # a retry reads the file again
         sent = 0
 
         def progress(nbytes: int) -> None:
@@ -331,6 +331,7 @@ class Journey:
 
         async def on_retry(exc: TransferError) -> None:
             self.count_retry(exc)
+            file.read = None  # it backs off without its slot: it holds no buffer meanwhile either
             file.record = await self.ledger.count_attempt(file.record)
 
         return await retry_transient(

@@ -44,12 +44,14 @@ class SignalWatch:
             self.caught = signum
         if self._handler is not None:
             self._handler(signum)
+        elif self._count > 1 and self._whole is not None:  # even inside a step (one stuck, shielded)
+            log.warning("second signal: stopping now")
+            self._whole.cancel()
         elif self._stoppable:
             for scope in self._stoppable:
                 scope.cancel()
-        elif self._count > 1 and self._whole is not None:
-            log.warning("second signal: stopping now")
-            self._whole.cancel()
+        else:
+            log.warning("%s: stopping once this step is done (again to stop now)", signum.name)
 
     @contextmanager
     def handled_by(self, handler: SignalHandler) -> Iterator[None]:

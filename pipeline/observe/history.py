@@ -10,6 +10,7 @@ are read-only and take no lock, so the history works while a run holds the ledge
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -79,8 +80,20 @@ class History:
 
 
 def _path_forms(path: str) -> list[str]:
-    """The spellings a path may be stored under: as given, and absolute (from this directory)."""
-    return list(dict.fromkeys([path, str(Path(path).expanduser().absolute()), str(Path(path).resolve())]))
+    """The spellings a path may be stored under: as given, absolute from this directory (`..`
+    folded, as sources store it), and with links resolved. A spelling that cannot be made (`~nobody`,
+    a link loop) is left out: the others may still match."""
+    forms = [path]
+    for spell in (
+        lambda: os.path.abspath(os.path.expanduser(path)),
+        lambda: str(Path(path).expanduser().absolute()),
+        lambda: str(Path(path).resolve()),
+    ):
+        try:
+            forms.append(spell())
+        except (RuntimeError, OSError):
+            continue
+    return list(dict.fromkeys(forms))
 
 
 def file_history(ledger: Ledger, *, path: str | None = None, job_id: str | None = None) -> History:

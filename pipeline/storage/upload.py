@@ -25,6 +25,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,16 +85,32 @@ class SmallFileRead:
     presign is sent, the read is done by the time the URL is back, so the PUT starts at once.
     The file is still checked unchanged (size, mtime) before the read and again after the PUT, so
     a change in between is caught as ever. For one PUT attempt: a retry reads the file afresh.
-    Memory: one buffer (at most --chunk-size) per file in flight, as the PUT itself holds.
+    Memory: one buffer (at most --chunk-size) per file holding a slot, as the PUT itself holds
+    (the runner drops the read when the file backs off, and lends its slot).
     """
 
     def __init__(self, path: Path, size: int, mtime_ns: int) -> None:
-        # The loop's executor, not anyio's to_thread: this starts now, without a task to await it.
-        self._future = asyncio.get_running_loop().run_in_executor(None, _read_whole, path, size, mtime_ns)
+        # An executor future, not anyio's to_thread: this starts now, without a task to await it.
+        loop = asyncio.get_running_loop()
+        self._future = loop.run_in_executor(_read_pool(), _read_whole, path, size, mtime_ns)
         self._future.add_done_callback(_retrieved)  # a read never awaited (presign failed) logs nothing
 
     async def result(self) -> tuple[bytes, Any]:
         return await self._future
+
+
+READ_THREADS = 40  # as many as anyio's default thread limiter
+_pool: ThreadPoolExecutor | None = None
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """The small-file reads' own threads. Not the loop's default executor: that one has a handful
+    of threads and is where aiohttp resolves host names, so reads stuck on a hung NFS mount would
+    stall every new connection."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="slng-bulk small read")
+    return _pool
 
 
 def _retrieved(future: asyncio.Future[tuple[bytes, Any]]) -> None:

@@ -43,6 +43,18 @@ async def test_a_second_signal_ends_the_command_at_once() -> None:
     assert not reached and watch.caught is signal.SIGINT  # the first is the one reported
 
 
+async def test_a_second_signal_ends_the_command_even_inside_a_step_that_ignores_the_first() -> None:
+    reached = False
+    async with watch_signals(True) as watch:
+        with watch.stoppable():
+            with anyio.CancelScope(shield=True):  # a step stuck where a cancel does not reach
+                await _send(signal.SIGTERM, watch, 1)
+                await _send(signal.SIGTERM, watch, 2)
+            await anyio.sleep(5)
+        reached = True
+    assert not reached
+
+
 async def test_a_signal_ends_a_stoppable_step_and_the_next_is_skipped() -> None:
     steps: list[str] = []
     async with watch_signals(True) as watch:

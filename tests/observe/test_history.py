@@ -92,6 +92,12 @@ async def test_history_of_one_file_by_path_and_by_job_id_while_a_run_holds_the_l
         assert by_old_job == file_history(open_ledger(ledger_target), job_id=renewed.job_id)
         assert [f.job_id for f in by_old_job.files] == [renewed.job_id] and by_old_job.rejections == []
         assert file_history(open_ledger(ledger_target), path=str(folder / "a.wav")) == by_path  # absolute
+        (tmp_path / "deep" / "er").mkdir(parents=True)
+        (tmp_path / "link").symlink_to(tmp_path / "deep" / "er")
+        # `..` folded as a shell (and the sources) do, not after following the link
+        assert file_history(open_ledger(ledger_target), path="link/../in/a.wav") == by_path
+        unknown_user = file_history(open_ledger(ledger_target), path="~no-such-user-here/a.wav")
+        assert unknown_user.files == [] and unknown_user.rejections == []  # no match, no crash
         assert json.loads(json.dumps(by_path.document()))["files"][0]["jobs"][0]["job_id"] == old_job
         text = "\n".join(history_lines(by_path))
         assert old_job in text and renewed.job_id in text and "rejected" in text

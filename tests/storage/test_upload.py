@@ -25,7 +25,7 @@ from pipeline.errors import ErrorClass, FileChangedError, TransferError
 from pipeline.ledger import FileState, SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
-from pipeline.storage.upload import UploadOptions, put_file
+from pipeline.storage.upload import SmallFileRead, UploadOptions, put_file
 from tests.sandbox.helpers import presign
 from tests.support.audio import write_wav
 from tests.support.runs import objects_by_key, run_submit
@@ -353,3 +353,15 @@ async def test_a_file_that_cannot_be_read_is_a_classified_failure_naming_it_not_
     assert caught.value.error_class is ErrorClass.PERMANENT
     assert str(caught.value).startswith("cannot read the file: ")  # the caller names the file and row
     assert not reader_threads()
+
+
+async def test_a_small_files_read_runs_on_threads_of_its_own(tmp_path: Path) -> None:
+    """Not on the loop's default executor, where aiohttp resolves host names: reads stuck on a hung
+    mount must not stall every new connection."""
+    path = random_file(tmp_path / "a.wav", 1000)
+    st = path.stat()
+
+    data, _digest = await SmallFileRead(path, st.st_size, st.st_mtime_ns).result()
+
+    assert data == path.read_bytes()
+    assert any(t.name.startswith("slng-bulk small read") for t in threading.enumerate())
