@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,12 @@ def _path_forms(path: str) -> list[str]:
     folded, as sources store it), and with links resolved. A spelling that cannot be made (`~nobody`,
     a link loop) is left out: the others may still match."""
     forms = [path]
-    for spell in (
+    spellings: tuple[Callable[[], str], ...] = (
         lambda: os.path.abspath(os.path.expanduser(path)),
         lambda: str(Path(path).expanduser().absolute()),
         lambda: str(Path(path).resolve()),
-    ):
+    )
+    for spell in spellings:
         try:
             forms.append(spell())
         except (RuntimeError, OSError):
