@@ -182,12 +182,8 @@ async def put_file(
     payload: bytes | AsyncIterator[bytes]
     reader: ReadAhead | None = None
     if read_whole(expected_size, options):
-        if prefetched is not None:
-            payload, digest = await prefetched.result()
-        else:
-            payload, digest = await anyio.to_thread.run_sync(
-                _read_whole, path, expected_size, expected_mtime_ns
-            )
+        read = prefetched or SmallFileRead(path, expected_size, expected_mtime_ns)
+        payload, digest = await read.result()
         sent = expected_size
     else:
         _check_unchanged(path, expected_size, expected_mtime_ns)
