@@ -184,16 +184,9 @@ class GroupCommitWriter:
         return await self._wait(fn, _Slot(applied=True))
 
     async def _wait(self, fn: Callable[[sqlite3.Connection], T], slot: _Slot) -> T:
-        assert self._send is not None, "the writer is not running"
-        if self._broken is not None:
-            raise self._broken
-        # A cancelled caller stops here, before its change (a create intent) is queued; any other
-        # is queued at once, where `send` would first yield a turn of the loop.
+        # A cancelled caller stops here, before its change (a create intent) is queued.
         await anyio.lowlevel.checkpoint_if_cancelled()
-        try:
-            self._send.send_nowait((fn, slot))
-        except anyio.WouldBlock:
-            await self._send.send((fn, slot))
+        await self._queue((fn, slot))
         with anyio.CancelScope(shield=True):  # the change is queued: wait for it even if cancelled
             await slot.done.wait()
         if slot.error is not None:
@@ -202,13 +195,18 @@ class GroupCommitWriter:
 
     async def write_behind(self, fn: Change) -> None:
         """Queue `fn` for the writer's next transaction without waiting for the commit."""
+        await self._queue((fn, None))
+
+    async def _queue(self, job: _Job) -> None:
+        """Queue at once, where `send` would first yield a turn of the loop; wait only when the
+        queue is full (back-pressure). A broken writer takes nothing more."""
         assert self._send is not None, "the writer is not running"
         if self._broken is not None:
             raise self._broken
         try:
-            self._send.send_nowait((fn, None))
+            self._send.send_nowait(job)
         except anyio.WouldBlock:
-            await self._send.send((fn, None))
+            await self._send.send(job)
 
     async def _run(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
         # Shielded as a whole: a cancel around the ledger (a signal during status or fetch) must
