@@ -15,8 +15,6 @@ mask them in yours (the API key of a run, presigned URL signatures, bearer token
 The `slng-bulk` command is a thin layer over these calls.
 """
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING
 
 from pipeline.config.settings import Settings, load_settings
@@ -31,12 +29,13 @@ from pipeline.errors import (
     SlngBulkError,
     TransferError,
 )
-from pipeline.observe.logs import RedactingFilter
+from pipeline.logs import RedactingFilter
 from pipeline.observe.stats import Failure, RunStats
 from pipeline.sources.iterable_rows import RowInput
+from pipeline.version import __version__
 
 if TYPE_CHECKING:
-    from pipeline.flow.commands import submit, submit_rows
+    from pipeline.commands.submit import submit, submit_rows
 
 __all__ = [
     "AuthenticationError",
@@ -64,7 +63,7 @@ def __getattr__(name: str) -> object:
     """`submit` and `submit_rows`, imported on first use: they bring in the HTTP stack, which the
     command line's dry run and --version never need (a fifth of a second at every start)."""
     if name in ("submit", "submit_rows"):
-        from pipeline.flow import commands
+        from pipeline.commands import submit as commands
 
         return getattr(commands, name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import enum
 import errno
 from typing import Final
 
-from pipeline.observe.redact import redact
+from pipeline.redact import redact
 
 
 class ErrorClass(enum.StrEnum):

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import pipeline
-from pipeline.observe.redact import redact, register_secret, secret_scope
+from pipeline.redact import redact, register_secret, secret_scope
 from pipeline.sandbox import Sandbox
 from tests.support.audio import make_tree
 from tests.support.runs import assert_exactly_once, settings_for

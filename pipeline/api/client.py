@@ -19,7 +19,6 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from pipeline import __version__
 from pipeline.api.models import (
     BatchJob,
     CreateFromUploadRequest,
@@ -31,9 +30,10 @@ from pipeline.api.models import (
     is_valid_job_id,
 )
 from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError, classify_api_status
-from pipeline.flow.rates import AdaptiveRate, RateControl
-from pipeline.flow.retry import parse_retry_after
-from pipeline.observe.redact import redact, safe_url
+from pipeline.redact import redact, safe_url
+from pipeline.transport.rates import AdaptiveRate, RateControl
+from pipeline.transport.retry import parse_retry_after
+from pipeline.version import __version__
 
 orjson: ModuleType | None
 try:  # the `fast` extra: about twice as fast as the json module at encoding the create body

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import click
 
-from pipeline import __version__
 from pipeline.cli.fleet import enqueue, work
 from pipeline.cli.follow import fetch, reconcile, status
 from pipeline.cli.report import report
@@ -18,6 +17,7 @@ from pipeline.cli.running import SlngBulkGroup
 from pipeline.cli.sandbox import sandbox
 from pipeline.cli.submit import retry_failed, submit
 from pipeline.errors import ExitCode
+from pipeline.version import __version__
 
 
 def _exit_code_epilog() -> str:

@@ -26,7 +26,7 @@ from typing import Literal, TypeVar, TypeVarTuple
 import anyio
 
 from pipeline.errors import ConfigError
-from pipeline.observe.logs import log
+from pipeline.logs import log
 
 EventLoop = Literal["auto", "uvloop", "asyncio"]
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]

@@ -20,7 +20,7 @@ def enqueue(sources: tuple[str, ...], **flags: Any) -> None:
     """Load every file named by SOURCES into a shared ledger (--ledger postgresql://...) once, for
     `work` processes on any number of hosts. No API call is made; files already there are kept as they
     are. Exit 3 when some rows were rejected."""
-    from pipeline.flow.work import enqueue as run_enqueue
+    from pipeline.commands.fleet import enqueue as run_enqueue
 
     try:
         settings = load_command_settings(flags)
@@ -41,7 +41,7 @@ def work(**flags: Any) -> None:
     """Work on the files of a shared ledger (--ledger postgresql://...) beside other workers: claim a
     few at a time, upload them and create their jobs, until none is left. A worker that dies loses its
     files to the others after --lease-timeout. Run one per host (or several)."""
-    from pipeline.flow.work import work as run_work
+    from pipeline.commands.fleet import work as run_work
 
     try:
         settings = load_command_settings(flags)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def status(fmt: str, **flags: Any) -> None:
     """Refresh the server status of every submitted job that is not finished; print counts by status
     (stdout) and each FAILED job with the server's message (stderr). Exit 1 when some job FAILED."""
-    from pipeline.flow.connect import connect
+    from pipeline.commands.connect import connect
     from pipeline.follow.status import refresh_statuses
 
     async def run(settings: Settings) -> ExitCode:
@@ -117,7 +117,7 @@ def fetch(**flags: Any) -> None:
     """Download the transcripts of DONE jobs into --out (OUT/<relative path>.<format>), atomically.
     Already downloaded outputs are skipped; a format the server did not produce is reported. Exit 1
     when some download failed."""
-    from pipeline.flow.connect import connect
+    from pipeline.commands.connect import connect
     from pipeline.follow.fetch import check_formats, fetch_transcripts
     from pipeline.follow.status import refresh_statuses
 
@@ -163,8 +163,8 @@ def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
     missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing.
     Give the same settings as the original submit: they are part of each file's job_id."""
-    from pipeline.flow.commands import admit_sources
-    from pipeline.flow.connect import connect
+    from pipeline.commands.connect import connect
+    from pipeline.commands.submit import admit_sources
     from pipeline.follow.reconcile import reconcile as run_reconcile
 
     async def run(settings: Settings) -> ExitCode:

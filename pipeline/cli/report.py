@@ -14,7 +14,7 @@ from pipeline.cli.options import LEDGER_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings
 from pipeline.errors import ConfigError, SlngBulkError
 from pipeline.ledger import Ledger, open_ledger, sqlite_path
-from pipeline.observe.logs import log
+from pipeline.logs import log
 
 ReportFormat = Literal["csv", "jsonl", "json", "text"]
 
@@ -99,7 +99,7 @@ def _export(
 
 def _history_text(ledger: Ledger, file_path: str | None, job_id: str | None, fmt: str) -> str:
     """Read with the ledger unopened: opening would take nothing, but could migrate (a write)."""
-    from pipeline.observe.history import file_history, history_lines
+    from pipeline.commands.history import file_history, history_lines
 
     history = file_history(ledger, path=file_path, job_id=job_id)
     if not history.files and not history.rejections:

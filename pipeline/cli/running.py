@@ -24,9 +24,9 @@ from pipeline.cli.options import log_level_from_aliases
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ExitCode, SlngBulkError
 from pipeline.flow.signals import single_cause, watch_signals
-from pipeline.observe.logs import configure_logging, log
-from pipeline.observe.redact import redact, register_secret
+from pipeline.logs import configure_logging, log
 from pipeline.observe.stats import RunStats, summary_lines
+from pipeline.redact import redact, register_secret
 
 
 def load_command_settings(flags: dict[str, Any]) -> Settings:

@@ -23,10 +23,10 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
     try:
         settings = load_command_settings(flags)
         if settings.dry_run:
-            from pipeline.flow.dryrun import dry_run  # without the HTTP stack: a dry run sends nothing
+            from pipeline.commands.dry_run import dry_run  # without the HTTP stack: a dry run sends nothing
 
             sys.exit(int(dry_run(list(sources), settings)))
-        from pipeline.flow.commands import submit as run_submit
+        from pipeline.commands.submit import submit as run_submit
 
         stats = run_async(
             lambda: run_submit(list(sources), settings, handle_signals=True), loop=settings.event_loop
@@ -41,7 +41,7 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
 def retry_failed(**flags: Any) -> None:
     """Resubmit files whose job FAILED on the server, as new jobs (the old ones stay in the history).
     Statuses are refreshed first; with --wait (and --out) the new jobs are followed like submit's."""
-    from pipeline.flow.commands import resubmit_failed
+    from pipeline.commands.submit import resubmit_failed
 
     try:
         settings = load_command_settings(flags)

@@ -45,7 +45,7 @@ from pipeline.api.models import (
     TranscriptionConfig,
 )
 from pipeline.errors import ConfigError
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings, check_extra, quote, split_tags

@@ -30,15 +30,15 @@ from pipeline.errors import (
     UrlRefusedError,
 )
 from pipeline.flow.admission import AdmissionRules, Verdict
-from pipeline.flow.rates import RateControl
-from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.flow.signals import SignalWatch
 from pipeline.ledger import Admission, FileRecord, FileState, HistoryKind, Ledger
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.observe.stats import Failure, RunStats
 from pipeline.sources.identity import derive_job_id
 from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import SmallFileRead, UploadOptions, UploadResult, put_file, read_whole
+from pipeline.transport.rates import RateControl
+from pipeline.transport.retry import RetryPolicy, retry_transient
 
 URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
 

@@ -20,7 +20,7 @@ from pipeline.flow.admission import Verdict
 from pipeline.flow.feed import PRODUCER_BATCH, RowFeed
 from pipeline.flow.journey import Journey, WorkItem
 from pipeline.ledger import Glance
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import RunStats
 from pipeline.sources.identity import derive_job_id, file_key

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
-from pipeline.observe.logs import log
+from pipeline.logs import log
 
 SignalHandler = Callable[[signal.Signals], None]
 

@@ -16,11 +16,11 @@ import aiohttp
 from pipeline.api.client import SlngClient
 from pipeline.api.models import JobFiles
 from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError
-from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.follow.common import for_each
 from pipeline.ledger import FileRecord, FileState, Ledger
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.storage.download import download
+from pipeline.transport.retry import RetryPolicy, retry_transient
 
 OUTPUT_FORMATS = ("json", "txt", "srt")
 FRESH_URL_ATTEMPTS = 3  # an expired download URL: ask /files again, at most this many times per output

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 
 from pipeline.api.client import SlngClient
 from pipeline.api.models import BatchJob
-from pipeline.flow.retry import RetryPolicy, retry_transient
+from pipeline.transport.retry import RetryPolicy, retry_transient
 
 LIST_PAGE_SIZE = 100
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from pipeline.api.client import SlngClient
 from pipeline.api.models import BatchJob
-from pipeline.flow.retry import RetryPolicy
 from pipeline.follow.common import job_message, status_changed
 from pipeline.follow.job_pages import job_pages
 from pipeline.ledger import FileRecord, FileState, Ledger
 from pipeline.sources.identity import derive_job_id
+from pipeline.transport.retry import RetryPolicy
 
 LATER_GENERATIONS = 4  # reconcile also recognises this many resubmissions (retry-failed, --force)
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pipeline.api.client import SlngClient
 from pipeline.api.models import TERMINAL_STATUSES
 from pipeline.errors import AuthenticationError, TransferError
-from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.follow.common import FINISHED, NOT_FOUND, for_each, job_message, status_changed
 from pipeline.follow.job_pages import job_pages
 from pipeline.ledger import FileRecord, FileState, Ledger
-from pipeline.observe.logs import log
+from pipeline.logs import log
+from pipeline.transport.retry import RetryPolicy, retry_transient
 
 LIST_THRESHOLD = 25  # more open jobs than this: page the job list instead of one GET per job
 LIST_TERMINAL = ("DONE", "FAILED", "DELETED")

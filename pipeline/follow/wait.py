@@ -8,11 +8,11 @@ import anyio
 
 from pipeline.api.client import SlngClient
 from pipeline.errors import TransferError
-from pipeline.flow.retry import RetryPolicy
 from pipeline.follow.common import FINISHED, counts_text
 from pipeline.follow.status import StatusReport, refresh_statuses, status_summary
 from pipeline.ledger import Ledger
-from pipeline.observe.logs import log
+from pipeline.logs import log
+from pipeline.transport.retry import RetryPolicy
 
 
 async def wait_for_jobs(

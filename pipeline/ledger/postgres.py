@@ -53,7 +53,7 @@ from pipeline.ledger.schema import (
     record_from_row,
     stories_from_rows,
 )
-from pipeline.observe.redact import redact, register_secret
+from pipeline.redact import redact, register_secret
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
 ERROR_LIMIT = 2000  # characters of an error message kept

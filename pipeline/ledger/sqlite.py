@@ -48,7 +48,7 @@ from pipeline.ledger.schema import (
     stories_from_rows,
 )
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
-from pipeline.observe.redact import redact
+from pipeline.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
 
 ERROR_LIMIT = 2000  # characters of an error message kept

@@ -43,7 +43,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pipeline.errors import LedgerWriteError
 from pipeline.ledger.schema import rollback
-from pipeline.observe.logs import log
+from pipeline.logs import log
 
 T = TypeVar("T")
 BATCH_LIMIT = 512

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 
-from pipeline.flow.rates import slowed_rates_text
-from pipeline.observe.logs import log
-from pipeline.observe.stats import RunStats, human_bytes
+from pipeline.logs import log
+from pipeline.observe.stats import RunStats, human_bytes, slowed_rates_text
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

@@ -12,15 +12,14 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from pipeline.errors import ExitCode
-from pipeline.flow.rates import throttle_summary_lines
 from pipeline.ledger import FileRecord, Ledger
-from pipeline.observe.redact import redact
+from pipeline.redact import redact
 
 
 @dataclass
@@ -173,6 +172,29 @@ def human_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1000
     raise AssertionError("unreachable")
+
+
+def _rps(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def slowed_rates_text(rates: Mapping[str, Mapping[str, float]]) -> str:
+    """For live progress: the rates below their ceiling now, e.g. "create 5.0/10 rps"; "" if none."""
+    return ", ".join(
+        f"{name} {_rps(view['current'])}/{view['ceiling']:g} rps"
+        for name, view in rates.items()
+        if view.get("current", 0.0) < view.get("ceiling", 0.0)
+    )
+
+
+def throttle_summary_lines(rates: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """For the end-of-run summary: each rate the server slowed down, how far, and where it ended."""
+    return [
+        f"{name} rate: slowed {int(view['throttles'])}x by 429/503, lowest {_rps(view['lowest'])}"
+        f"/{view['ceiling']:g} rps, ended at {_rps(view['current'])}"
+        for name, view in rates.items()
+        if view.get("throttles", 0)
+    ]
 
 
 def summary_lines(stats: RunStats) -> Iterator[str]:

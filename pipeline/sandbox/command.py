@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from pipeline.config.settings import ENV_PREFIX
 from pipeline.errors import ExitCode
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.faults import FaultPlan
@@ -23,7 +22,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 def _env(name: str) -> dict[str, Any]:
     """Every option is also an environment variable, shown in --help like the CLI's settings."""
-    return {"envvar": f"{ENV_PREFIX}SANDBOX_{name}", "show_envvar": True}
+    # SLNG_BULK_SANDBOX_*: the sandbox's own variables, beside the tool's SLNG_BULK_* settings.
+    return {"envvar": f"SLNG_BULK_SANDBOX_{name}", "show_envvar": True}
 
 
 @click.command(name="sandbox", context_settings=CONTEXT)

@@ -16,7 +16,7 @@ import aiohttp
 
 from pipeline.api.client import check_transport, connection_error
 from pipeline.errors import ConfigError, ErrorClass, TransferError
-from pipeline.observe.redact import safe_url
+from pipeline.redact import safe_url
 
 MAX_TRANSCRIPT_BYTES = 512 * 1024 * 1024
 

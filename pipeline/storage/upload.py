@@ -46,9 +46,9 @@ from pipeline.errors import (
     file_read_error,
     s3_says_expired,
 )
-from pipeline.flow.retry import parse_retry_after
-from pipeline.observe.redact import safe_url
+from pipeline.redact import safe_url
 from pipeline.storage.readahead import ReadAhead, open_for_upload
+from pipeline.transport.retry import parse_retry_after
 
 _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _S3_MESSAGE = re.compile(rb"<Message>([^<]{1,300})</Message>")

@@ -31,8 +31,8 @@ from pipeline.api.models import (
     UploadTarget,
 )
 from pipeline.errors import ConfigError, ErrorClass, ExitCode, TransferError
-from pipeline.flow.rates import RateControl
 from pipeline.storage.upload import UploadOptions, put_file
+from pipeline.transport.rates import RateControl
 from tests.support.audio import make_tree, write_wav
 from tests.support.hostile import SIGNATURE, HostileServer
 from tests.support.runs import run_cli

@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from pipeline.api.client import ApiTimeouts, SlngClient
-from pipeline.flow.rates import RateControl
-from pipeline.flow.retry import RetryPolicy
 from pipeline.follow.job_pages import job_pages
+from pipeline.transport.rates import RateControl
+from pipeline.transport.retry import RetryPolicy
 from tests.support.hostile import HostileServer
 
 pytestmark = pytest.mark.anyio

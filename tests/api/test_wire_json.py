@@ -23,7 +23,7 @@ from pipeline.api.models import (
     WireTranscriptionConfig,
 )
 from pipeline.errors import ErrorClass, TransferError
-from pipeline.flow.rates import RateControl
+from pipeline.transport.rates import RateControl
 
 pytestmark = pytest.mark.anyio
 

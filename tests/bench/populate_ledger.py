@@ -25,7 +25,7 @@ import anyio
 from pipeline.config.settings import load_settings
 from pipeline.ledger import FileState, open_ledger
 from pipeline.ledger.schema import connect, identity_columns, migrate, transaction
-from pipeline.observe.redact import redact
+from pipeline.redact import redact
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.readers import SourceOptions, iter_rows
 from pipeline.sources.rows import FileSpec

@@ -112,7 +112,7 @@ CRASHING_CLI = textwrap.dedent(
     import sys
     import click
     from pipeline.cli.app import main
-    from pipeline.observe.logs import configure_logging
+    from pipeline.logs import configure_logging
 
     @main.command()
     @click.option("--level", default="info")

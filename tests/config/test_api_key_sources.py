@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.config.settings import load_settings
 from pipeline.errors import ExitCode
-from pipeline.observe.logs import LOGGER_NAME
+from pipeline.logs import LOGGER_NAME
 from pipeline.sandbox import Sandbox
 from tests.support.audio import write_wav
 from tests.support.runs import run_cli

@@ -12,8 +12,8 @@ from tests.support.imports import loaded_after_importing
 
 
 def test_the_cli_and_the_dry_run_load_no_http_client() -> None:
-    modules = ["pipeline.cli.app", "pipeline.flow.dryrun"]
-    assert loaded_after_importing(modules, ("aiohttp", "pipeline.flow.commands")) == []
+    modules = ["pipeline.cli.app", "pipeline.commands.dry_run"]
+    assert loaded_after_importing(modules, ("aiohttp", "pipeline.commands.submit")) == []
 
 
 def test_a_dry_run_command_loads_no_http_client(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_a_dry_run_command_loads_no_http_client(tmp_path: Path) -> None:
 
 
 def test_the_library_still_offers_submit_and_submit_rows() -> None:
-    from pipeline.flow.commands import submit, submit_rows
+    from pipeline.commands.submit import submit, submit_rows
 
     assert pipeline.submit is submit and pipeline.submit_rows is submit_rows
     assert {"submit", "submit_rows"} <= set(pipeline.__all__) <= set(dir(pipeline))

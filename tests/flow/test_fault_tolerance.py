@@ -29,14 +29,14 @@ from pipeline.errors import (
     classify_s3_status,
     s3_says_expired,
 )
-from pipeline.flow.rates import AdaptiveRate, RateControl, slowed_rates_text, throttle_summary_lines
-from pipeline.flow.retry import RetryPolicy, retry_transient
 from pipeline.ledger import FileRecord, FileState, SqliteLedger
-from pipeline.observe.logs import LOGGER_NAME
+from pipeline.logs import LOGGER_NAME
 from pipeline.observe.progress import ProgressDisplay
-from pipeline.observe.stats import RunStats, summary_lines
+from pipeline.observe.stats import RunStats, slowed_rates_text, summary_lines, throttle_summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.storage.upload import _take_bandwidth
+from pipeline.transport.rates import AdaptiveRate, RateControl
+from pipeline.transport.retry import RetryPolicy, retry_transient
 from tests.conftest import FAST_STEP_SECONDS
 from tests.support.audio import make_tree
 from tests.support.runs import assert_exactly_once, run_cli, run_submit, successful_creates

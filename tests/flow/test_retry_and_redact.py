@@ -8,15 +8,15 @@ import time
 import pytest
 
 from pipeline.errors import ErrorClass, TransferError
-from pipeline.flow.rates import AdaptiveRate
-from pipeline.flow.retry import (
+from pipeline.redact import redact, register_secret, safe_url
+from pipeline.transport.rates import AdaptiveRate
+from pipeline.transport.retry import (
     RETRY_AFTER_CAP_SECONDS,
     RetryPolicy,
     backoff_seconds,
     parse_retry_after,
     retry_transient,
 )
-from pipeline.observe.redact import redact, register_secret, safe_url
 
 pytestmark = pytest.mark.anyio
 

@@ -165,7 +165,7 @@ async def test_put_is_rejected_by_sandbox_s3_when_streamed_without_length(
 
     from pipeline.api.client import SlngClient
     from pipeline.api.models import PresignRequest, TranscriptionConfig
-    from pipeline.flow.rates import RateControl
+    from pipeline.transport.rates import RateControl
 
     async with aiohttp.ClientSession() as session:
         client = SlngClient(session, sandbox.api_url, sandbox.api_key, RateControl.from_limits(10, 10, 10))

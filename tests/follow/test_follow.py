@@ -16,10 +16,10 @@ import anyio
 import pytest
 
 from pipeline import load_settings, submit
+from pipeline.commands.connect import Connection, connect
+from pipeline.commands.submit import admit_sources, resubmit_failed
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ExitCode, TransferError
-from pipeline.flow.commands import admit_sources, resubmit_failed
-from pipeline.flow.connect import Connection, connect
 from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts, transcript_path
 from pipeline.follow.reconcile import reconcile
 from pipeline.follow.status import StatusReport, refresh_statuses

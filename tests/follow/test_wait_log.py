@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.flow.connect import connect
+from pipeline.commands.connect import connect
 from pipeline.follow.common import counts_text
 from pipeline.follow.wait import wait_for_jobs
-from pipeline.observe.logs import LOGGER_NAME
+from pipeline.logs import LOGGER_NAME
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.support.audio import make_tree
 from tests.support.runs import run_submit, settings_for

@@ -11,8 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from pipeline.commands.connect import connect
 from pipeline.errors import ConfigError, ExitCode, LedgerWriteError
-from pipeline.flow.connect import connect
 from pipeline.follow.status import refresh_statuses
 from pipeline.ledger import FileState, SqliteLedger, acquire_run_lock
 from pipeline.sandbox import FaultPlan, Sandbox

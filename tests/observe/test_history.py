@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.commands.history import file_history, history_lines
 from pipeline.errors import ErrorClass
 from pipeline.ledger import FileRecord, HistoryKind, Ledger, acquire_run_lock, open_ledger, sqlite_path
-from pipeline.observe.history import file_history, history_lines
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import make_spec

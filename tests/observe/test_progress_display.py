@@ -11,8 +11,8 @@ from tests.support.imports import loaded_after_importing
 
 
 def test_the_run_machinery_does_not_import_rich() -> None:
-    modules = ["pipeline", "pipeline.cli.app", "pipeline.flow.pool", "pipeline.flow.commands"]
-    modules += ["pipeline.flow.work", "pipeline.observe.progress"]
+    modules = ["pipeline", "pipeline.cli.app", "pipeline.flow.pool", "pipeline.commands.submit"]
+    modules += ["pipeline.commands.fleet", "pipeline.observe.progress"]
     assert loaded_after_importing(modules, ("rich",)) == []
 
 

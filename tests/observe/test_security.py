@@ -237,8 +237,8 @@ def test_library_loggers_warnings_and_tracebacks_are_redacted_at_debug(
     import sys
     import warnings
 
-    from pipeline.observe.logs import configure_logging
-    from pipeline.observe.redact import register_secret
+    from pipeline.logs import configure_logging
+    from pipeline.redact import register_secret
 
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import ExitCode
 from pipeline.ledger import SqliteLedger
-from pipeline.observe.redact import redact, register_secret
+from pipeline.redact import redact, register_secret
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig
 from pipeline.sources import csv_reader
 from pipeline.sources.readers import LINE_LIMIT_BYTES, SourceOptions, iter_rows

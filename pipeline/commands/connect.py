@@ -12,11 +12,11 @@ import aiohttp
 from pipeline.api.client import ApiTimeouts, SlngClient
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.rates import RateControl
-from pipeline.flow.retry import RetryPolicy
 from pipeline.ledger import Ledger, acquire_run_lock, open_ledger, sqlite_path
-from pipeline.observe.logs import log
-from pipeline.observe.redact import secret_scope
+from pipeline.logs import log
+from pipeline.redact import secret_scope
+from pipeline.transport.rates import RateControl
+from pipeline.transport.retry import RetryPolicy
 
 
 @dataclass(frozen=True)

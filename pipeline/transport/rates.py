@@ -11,7 +11,7 @@ counters point at, so the progress display shows the current rates without knowi
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
@@ -116,26 +116,3 @@ class RateControl:
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         return {name: dict(view) for name, view in self.live.items()}
-
-
-def _rps(value: float) -> str:
-    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
-
-
-def slowed_rates_text(rates: Mapping[str, Mapping[str, float]]) -> str:
-    """For live progress: the rates below their ceiling now, e.g. "create 5.0/10 rps"; "" if none."""
-    return ", ".join(
-        f"{name} {_rps(view['current'])}/{view['ceiling']:g} rps"
-        for name, view in rates.items()
-        if view.get("current", 0.0) < view.get("ceiling", 0.0)
-    )
-
-
-def throttle_summary_lines(rates: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """For the end-of-run summary: each rate the server slowed down, how far, and where it ended."""
-    return [
-        f"{name} rate: slowed {int(view['throttles'])}x by 429/503, lowest {_rps(view['lowest'])}"
-        f"/{view['ceiling']:g} rps, ended at {_rps(view['current'])}"
-        for name, view in rates.items()
-        if view.get("throttles", 0)
-    ]

@@ -15,7 +15,7 @@ import mutagen
 from pipeline.config.settings import Settings
 from pipeline.errors import ExitCode
 from pipeline.flow.inputs import open_sources
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.observe.stats import human_bytes
 from pipeline.sources.rows import FileSpec
 

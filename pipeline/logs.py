@@ -1,7 +1,7 @@
 """Logging set-up: plain or JSON lines on stderr, always passed through the secret filter.
 
 Every logger that can write to stderr during a run goes through one handler whose formatter
-redacts (see `pipeline.observe.redact`): ours, aiohttp's (client, and the access log of the in-process
+redacts (see `pipeline.redact`): ours, aiohttp's (client, and the access log of the in-process
 sandbox, whose request lines carry presigned query strings), asyncio's, Python warnings, and the
 root logger. An uncaught exception's traceback is redacted too (`sys.excepthook`).
 """
@@ -16,7 +16,7 @@ import traceback
 import types
 from typing import Any, Literal
 
-from pipeline.observe.redact import redact
+from pipeline.redact import redact
 
 LOGGER_NAME = "slng_bulk"
 log = logging.getLogger(LOGGER_NAME)

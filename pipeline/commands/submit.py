@@ -16,8 +16,8 @@ from pathlib import Path
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from pipeline.commands.connect import Connection, connect
 from pipeline.config.settings import Settings
-from pipeline.flow.connect import Connection, connect
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.journey import WorkItem
@@ -29,7 +29,7 @@ from pipeline.follow.reconcile import SourceAdmission
 from pipeline.follow.status import refresh_statuses
 from pipeline.follow.wait import wait_for_jobs
 from pipeline.ledger import FileRecord, FileState, HistoryKind
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.iterable_rows import RowInput, object_rows

@@ -23,10 +23,10 @@ from pathlib import Path
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from pipeline.commands.connect import connect
+from pipeline.commands.submit import finish_stats, spec_at
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.commands import finish_stats, spec_at
-from pipeline.flow.connect import connect
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.journey import WorkItem
@@ -36,7 +36,7 @@ from pipeline.ledger import FileRecord, Ledger, open_ledger
 from pipeline.ledger.leases import Leases
 from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
 from pipeline.ledger.shared_rate import SharedRate
-from pipeline.observe.logs import log
+from pipeline.logs import log
 from pipeline.observe.stats import RunStats
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.pathmap import PathMap

@@ -1,0 +1,1 @@
+"""Transport: request rates and retries, shared by every client of the network."""
