@@ -11,12 +11,10 @@ import click
 from pipeline.cli.options import FETCH_SETTINGS, FOLLOW_SETTINGS, RECONCILE_SETTINGS, settings_options
 from pipeline.cli.running import run_async_command
 from pipeline.config.settings import Settings
-from pipeline.errors import ConfigError, ExitCode
-from pipeline.ledger import ledger_missing
+from pipeline.errors import ExitCode
 
 if TYPE_CHECKING:
     from pipeline.follow.status import StatusReport
-    from pipeline.ledger import Ledger
     from pipeline.ledger.leases import HostProgress
 
 
@@ -33,41 +31,22 @@ if TYPE_CHECKING:
 def status(fmt: str, **flags: Any) -> None:
     """Refresh the server status of every submitted job that is not finished; print counts by status
     (stdout) and each FAILED job with the server's message (stderr). Exit 1 when some job FAILED."""
-    from pipeline.commands.connect import connect
-    from pipeline.follow.status import refresh_statuses
+    from pipeline.commands.status import status as run_status
 
     async def run(settings: Settings) -> ExitCode:
-        if ledger_missing(settings.ledger):
-            raise ConfigError(f"no ledger at {settings.ledger}")
-        async with connect(settings) as conn:
-            report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
-            fleet = fleet_of(conn.ledger)
+        outcome = await run_status(settings)
         if fmt == "json":
-            document = status_document(report)
-            if fleet is not None:
-                document["fleet"] = [dataclasses.asdict(host) for host in fleet]
+            document = status_document(outcome.report)
+            if outcome.fleet is not None:
+                document["fleet"] = [dataclasses.asdict(host) for host in outcome.fleet]
             click.echo(json.dumps(document, indent=2))
         else:
-            _print_status(report)
-            if fleet is not None:
-                _print_fleet(fleet)
-        bad = report.failed_jobs or report.missing_jobs or report.errors
-        return ExitCode.FAILED if bad else ExitCode.OK
+            _print_status(outcome.report)
+            if outcome.fleet is not None:
+                _print_fleet(outcome.fleet)
+        return ExitCode.FAILED if outcome.has_problems else ExitCode.OK
 
     run_async_command(flags, run)
-
-
-def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
-    """Progress by host, for a ledger that a fleet shares; None for a run's own ledger."""
-    try:
-        from pipeline.ledger.postgres import PostgresLedger
-    except ImportError:  # the postgres extra is not installed: no ledger can be a shared one
-        return None
-    if not isinstance(ledger, PostgresLedger):
-        return None
-    from pipeline.ledger.leases import fleet_progress
-
-    return fleet_progress(ledger)
 
 
 def _print_fleet(fleet: list[HostProgress]) -> None:
@@ -117,29 +96,14 @@ def fetch(**flags: Any) -> None:
     """Download the transcripts of DONE jobs into --out (OUT/<relative path>.<format>), atomically.
     Already downloaded outputs are skipped; a format the server did not produce is reported. Exit 1
     when some download failed."""
-    from pipeline.commands.connect import connect
-    from pipeline.follow.fetch import check_formats, fetch_transcripts
-    from pipeline.follow.status import refresh_statuses
+    from pipeline.commands.fetch import fetch as run_fetch
 
     async def run(settings: Settings) -> ExitCode:
         if settings.out is None:
             # A missing argument of this command line: a usage error, unlike a bad value from a file.
             raise click.UsageError("fetch needs --out DIR (or SLNG_BULK_OUT, or out in the config file)")
-        check_formats(settings.formats)
-        if ledger_missing(settings.ledger):
-            raise ConfigError(f"no ledger at {settings.ledger}")
-        async with connect(settings) as conn:
-            statuses = await refresh_statuses(conn.ledger, conn.client, conn.policy)
-            report = await fetch_transcripts(
-                conn.ledger,
-                conn.client,
-                conn.session,
-                settings.out,
-                settings.formats,
-                conn.policy,
-                delete_after=settings.delete_after_fetch,
-                concurrency=settings.concurrency,
-            )
+        outcome = await run_fetch(settings)
+        statuses, report = outcome.statuses, outcome.report
         click.echo(
             f"{report.written} transcripts written to {settings.out}, {report.skipped} jobs already "
             f"fetched" + (f", {report.deleted} jobs deleted on the server" if report.deleted else ""),
@@ -163,20 +127,17 @@ def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
     missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing.
     Give the same settings as the original submit: they are part of each file's job_id."""
-    from pipeline.commands.connect import connect
-    from pipeline.commands.submit import admit_sources
-    from pipeline.follow.reconcile import reconcile as run_reconcile
+    from pipeline.commands.reconcile import reconcile as run_reconcile
 
     async def run(settings: Settings) -> ExitCode:
-        async with connect(settings) as conn:
-            if sources:
-                admitted = await admit_sources(conn, list(sources))
-                click.echo(
-                    f"sources: {admitted.added} files added to the ledger, {admitted.known} already in it, "
-                    f"{admitted.rejected} rows rejected, {admitted.refused} refused",
-                    err=True,
-                )
-            report = await run_reconcile(conn.ledger, conn.client, conn.policy)
+        outcome = await run_reconcile(list(sources), settings)
+        admitted, report = outcome.admitted, outcome.report
+        if admitted is not None:
+            click.echo(
+                f"sources: {admitted.added} files added to the ledger, {admitted.known} already in it, "
+                f"{admitted.rejected} rows rejected, {admitted.refused} refused",
+                err=True,
+            )
         click.echo(
             f"{report.matched} jobs found on the server and marked created; {report.already} already "
             f"known; {report.adopted} later resubmissions adopted; {report.historical} replaced jobs",

@@ -41,7 +41,7 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
 def retry_failed(**flags: Any) -> None:
     """Resubmit files whose job FAILED on the server, as new jobs (the old ones stay in the history).
     Statuses are refreshed first; with --wait (and --out) the new jobs are followed like submit's."""
-    from pipeline.commands.submit import resubmit_failed
+    from pipeline.commands.retry_failed import resubmit_failed
 
     try:
         settings = load_command_settings(flags)

@@ -24,12 +24,13 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.commands.connect import connect
-from pipeline.commands.submit import finish_stats, spec_at
+from pipeline.commands.submit import finish_stats
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.journey import WorkItem
+from pipeline.flow.ledger_work import spec_at
 from pipeline.flow.pool import Pipeline
 from pipeline.flow.signals import watch_signals
 from pipeline.ledger import FileRecord, Ledger, open_ledger

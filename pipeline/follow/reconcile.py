@@ -19,16 +19,6 @@ LATER_GENERATIONS = 4  # reconcile also recognises this many resubmissions (retr
 
 
 @dataclass
-class SourceAdmission:
-    """What `admit_sources` did with the rows of the given sources."""
-
-    added: int = 0  # new to the ledger
-    known: int = 0  # the ledger had them already
-    refused: int = 0  # e.g. a manifest job_id that another file owns
-    rejected: int = 0  # bad rows (missing file, bad value, ...)
-
-
-@dataclass
 class ReconcileReport:
     matched: int = 0  # ledger files whose job the server has, newly marked created
     already: int = 0  # ledger files already marked created, status refreshed

@@ -11,7 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pipeline.commands.submit import resubmit_failed, submit
+from pipeline.commands.retry_failed import resubmit_failed
+from pipeline.commands.submit import submit
 from pipeline.ledger import FileState, open_ledger
 from pipeline.sandbox import Sandbox
 from pipeline.sources.identity import derive_job_id

@@ -17,7 +17,8 @@ import pytest
 
 from pipeline import load_settings, submit
 from pipeline.commands.connect import Connection, connect
-from pipeline.commands.submit import admit_sources, resubmit_failed
+from pipeline.commands.reconcile import admit_sources
+from pipeline.commands.retry_failed import resubmit_failed
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ExitCode, TransferError
 from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts, transcript_path

@@ -1,0 +1,49 @@
+"""`status`: the server status of every unfinished job brought into the ledger, and the fleet's
+progress by host when the ledger is shared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.commands.connect import connect
+from pipeline.config.settings import Settings
+from pipeline.errors import ConfigError
+from pipeline.follow.status import StatusReport, refresh_statuses
+from pipeline.ledger import Ledger, ledger_missing
+
+if TYPE_CHECKING:  # leases needs the postgres extra, which a run's own ledger does without
+    from pipeline.ledger.leases import HostProgress
+
+
+@dataclass
+class StatusOutcome:
+    report: StatusReport
+    fleet: list[HostProgress] | None  # progress by host on a shared ledger; None on a run's own
+
+    @property
+    def has_problems(self) -> bool:
+        """A job FAILED on the server, is unknown to it, or could not be asked about."""
+        return bool(self.report.failed_jobs or self.report.missing_jobs or self.report.errors)
+
+
+async def status(settings: Settings) -> StatusOutcome:
+    """Refresh every job that is not finished (one GET each, or pages of the job list)."""
+    if ledger_missing(settings.ledger):
+        raise ConfigError(f"no ledger at {settings.ledger}")
+    async with connect(settings) as conn:
+        report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
+        return StatusOutcome(report, fleet_of(conn.ledger))
+
+
+def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
+    """Progress by host, for a ledger that a fleet shares; None for a run's own ledger."""
+    try:
+        from pipeline.ledger.postgres import PostgresLedger
+    except ImportError:  # the postgres extra is not installed: no ledger can be a shared one
+        return None
+    if not isinstance(ledger, PostgresLedger):
+        return None
+    from pipeline.ledger.leases import fleet_progress
+
+    return fleet_progress(ledger)
