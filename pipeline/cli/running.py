@@ -39,7 +39,7 @@ def load_command_settings(flags: dict[str, Any]) -> Settings:
         )
     flags = dict(flags)
     log_level_from_aliases(flags)
-    settings = load_settings(**flags)
+    settings = load_settings(environment=True, **flags)
     if settings.api_key is not None:  # masked from here on, even in an internal error's traceback
         register_secret(settings.api_key.get_secret_value())
     ledger_password = urlsplit(settings.ledger).password  # a postgresql:// ledger's, likewise

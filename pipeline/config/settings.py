@@ -333,7 +333,17 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+        if _use_environment.get():
+            return (
+                init_settings,
+                env_settings,
+                TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+            )
+        # A library caller's arguments, and the config file only if it named one.
+        named = _config_path_override.get()
+        if named is None:
+            return (init_settings,)
+        return (init_settings, TomlConfigSettingsSource(settings_cls, toml_file=named))
 
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:
@@ -409,6 +419,9 @@ def _read_key_file(path: Path) -> str:
 # (`settings_customise_sources`) that cannot take arguments, so the choice travels in a context
 # variable: each thread and each task has its own, and two loads at once cannot see each other's.
 _config_path_override: ContextVar[Path | None] = ContextVar("slng_bulk_config_path", default=None)
+# Whether the load in progress reads SLNG_BULK_* and the config file (the command line does; a
+# library caller opts in), carried the same way.
+_use_environment: ContextVar[bool] = ContextVar("slng_bulk_use_environment", default=False)
 
 
 def _config_file() -> Path | None:
@@ -450,24 +463,43 @@ def _key_above_config_file(flags: dict[str, Any]) -> str | None:
     return _read_key_file(Path(key_file)) if key_file else None
 
 
-def load_settings(**flags: Any) -> Settings:
-    """Settings from flags (only those given), environment and config file; a clear error otherwise."""
+def load_settings(*, environment: bool = False, **flags: Any) -> Settings:
+    """Settings from the given values alone, or with `environment=True` (as the command line does)
+    also from SLNG_BULK_* variables and the config file, below the values; a clear error otherwise.
+
+    A library caller's settings are what it passed, so that a variable set for some other run on the
+    same host, or a ./slng-bulk.toml in the working folder, never changes what a program does.
+    """
     config = flags.get("config")
     token = _config_path_override.set(Path(config) if config is not None else None)
+    environment_token = _use_environment.set(environment)
     try:
+        given = {name: value for name, value in flags.items() if value is not None}
+        if not environment:
+            if config is not None and not Path(config).is_file():
+                raise ConfigError(f"config file {config} does not exist or is not a regular file")
+            return _from_values(given)
         chosen = _config_file()
         if (config is not None or os.environ.get(f"{ENV_PREFIX}CONFIG")) and chosen is not None:
             if not chosen.exists():
                 raise ConfigError(f"config file {chosen} does not exist")
             if not chosen.is_file():
                 raise ConfigError(f"config file {chosen} is not a regular file")
-        given = {name: value for name, value in flags.items() if value is not None}
         try:
             key = _key_above_config_file(given)
         except ValueError as exc:  # an unreadable key file, named by the message
             raise ConfigError(f"invalid setting {exc}") from None
         if key is not None:
             given["api_key"] = key
+        return _from_values(given)
+    finally:
+        _use_environment.reset(environment_token)
+        _config_path_override.reset(token)
+
+
+def _from_values(given: dict[str, Any]) -> Settings:
+    """The model built from `given` (and whatever sources the load in progress allows)."""
+    try:
         return Settings(**given)
     except ValidationError as exc:
         problems = []
@@ -484,5 +516,3 @@ def load_settings(**flags: Any) -> Settings:
         raise ConfigError(f"config file {_config_file()}: {exc.strerror or exc}") from None
     except SettingsError as exc:
         raise ConfigError(f"invalid setting: {exc}") from None
-    finally:
-        _config_path_override.reset(token)

@@ -54,7 +54,7 @@ def test_help_shows_every_default_and_it_is_the_real_one(
             continue
         with monkeypatch.context() as patch:  # what is shown, given back, is the default
             patch.setenv(env, shown)
-            assert getattr(load_settings(), name) == default, f"{name}: shown {shown!r}"
+            assert getattr(load_settings(environment=True), name) == default, f"{name}: shown {shown!r}"
     for param in main.commands[command].params:
         if not isinstance(param, click.Option) or param.name == "help" or setting_name_of(param):
             continue
@@ -135,7 +135,7 @@ def test_verbose_and_quiet_are_aliases_of_log_level(args: tuple[str, ...], level
             k: v for k, v in ctx.params.items() if k in Settings.model_fields or k in ("verbose", "quiet")
         }
         log_level_from_aliases(flags)  # what every command does before loading its settings
-        assert load_settings(**flags).log_level == level
+        assert load_settings(environment=True, **flags).log_level == level
 
 
 @pytest.mark.parametrize(

@@ -89,20 +89,20 @@ def from_flag(name: str, raw: str) -> Settings:
             args.append("placeholder")
     with command.make_context(command.name, args) as ctx:
         flags = {k: v for k, v in ctx.params.items() if k in Settings.model_fields}
-    return load_settings(**flags)
+    return load_settings(environment=True, **flags)
 
 
 def from_env(name: str, raw: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     with monkeypatch.context() as env:
         env.setenv(f"{ENV_PREFIX}{name.upper()}", raw)
-        return load_settings()
+        return load_settings(environment=True)
 
 
 def from_config(name: str, raw: str, tmp_path: Path) -> Settings:
     config = tmp_path / "settings-under-test.toml"
     value = raw if raw in ("true", "false") else json.dumps(raw)  # a JSON string is a TOML string
     config.write_text(f"{name} = {value}\n")
-    return load_settings(config=config)
+    return load_settings(environment=True, config=config)
 
 
 FIELDS = sorted(Settings.model_fields.items())
@@ -133,7 +133,7 @@ def test_size_settings_take_units_and_plain_bytes_everywhere(
         assert getattr(from_config(name, raw, tmp_path), name) == value
     config = tmp_path / "native.toml"
     config.write_text(f"{name} = 1048576\n")  # a TOML integer as well as a string
-    assert getattr(load_settings(config=config), name) == 1_048_576
+    assert getattr(load_settings(environment=True, config=config), name) == 1_048_576
 
 
 def test_size_flags_work_on_the_real_command_line(tmp_path: Path) -> None:

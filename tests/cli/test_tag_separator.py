@@ -22,7 +22,7 @@ def csv_rows(tmp_path: Path, cell: str) -> list[Row]:
     write_wav(tmp_path / "a.wav")
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,tags\na.wav,{cell}\n")
-    return list(iter_rows([str(manifest)], load_settings().job_defaults(), SourceOptions()))
+    return list(iter_rows([str(manifest)], load_settings(environment=True).job_defaults(), SourceOptions()))
 
 
 def csv_tags(tmp_path: Path, cell: str) -> list[str]:
@@ -35,7 +35,7 @@ def csv_tags(tmp_path: Path, cell: str) -> list[str]:
 def flag_tags(text: str) -> list[str]:
     command = main.commands["submit"]
     with command.make_context("submit", ["--tags", text, "placeholder"]) as ctx:
-        settings = load_settings(tags=ctx.params["tags"])
+        settings = load_settings(environment=True, tags=ctx.params["tags"])
     tracking = settings.job_defaults().tracking
     assert tracking is not None
     return list(tracking.tags or [])
@@ -48,9 +48,9 @@ def test_flag_environment_config_and_csv_split_tags_alike(
     assert flag_tags("demo,short") == expected
     with monkeypatch.context() as env:
         env.setenv("SLNG_BULK_TAGS", "demo, short")
-        assert load_settings().tags == expected
+        assert load_settings(environment=True).tags == expected
     (tmp_path / "c.toml").write_text('tags = "demo,short"\n')
-    assert load_settings(config=tmp_path / "c.toml").tags == expected
+    assert load_settings(environment=True, config=tmp_path / "c.toml").tags == expected
     assert csv_tags(tmp_path, '"demo,short"') == expected
     assert csv_tags(tmp_path, '" demo , short ,"') == expected
 
@@ -58,7 +58,7 @@ def test_flag_environment_config_and_csv_split_tags_alike(
 def test_a_json_list_keeps_commas_inside_tags(tmp_path: Path) -> None:
     assert csv_tags(tmp_path, '"[""a,b"", ""c;d""]"') == ["a,b", "c;d"]
     (tmp_path / "c.toml").write_text('tags = ["a,b", "c"]\n')
-    assert load_settings(config=tmp_path / "c.toml").tags == ["a,b", "c"]
+    assert load_settings(environment=True, config=tmp_path / "c.toml").tags == ["a,b", "c"]
 
 
 def test_a_semicolon_list_in_a_csv_cell_is_refused_with_the_rule(tmp_path: Path) -> None:
@@ -74,6 +74,10 @@ def test_a_semicolon_list_as_a_flag_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_the_demo_manifest_uses_the_separator() -> None:
-    rows = list(iter_rows([str(SAMPLES / "demo.csv")], load_settings().job_defaults(), SourceOptions()))
+    rows = list(
+        iter_rows(
+            [str(SAMPLES / "demo.csv")], load_settings(environment=True).job_defaults(), SourceOptions()
+        )
+    )
     tags = [row.settings.tracking.tags for row in rows if isinstance(row, FileSpec) and row.settings.tracking]
     assert ["demo", "short"] in tags and ["demo", "meeting"] in tags

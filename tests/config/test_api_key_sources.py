@@ -68,7 +68,7 @@ def _load_with(sources: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.Mon
         else:
             config_lines.append(f'api_key_file = "{key_file}"')
     (tmp_path / "slng-bulk.toml").write_text("\n".join(config_lines) + "\n")
-    settings = load_settings(**flags)
+    settings = load_settings(environment=True, **flags)
     assert settings.api_key is not None
     return settings.api_key.get_secret_value()
 
@@ -87,7 +87,7 @@ def test_both_variables_differing_use_slng_api_key_and_warn(
 ) -> None:
     monkeypatch.setenv("SLNG_API_KEY", "sk-canonical-0123")
     monkeypatch.setenv("SLNG_BULK_API_KEY", "sk-alias-4567")
-    assert load_settings().api_key.get_secret_value() == "sk-canonical-0123"  # type: ignore[union-attr]
+    assert load_settings(environment=True).api_key.get_secret_value() == "sk-canonical-0123"  # type: ignore[union-attr]
     [message] = {record.getMessage() for record in warnings_seen.records}  # once, seen by root or here
     assert "SLNG_API_KEY" in message and "SLNG_BULK_API_KEY" in message
     assert "sk-canonical-0123" not in message and "sk-alias-4567" not in message
@@ -98,7 +98,7 @@ def test_both_variables_equal_is_no_warning(
 ) -> None:
     monkeypatch.setenv("SLNG_API_KEY", "sk-same-0123")
     monkeypatch.setenv("SLNG_BULK_API_KEY", " sk-same-0123\n")
-    assert load_settings().api_key.get_secret_value() == "sk-same-0123"  # type: ignore[union-attr]
+    assert load_settings(environment=True).api_key.get_secret_value() == "sk-same-0123"  # type: ignore[union-attr]
     assert warnings_seen.records == []
 
 

@@ -37,7 +37,7 @@ def test_two_concurrent_loads_keep_their_own_config_file(tmp_path: Path) -> None
 
     def first() -> None:
         try:
-            results["a"] = load_settings(config=tmp_path / "a.toml", api_key_file=fifo)
+            results["a"] = load_settings(environment=True, config=tmp_path / "a.toml", api_key_file=fifo)
         except BaseException as exc:
             results["a"] = exc
 
@@ -45,7 +45,9 @@ def test_two_concurrent_loads_keep_their_own_config_file(tmp_path: Path) -> None
     thread.start()
     writer = _open_writer_once_read(fifo)
     try:
-        second = load_settings(config=tmp_path / "b.toml")  # runs to the end while the first waits
+        second = load_settings(
+            environment=True, config=tmp_path / "b.toml"
+        )  # runs to the end while the first waits
     finally:
         os.write(writer, b"sk-from-a-pipe-0123\n")
         os.close(writer)
@@ -60,5 +62,5 @@ def test_two_concurrent_loads_keep_their_own_config_file(tmp_path: Path) -> None
 
 def test_a_load_leaves_no_config_choice_behind(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text("concurrency = 3\n")
-    assert load_settings(config=tmp_path / "a.toml").concurrency == 3
-    assert load_settings().concurrency == 8  # the default again: no ./slng-bulk.toml here
+    assert load_settings(environment=True, config=tmp_path / "a.toml").concurrency == 3
+    assert load_settings(environment=True).concurrency == 8  # the default again: no ./slng-bulk.toml here

@@ -300,7 +300,7 @@ def test_a_malformed_key_is_refused_without_being_echoed(
     from pipeline.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_settings(environment=True)
     assert "api_key" in str(caught.value) and bad_key not in str(caught.value)
 
 
@@ -310,17 +310,17 @@ def test_api_key_file_edge_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("SLNG_API_KEY", raising=False)
     key_file = tmp_path / "key"
     key_file.write_text(f"\ufeff\n  {API_KEY}  \nsecond line\n")
-    assert load_settings(api_key_file=key_file).api_key.get_secret_value() == API_KEY  # type: ignore[union-attr]
+    assert load_settings(environment=True, api_key_file=key_file).api_key.get_secret_value() == API_KEY  # type: ignore[union-attr]
     for target, phrase in [
         (tmp_path / "nope", "does not exist"),
         (tmp_path, "not a regular file"),
         (Path("/dev/zero"), "not a regular file"),
     ]:
         with pytest.raises(ConfigError, match=phrase):
-            load_settings(api_key_file=target)
+            load_settings(environment=True, api_key_file=target)
     (tmp_path / "blank").write_text("\n \n")
     with pytest.raises(ConfigError, match="empty"):
-        load_settings(api_key_file=tmp_path / "blank")
+        load_settings(environment=True, api_key_file=tmp_path / "blank")
 
 
 # --- files we write -----------------------------------------------------------------------------------
@@ -510,9 +510,9 @@ def test_every_setting_is_a_submit_flag_and_an_environment_variable(
     assert f"[env: {env_name}]" in text_of_help
 
     text, expected = _sample(name, tmp_path)
-    assert _held(load_settings(), name) != expected, "the sample must differ from the default"
+    assert _held(load_settings(environment=True), name) != expected, "the sample must differ from the default"
     monkeypatch.setenv(env_name, text)
-    assert _held(load_settings(), name) == expected
+    assert _held(load_settings(environment=True), name) == expected
 
 
 @pytest.mark.parametrize("name", sorted(set(Settings.model_fields) - {"config"}))
@@ -522,16 +522,16 @@ def test_every_setting_is_a_config_file_key_below_environment_and_flag(
     text, expected = _sample(name, tmp_path)
     config = tmp_path / "c.toml"
     config.write_text(f"{name} = {json.dumps(text)}\n")  # a TOML string: sizes, numbers, bools parse from it
-    assert _held(load_settings(config=config), name) == expected
+    assert _held(load_settings(environment=True, config=config), name) == expected
 
     default = Settings.model_fields[name].get_default(call_default_factory=True)
     if default is None or name == "api_key_file":
         return  # nothing else to give: the precedence of these is covered in test_settings.py
     # A flag (already parsed by click) beats the file ...
-    assert _held(load_settings(config=config, **{name: default}), name) == default
+    assert _held(load_settings(environment=True, config=config, **{name: default}), name) == default
     # ... and so does the environment, when it can spell the default.
     if isinstance(default, bool | int | float | str | Path) and not isinstance(default, list):
         monkeypatch.setenv(
             f"{ENV_PREFIX}{name.upper()}", str(default).lower() if isinstance(default, bool) else str(default)
         )
-        assert _held(load_settings(config=config), name) == default
+        assert _held(load_settings(environment=True, config=config), name) == default
