@@ -1,6 +1,6 @@
 """slng-bulk: push large batches of audio into the SLNG Batch transcription API.
 
-What an embedding program imports; everything else is internal and may change::
+What an embedding program imports; every other module is internal and may change::
 
     import pipeline
 
@@ -9,10 +9,13 @@ What an embedding program imports; everything else is internal and may change::
     stats = await pipeline.submit_rows(["a.wav", {"path": "b.wav", "extra": {...}}], settings)
     if stats.exit_code() is not pipeline.ExitCode.OK: ...
 
-Both return a `RunStats` (counters, failures, rates); errors that stop a run are `SlngBulkError`
-subclasses. Secrets are masked in our own log lines; attach `RedactingFilter` to your handlers to
-mask them in yours (the API key of a run, presigned URL signatures, bearer tokens).
-The `slng-bulk` command is a thin layer over these calls.
+Every command of the command line is an awaitable here: `submit`, `submit_rows`, `retry_failed`,
+`enqueue`, `work`, `status`, `wait`, `fetch`, `reconcile`, and `export`/`history` for `report`.
+The runs take `on_result` (each file's `FileResult`), `stop` (a `StopHandle`) and `session` (an
+aiohttp session of yours). Settings are built from the arguments alone unless you pass
+`environment=True` to `load_settings`. Errors that stop a command are `SlngBulkError` subclasses.
+Secrets are masked in our own log lines; attach `RedactingFilter` to your handlers to mask them in
+yours (the API key of a run, presigned URL signatures, bearer tokens).
 """
 
 from typing import TYPE_CHECKING
@@ -35,37 +38,87 @@ from pipeline.sources.iterable_rows import RowInput
 from pipeline.version import __version__
 
 if TYPE_CHECKING:
+    from pipeline.commands.fetch import FetchOutcome, fetch
+    from pipeline.commands.fleet import EnqueueReport, enqueue, work
+    from pipeline.commands.reconcile import ReconcileOutcome, reconcile
+    from pipeline.commands.report import History, export, history
+    from pipeline.commands.retry_failed import resubmit_failed as retry_failed
+    from pipeline.commands.status import StatusOutcome, status
     from pipeline.commands.submit import submit, submit_rows
+    from pipeline.commands.wait import WaitOutcome, wait
+    from pipeline.flow.context import FileResult, Outcome, StopHandle
 
 __all__ = [
     "AuthenticationError",
     "ConfigError",
+    "EnqueueReport",
     "ErrorClass",
     "ExitCode",
     "Failure",
+    "FetchOutcome",
     "FileChangedError",
+    "FileResult",
+    "History",
     "LedgerWriteError",
     "LockHeldError",
+    "Outcome",
+    "ReconcileOutcome",
     "RedactingFilter",
     "RowInput",
     "RunStats",
     "Settings",
     "SlngBulkError",
+    "StatusOutcome",
+    "StopHandle",
     "TransferError",
+    "WaitOutcome",
     "__version__",
+    "enqueue",
+    "export",
+    "fetch",
+    "history",
     "load_settings",
+    "reconcile",
+    "retry_failed",
+    "status",
     "submit",
     "submit_rows",
+    "wait",
+    "work",
 ]
+
+# Imported on first use: they bring in the HTTP stack, which the command line's dry run and
+# --version never need (a fifth of a second at every start). name -> (module, attribute)
+_LAZY = {
+    "submit": ("submit", "submit"),
+    "submit_rows": ("submit", "submit_rows"),
+    "retry_failed": ("retry_failed", "resubmit_failed"),
+    "enqueue": ("fleet", "enqueue"),
+    "work": ("fleet", "work"),
+    "EnqueueReport": ("fleet", "EnqueueReport"),
+    "status": ("status", "status"),
+    "StatusOutcome": ("status", "StatusOutcome"),
+    "wait": ("wait", "wait"),
+    "WaitOutcome": ("wait", "WaitOutcome"),
+    "fetch": ("fetch", "fetch"),
+    "FetchOutcome": ("fetch", "FetchOutcome"),
+    "reconcile": ("reconcile", "reconcile"),
+    "ReconcileOutcome": ("reconcile", "ReconcileOutcome"),
+    "export": ("report", "export"),
+    "history": ("report", "history"),
+    "History": ("report", "History"),
+}
+_LAZY_FLOW = {"FileResult", "Outcome", "StopHandle"}
 
 
 def __getattr__(name: str) -> object:
-    """`submit` and `submit_rows`, imported on first use: they bring in the HTTP stack, which the
-    command line's dry run and --version never need (a fifth of a second at every start)."""
-    if name in ("submit", "submit_rows"):
-        from pipeline.commands import submit as commands
+    import importlib
 
-        return getattr(commands, name)
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(f"pipeline.commands.{module}"), attribute)
+    if name in _LAZY_FLOW:
+        return getattr(importlib.import_module("pipeline.flow.context"), name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
 
 

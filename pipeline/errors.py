@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import errno
-from typing import Final
+from typing import Any, Final
 
 from pipeline.redact import redact
 
@@ -108,10 +108,14 @@ class TransferError(SlngBulkError):
 
 
 class AuthenticationError(TransferError):
+    """The API refused the key: every file would be refused too, so the run ends. Raised by the
+    library's commands once the run's counters are saved; `run_stats` holds them (a RunStats)."""
+
     exit_code = ExitCode.AUTH
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, run_stats: Any = None) -> None:
         super().__init__(message, ErrorClass.AUTH, status=status)
+        self.run_stats = run_stats
 
 
 class UrlRefusedError(TransferError):

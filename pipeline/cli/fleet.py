@@ -9,7 +9,7 @@ import click
 
 from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import ENQUEUE_SETTINGS, WORK_SETTINGS, settings_options
-from pipeline.cli.running import fail, load_command_settings, report_run
+from pipeline.cli.running import fail, load_command_settings, report_run, run_pool
 from pipeline.errors import ExitCode, SlngBulkError
 
 
@@ -45,7 +45,7 @@ def work(**flags: Any) -> None:
 
     try:
         settings = load_command_settings(flags)
-        stats = run_async(lambda: run_work(settings, handle_signals=True), loop=settings.event_loop)
+        stats = run_pool(settings, lambda: run_work(settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)
     report_run(stats, settings, "no file is left for this worker")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sqlite3
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -15,6 +18,9 @@ from pipeline.cli.running import fail, load_command_settings
 from pipeline.errors import ConfigError, SlngBulkError
 from pipeline.ledger import Ledger, open_ledger, sqlite_path
 from pipeline.logs import log
+
+if TYPE_CHECKING:
+    from pipeline.commands.report import History
 
 ReportFormat = Literal["csv", "jsonl", "json", "text"]
 
@@ -83,7 +89,8 @@ def _export(
     target: str, states: tuple[str, ...], fmt: Literal["csv", "jsonl", "json"], output: Path | None
 ) -> None:
     """Streamed to stdout (a big ledger never sits in memory); a file is written whole, privately."""
-    from pipeline.observe.stats import export_rows, write_export, write_private
+    from pipeline.commands.report import export_rows
+    from pipeline.observe.stats import write_private
 
     ledger = open_ledger(target)
     ledger.count_by_state()  # not a ledger (or another program's database): say so before any output
@@ -99,7 +106,7 @@ def _export(
 
 def _history_text(ledger: Ledger, file_path: str | None, job_id: str | None, fmt: str) -> str:
     """Read with the ledger unopened: opening would take nothing, but could migrate (a write)."""
-    from pipeline.commands.history import file_history, history_lines
+    from pipeline.commands.report import file_history
 
     history = file_history(ledger, path=file_path, job_id=job_id)
     if not history.files and not history.rejections:
@@ -118,3 +125,70 @@ def _emit(text: str, output: Path | None) -> None:
     else:
         write_private(output, text)
         log.info("wrote the history to %s", output)
+
+
+ExportFormat = Literal["csv", "jsonl", "json"]
+EXPORT_COLUMNS = (
+    "source",
+    "line",
+    "path",
+    "state",
+    "job_id",
+    "s3_key",
+    "size",
+    "md5",
+    "attempts",
+    "error_class",
+    "error",
+)
+
+
+def write_export(rows: Iterable[dict[str, Any]], fmt: ExportFormat, out: IO[str] | None = None) -> int:
+    stream = out or sys.stdout
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    elif fmt == "jsonl":
+        for row in rows:
+            stream.write(json.dumps(row) + "\n")
+            count += 1
+    else:
+        items = list(rows)
+        stream.write(json.dumps(items, indent=2) + "\n")
+        count = len(items)
+    return count
+
+
+def history_lines(history: History) -> Iterator[str]:
+    """The history as plain lines for a terminal."""
+    for record in history.files:
+        yield f"{record.path}"
+        yield f"  source {record.source}" + (f", line {record.line}" if record.line is not None else "")
+        yield (
+            f"  state {record.state}, job {record.job_id} (generation {record.generation}),"
+            f" attempts {record.attempts}"
+        )
+        if record.job_status:
+            yield f"  server status {record.job_status}" + (
+                f": {record.job_error}" if record.job_error else ""
+            )
+        if record.error:
+            yield f"  last error ({record.error_class or 'unknown'}): {record.error}"
+        if record.fetched_formats:
+            yield f"  transcripts on disk: {', '.join(record.fetched_formats)}"
+        for name, at in record.times.items():
+            if at is not None:
+                yield f"  {name.replace('_', ' '):<16}{at}"
+        for job in record.jobs:
+            yield f"  earlier job {job.job_id}: {job.state}, replaced {job.replaced_at}" + (
+                f" ({job.reason})" if job.reason else ""
+            )
+    for rejection in history.rejections:
+        where = (
+            f"{rejection.source}, line {rejection.line}" if rejection.line is not None else rejection.source
+        )
+        yield f"rejected {rejection.path} ({where}) at {rejection.at}: {rejection.reason}"

@@ -13,7 +13,7 @@ import signal
 import sys
 import traceback
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ import click
 from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import log_level_from_aliases
 from pipeline.config.settings import Settings, load_settings
-from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.errors import AuthenticationError, ExitCode, SlngBulkError
 from pipeline.flow.signals import single_cause, watch_signals
 from pipeline.logs import configure_logging, log
 from pipeline.observe.stats import RunStats, summary_lines
@@ -62,6 +62,17 @@ def report_run(stats: RunStats, settings: Settings, nothing_to_do: str) -> typin
     if stats.nothing_to_do():
         click.echo(f"nothing to do: {nothing_to_do}", err=True)
     sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+
+
+def run_pool(settings: Settings, command: Callable[[], Awaitable[RunStats]]) -> RunStats:
+    """A command that runs the worker pool, on the settings' event loop: its counters, also when
+    the key was refused (the library raises that, with the counters; the summary still shows them)."""
+    try:
+        return run_async(command, loop=settings.event_loop)
+    except AuthenticationError as exc:
+        if not isinstance(exc.run_stats, RunStats):
+            raise
+        return exc.run_stats
 
 
 def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> typing.NoReturn:

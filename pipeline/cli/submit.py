@@ -7,9 +7,8 @@ from typing import Any
 
 import click
 
-from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import RETRY_SETTINGS, SUBMIT_SETTINGS, settings_options
-from pipeline.cli.running import fail, load_command_settings, report_run
+from pipeline.cli.running import fail, load_command_settings, report_run, run_pool
 from pipeline.errors import ConfigError, SlngBulkError
 from pipeline.ledger import ledger_missing
 
@@ -28,9 +27,7 @@ def submit(sources: tuple[str, ...], **flags: Any) -> None:
             sys.exit(int(dry_run(list(sources), settings)))
         from pipeline.commands.submit import submit as run_submit
 
-        stats = run_async(
-            lambda: run_submit(list(sources), settings, handle_signals=True), loop=settings.event_loop
-        )
+        stats = run_pool(settings, lambda: run_submit(list(sources), settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)
     report_run(stats, settings, "every file is already done")
@@ -47,7 +44,7 @@ def retry_failed(**flags: Any) -> None:
         settings = load_command_settings(flags)
         if ledger_missing(settings.ledger):
             raise ConfigError(f"no ledger at {settings.ledger}")
-        stats = run_async(lambda: resubmit_failed(settings, handle_signals=True), loop=settings.event_loop)
+        stats = run_pool(settings, lambda: resubmit_failed(settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)
     report_run(stats, settings, "no job has FAILED")

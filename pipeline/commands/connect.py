@@ -61,8 +61,14 @@ async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 
 
 @asynccontextmanager
-async def connect(settings: Settings) -> AsyncIterator[Connection]:
-    """Take the ledger's lock, open the ledger, one pooled HTTP session and the API client."""
+async def connect(
+    settings: Settings, *, session: aiohttp.ClientSession | None = None
+) -> AsyncIterator[Connection]:
+    """Take the ledger's lock, open the ledger, one pooled HTTP session and the API client.
+
+    `session`: the caller's own aiohttp session (a web service's, with its tracing and proxies),
+    used as it is and left open; otherwise one is made for the command, sized to --concurrency.
+    """
     ledger_path = sqlite_path(settings.ledger)
     given_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     # One run per SQLite ledger; a shared (PostgreSQL) ledger is made for many at once.
@@ -73,8 +79,9 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
             api_url, api_key = await stack.enter_async_context(api_target(settings))
             stack.enter_context(secret_scope(api_key))
             ledger = await stack.enter_async_context(open_ledger(settings.ledger, host=settings.host_name))
-            connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
-            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            if session is None:
+                connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
+                session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
             rates = RateControl.from_limits(
                 settings.max_create_rps, settings.max_presign_rps, settings.max_read_rps
             )

@@ -18,22 +18,21 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+import aiohttp
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from pipeline.commands.connect import connect
-from pipeline.commands.submit import finish_stats
+from pipeline.commands.run import finish_stats, run_context
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
+from pipeline.flow.claims import ClaimFeed
+from pipeline.flow.context import ResultCallback, StopHandle
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
-from pipeline.flow.journey import WorkItem
-from pipeline.flow.ledger_work import spec_at
-from pipeline.flow.pool import Pipeline
+from pipeline.flow.pool import Pool
 from pipeline.flow.signals import watch_signals
-from pipeline.ledger import FileRecord, Ledger, open_ledger
+from pipeline.ledger import Ledger, open_ledger
 from pipeline.ledger.leases import Leases
 from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
 from pipeline.ledger.shared_rate import SharedRate
@@ -92,97 +91,33 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
     return report
 
 
-class ClaimFeed:
-    """The producer of a `work` run: claims files, turns them into work items, heartbeats leases."""
-
-    def __init__(self, pipeline: Pipeline, leases: Leases, path_map: PathMap) -> None:
-        self.pipeline = pipeline
-        self.leases = leases
-        self.path_map = path_map
-        # How soon a worker with nothing to claim looks again: soon, as it is usually the run's end.
-        self.poll_seconds = min(0.5, max(0.1, leases.lease_seconds / 10))
-        self.batch = max(1, min(CLAIM_BATCH, pipeline.settings.concurrency))
-        self.held: dict[str, FileRecord] = {}  # claimed by this worker and not finished, by file key
-
-    async def produce(self, send: MemoryObjectSendStream[WorkItem]) -> None:
-        """Claim a small batch whenever the pool can take it; end when nothing is left for us."""
-        pipeline = self.pipeline
-        with pipeline.producer_scope, send:
-            while not pipeline.stopping.is_set():
-                records = await self.leases.claim(self.batch)
-                if not records:
-                    if await self.leases.others_unfinished() == 0:
-                        return
-                    await anyio.sleep(self.poll_seconds)  # others hold files: wait in case they die
-                    continue
-                for record in records:
-                    pipeline.stats.rows_seen += 1
-                    spec = await self.local_spec(record)
-                    if spec is None:
-                        await self.leases.release(record)
-                        continue
-                    self.held[record.file_key] = record
-                    await send.send(WorkItem(spec, record.file_key, record.job_id))
-
-    async def local_spec(self, record: FileRecord) -> FileSpec | None:
-        """The row to work on, read where the file lives on this host; None (and the file marked
-        changed, for a later run) when it is not there as it was enqueued."""
-        local = self.path_map.local(record.path)
-        host = self.leases.ledger.host
-        try:
-            st = await anyio.Path(local).stat()
-        except OSError as exc:
-            why = f"{local}: not found on host {host} ({exc.strerror}); check --path-map"
-            await self.pipeline.ledger.mark_changed(record, why)
-            self.pipeline.stats.changed += 1  # not done by this worker: exit 1, taken by a later one
-            log.warning("%s", why)
-            return None
-        if st.st_size != record.size or st.st_mtime_ns != record.mtime_ns:
-            why = f"{local}: changed since it was enqueued (size or mtime differ on host {host})"
-            await self.pipeline.ledger.mark_changed(record, why)
-            self.pipeline.stats.changed += 1  # not done by this worker: exit 1, taken by a later one
-            log.warning("%s", why)
-            return None
-        return spec_at(record, Path(local))
-
-    async def finished(self, item: WorkItem) -> None:
-        """The pipeline is done with a file (created, failed, or stopped): give its claim back."""
-        record = self.held.pop(item.key, None)
-        if record is not None:
-            await self.leases.release(record)
-
-    async def heartbeat(self) -> None:
-        """Extend the leases every third of their length, so a lease runs out only for the dead."""
-        while True:
-            await anyio.sleep(self.leases.lease_seconds / 3)
-            held = await self.leases.heartbeat()
-            if held < len(self.held):
-                log.warning(
-                    "%d of this worker's leases were taken over (it was too slow to heartbeat); the "
-                    "job_ids stay unique, but raise --lease-timeout",
-                    len(self.held) - held,
-                )
-
-
-async def work(settings: Settings, *, handle_signals: bool = False) -> RunStats:
-    """Work on the shared ledger's files with the others until none is left; this worker's counters."""
+async def work(
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    on_result: ResultCallback | None = None,
+    stop: StopHandle | None = None,
+    handle_signals: bool = False,
+) -> RunStats:
+    """Work on the shared ledger's files with the others until none is left; this worker's counters.
+    The keyword arguments are `submit`'s."""
     path_map = PathMap.parse(settings.path_map)
     stats: RunStats | None = None
-    async with watch_signals(handle_signals) as signals, connect(settings) as conn:
+    async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
         ledger = shared_ledger(conn.ledger, "work")
         for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
             # The --max-*-rps limits hold for the whole fleet, not per host.
             rate.shared = SharedRate(ledger, rate.name, rate.ceiling).take
-        pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates, signals)
-        worker = f"{ledger.host}:{os.getpid()}:{pipeline.stats.run_id}"
+        run = run_context(conn, signals, on_result, stop)
+        worker = f"{ledger.host}:{os.getpid()}:{run.stats.run_id}"
         leases = Leases(ledger, worker, settings.lease_timeout)
-        feed = ClaimFeed(pipeline, leases, path_map)
+        feed = ClaimFeed(leases, path_map, concurrency=settings.concurrency)
         await leases.register()
         log.info("worker %s on %s (lease %g s)", worker, ledger.location, settings.lease_timeout)
         try:
             async with anyio.create_task_group() as beats:
                 beats.start_soon(feed.heartbeat)
-                stats = await pipeline.run_items(feed.produce, finished=feed.finished)
+                stats = await Pool(run).run_source(feed)
                 beats.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):

@@ -2,40 +2,44 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
-
-from anyio.streams.memory import MemoryObjectSendStream
+import aiohttp
 
 from pipeline.commands.connect import connect
-from pipeline.commands.submit import finish_stats
-from pipeline.commands.wait import follow_through
+from pipeline.commands.run import finish_stats, follow_if_asked, run_context
 from pipeline.config.settings import Settings
+from pipeline.flow.context import ResultCallback, StopHandle
 from pipeline.flow.journey import WorkItem
 from pipeline.flow.ledger_work import work_from_ledger
-from pipeline.flow.pool import Pipeline
+from pipeline.flow.pool import Pool
 from pipeline.flow.signals import watch_signals
+from pipeline.flow.work_source import ListedWork
 from pipeline.follow.common import RETRY_REASON
 from pipeline.follow.status import refresh_statuses
 from pipeline.ledger import FileState, HistoryKind
 from pipeline.observe.stats import RunStats
 from pipeline.sources.identity import derive_job_id
 from pipeline.sources.pathmap import PathMap
-from pipeline.sources.rows import Rejection
 
 
-async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -> RunStats:
+async def resubmit_failed(
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    on_result: ResultCallback | None = None,
+    stop: StopHandle | None = None,
+    handle_signals: bool = False,
+) -> RunStats:
     """`retry-failed`: every file whose job FAILED on the server becomes a new job (history kept).
 
     Statuses are refreshed first, so jobs that failed since the last look are included. A file that
     changed or vanished since it was submitted is rejected and keeps its failed job. Rerunnable: a
     file renewed by an interrupted earlier run (new job_id, job not created yet) is taken again.
     Files are read where `--path-map` says they live on this host; they keep their recorded
-    identity (path, file key, job ids), as with `work`.
+    identity (path, file key, job ids), as with `work`. The keyword arguments are `submit`'s.
     """
     path_map = PathMap.parse(settings.path_map)
     stats: RunStats | None = None
-    async with watch_signals(handle_signals) as signals, connect(settings) as conn:
+    async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
         ledger = conn.ledger
         with signals.stoppable():
             await refresh_statuses(ledger, conn.client, conn.policy)
@@ -50,24 +54,6 @@ async def resubmit_failed(settings: Settings, *, handle_signals: bool = False) -
                 renewed = await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
                 item = WorkItem(item.spec, renewed.file_key, renewed.job_id)
             work.append(item)
-        pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates, signals)
-        stats = await pipeline.run_items(functools.partial(_send_work, pipeline, work))
-        if settings.wait and not (stats.auth_failure or stats.interrupted):
-            with signals.stoppable():
-                await follow_through(conn, stats)
+        stats = await Pool(run_context(conn, signals, on_result, stop)).run_source(ListedWork(work))
+        await follow_if_asked(conn, stats, signals)
     return finish_stats(settings, stats, signals)
-
-
-async def _send_work(
-    pipeline: Pipeline, work: Sequence[WorkItem | Rejection], send: MemoryObjectSendStream[WorkItem]
-) -> None:
-    """The producer of a retry-failed run: the files decided up front; rejections recorded in turn."""
-    with pipeline.producer_scope, send:
-        for item in work:
-            if pipeline.stopping.is_set():
-                return
-            pipeline.stats.rows_seen += 1
-            if isinstance(item, Rejection):
-                await pipeline.reject(item)
-            else:
-                await send.send(item)

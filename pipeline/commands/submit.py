@@ -6,32 +6,51 @@ It opens one connection (lock, ledger, HTTP session, client), feeds rows through
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+
+import aiohttp
 
 from pipeline.commands.connect import connect
-from pipeline.commands.wait import follow_through
+from pipeline.commands.run import finish_stats, follow_if_asked, run_context
 from pipeline.config.settings import Settings
+from pipeline.flow.context import ResultCallback, StopHandle
 from pipeline.flow.inputs import open_sources
-from pipeline.flow.pool import Pipeline
-from pipeline.flow.signals import SignalWatch, watch_signals
-from pipeline.observe.stats import RunStats, write_summary_json
+from pipeline.flow.pool import Pool
+from pipeline.flow.signals import watch_signals
+from pipeline.flow.work_source import SourceRows
+from pipeline.observe.stats import RunStats
 from pipeline.sources.iterable_rows import RowInput, object_rows
-from pipeline.sources.rows import Row
 
 
-async def submit(sources: Sequence[str], settings: Settings, *, handle_signals: bool = False) -> RunStats:
-    """Submit every file named by `sources`; return the run's counters. The library entry point.
+async def submit(
+    sources: Sequence[str],
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    on_result: ResultCallback | None = None,
+    stop: StopHandle | None = None,
+    handle_signals: bool = False,
+) -> RunStats:
+    """Submit every file named by `sources` (manifests, folders, "-" for stdin); the run's counters.
 
-    With `settings.wait`, then follow the jobs to the end and, with `settings.out`, fetch transcripts.
+    With `settings.wait`, then follow the jobs to the end and, with `settings.out`, fetch
+    transcripts. `session`: an aiohttp session of the caller's to send through (it stays open);
+    `on_result`: called with each file's outcome; `stop`: a handle that stops the run gracefully.
+    A refused key raises `AuthenticationError` once the counters are saved.
     """
     rows = open_sources(sources, settings)
-    return await _submit(rows, settings, handle_signals=handle_signals, trickle="-" in sources)
+    source = SourceRows(rows, trickle="-" in sources)
+    return await _submit(source, settings, session, on_result, stop, handle_signals)
 
 
 async def submit_rows(
-    items: Iterable[RowInput], settings: Settings, *, handle_signals: bool = False
+    items: Iterable[RowInput],
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    on_result: ResultCallback | None = None,
+    stop: StopHandle | None = None,
+    handle_signals: bool = False,
 ) -> RunStats:
     """Like `submit`, for rows built in memory: paths, or dicts with the JSONL manifest's keys.
 
@@ -39,32 +58,19 @@ async def submit_rows(
     generator may block): it never needs to fit in memory.
     """
     rows = object_rows(items, settings.job_defaults(), settings.source_options())
-    return await _submit(rows, settings, handle_signals=handle_signals, trickle=False)
+    return await _submit(SourceRows(rows), settings, session, on_result, stop, handle_signals)
 
 
 async def _submit(
-    rows: Iterator[Row], settings: Settings, *, handle_signals: bool, trickle: bool
+    source: SourceRows,
+    settings: Settings,
+    session: aiohttp.ClientSession | None,
+    on_result: ResultCallback | None,
+    stop: StopHandle | None,
+    handle_signals: bool,
 ) -> RunStats:
     stats: RunStats | None = None
-    async with watch_signals(handle_signals) as signals, connect(settings) as conn:
-        pipeline = Pipeline(settings, conn.ledger, conn.client, conn.session, conn.rates, signals)
-        stats = await pipeline.run(rows, trickle=trickle)
-        if settings.wait and not (stats.auth_failure or stats.interrupted):
-            with signals.stoppable():
-                await follow_through(conn, stats)
+    async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
+        stats = await Pool(run_context(conn, signals, on_result, stop)).run_source(source)
+        await follow_if_asked(conn, stats, signals)
     return finish_stats(settings, stats, signals)
-
-
-def finish_stats(settings: Settings, stats: RunStats | None, signals: SignalWatch) -> RunStats:
-    """The run's counters, written to --summary-json. A signal after the pool (during the wait, the
-    fetch, the close) marks the run stopped too (exit 6); a second one that ended the command
-    before its run began leaves an empty run, stopped."""
-    if stats is None:
-        stats = RunStats(run_id=uuid.uuid4().hex[:12])
-    if signals.caught is not None and not stats.interrupted:
-        stats.interrupted = f"signal {signals.caught.name}"
-    if settings.summary_json is not None:
-        write_summary_json(Path(settings.summary_json), stats)
-    return stats
-
-

@@ -28,27 +28,37 @@ def spec_at(record: FileRecord, path: Path) -> FileSpec:
     )
 
 
+def local_file(
+    record: FileRecord, path_map: PathMap, *, since: str, host: str | None = None
+) -> FileSpec | str:
+    """The one check of a file the ledger knows: its row where it lives on this host, if it is
+    still the file that was listed (same size and mtime); else why not, in one line. `since`:
+    when it was listed ("submitted", "enqueued"); `host`: named in the line, on a shared ledger."""
+    local = path_map.local(record.path)
+    at = f" at {local}" if local != record.path else ""
+    on_host = f" on host {host}" if host is not None else ""
+    try:
+        st = Path(local).stat()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            hint = ""
+        elif at or host is not None:
+            hint = "; check --path-map"
+        else:
+            hint = " (moved? --path-map FROM=TO reads files where they are now)"
+        return f"file is gone: {exc.strerror}{at}{on_host}{hint}"
+    if st.st_size != record.size or st.st_mtime_ns != record.mtime_ns:
+        return f"file changed since it was {since}{at}{on_host}"
+    return spec_at(record, Path(local))
+
+
 def work_from_ledger(records: Iterable[FileRecord], path_map: PathMap) -> Iterator[WorkItem | Rejection]:
     """Work on files the ledger knows, under their recorded file key and job id, read where
     `path_map` says they live here. A file that vanished or changed is rejected, under its recorded
     path (so `report --path` finds the rejection beside the file)."""
     for record in records:
-        local = path_map.local(record.path)
-        elsewhere = f" at {local}" if local != record.path else ""
-        try:
-            st = Path(local).stat()
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                hint = ""
-            elif elsewhere:
-                hint = "; check --path-map"
-            else:
-                hint = " (moved? --path-map FROM=TO reads files where they are now)"
-            why = f"file is gone: {exc.strerror}{elsewhere}{hint}"
-            yield Rejection(record.source, record.line, record.path, why)
-            continue
-        if st.st_size != record.size or st.st_mtime_ns != record.mtime_ns:
-            why = f"file changed since it was submitted{elsewhere}"
-            yield Rejection(record.source, record.line, record.path, why)
-            continue
-        yield WorkItem(spec_at(record, Path(local)), record.file_key, record.job_id)
+        found = local_file(record, path_map, since="submitted")
+        if isinstance(found, str):
+            yield Rejection(record.source, record.line, record.path, found)
+        else:
+            yield WorkItem(found, record.file_key, record.job_id)

@@ -6,19 +6,16 @@ summary JSON all read it, so they never disagree.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any
 
 from pipeline.errors import ExitCode
-from pipeline.ledger import FileRecord, Ledger
 from pipeline.redact import redact
 
 
@@ -236,79 +233,3 @@ def summary_lines(stats: RunStats) -> Iterator[str]:
         yield f"  stopped early: {stats.interrupted}"
     if stats.auth_failure:
         yield f"  authentication failure: {stats.auth_failure}"
-
-
-ExportFormat = Literal["csv", "jsonl", "json"]
-EXPORT_COLUMNS = (
-    "source",
-    "line",
-    "path",
-    "state",
-    "job_id",
-    "s3_key",
-    "size",
-    "md5",
-    "attempts",
-    "error_class",
-    "error",
-)
-
-
-def _record_row(record: FileRecord) -> dict[str, Any]:
-    return {
-        "source": record.source,
-        "line": record.line,
-        "path": record.path,
-        "state": record.state.value,
-        "job_id": record.job_id,
-        "s3_key": record.s3_key,
-        "size": record.size,
-        "md5": record.md5,
-        "attempts": record.attempts,
-        "error_class": record.error_class,
-        "error": record.error,
-    }
-
-
-def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[str, Any]]:
-    """Per-file results from the ledger; rejected rows come from the rejection log."""
-    wanted = set(states or ())
-    file_states = [s for s in wanted if s != "rejected"] if wanted else None
-    if not wanted or file_states:
-        for record in ledger.records(file_states):
-            yield _record_row(record)
-    if not wanted or "rejected" in wanted:
-        for source, line, path, reason in ledger.rejections():
-            yield {
-                "source": source,
-                "line": line,
-                "path": path,
-                "state": "rejected",
-                "job_id": None,
-                "s3_key": None,
-                "size": None,
-                "md5": None,
-                "attempts": 0,
-                "error_class": "input",
-                "error": reason,
-            }
-
-
-def write_export(rows: Iterable[dict[str, Any]], fmt: ExportFormat, out: IO[str] | None = None) -> int:
-    stream = out or sys.stdout
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    elif fmt == "jsonl":
-        for row in rows:
-            stream.write(json.dumps(row) + "\n")
-            count += 1
-    else:
-        items = list(rows)
-        stream.write(json.dumps(items, indent=2) + "\n")
-        count = len(items)
-    return count

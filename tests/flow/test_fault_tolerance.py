@@ -22,6 +22,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from pipeline.errors import (
+    AuthenticationError,
     ErrorClass,
     ExitCode,
     TransferError,
@@ -552,8 +553,11 @@ async def test_an_auth_failure_stops_every_worker_at_once(sandbox: Sandbox, tmp_
     seen = watch(sandbox, revoke_on_tenth_create)
     ledger = tmp_path / "l.db"
 
-    stats = await run_submit(sandbox, [tmp_path / "a"], ledger, concurrency=concurrency, **FAST_RATES)
+    with pytest.raises(AuthenticationError) as refused:  # the library raises it, counters attached
+        await run_submit(sandbox, [tmp_path / "a"], ledger, concurrency=concurrency, **FAST_RATES)
     returned = time.monotonic()
+    stats = refused.value.run_stats
+    assert isinstance(stats, RunStats) and str(refused.value) == stats.auth_failure
     await anyio.sleep(0.3)
 
     assert stats.auth_failure is not None and stats.exit_code() is ExitCode.AUTH

@@ -145,7 +145,8 @@ def test_path_map_finds_the_files_where_this_host_mounts_them(
 
     unmapped = run_cli("work", env=env, cwd=tmp_path)
     assert unmapped.returncode == ExitCode.FAILED, unmapped.stderr
-    assert "not found on host" in unmapped.stderr and "check --path-map" in unmapped.stderr
+    assert "file is gone" in unmapped.stderr and "on host" in unmapped.stderr
+    assert "check --path-map" in unmapped.stderr
     assert PostgresLedger(postgres_url).count_by_state() == {"failed": 12}
 
     rule = f"{tmp_path / 'nas'}={tmp_path / 'mirror'}"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.commands.history import file_history, history_lines
+from pipeline.cli.report import history_lines
+from pipeline.commands.report import file_history
 from pipeline.errors import ErrorClass
 from pipeline.ledger import FileRecord, HistoryKind, Ledger, acquire_run_lock, open_ledger, sqlite_path
 from pipeline.sources.identity import derive_job_id, file_key

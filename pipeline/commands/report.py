@@ -1,6 +1,6 @@
-"""One file's whole story from the ledger, for `report --path` / `report --job-id`.
+"""`report`: per-file results from the ledger (`export`), or one file's whole story (`history`).
 
-The export (`stats.export_rows`) gives one line per file as it stands; when something went wrong with
+The export gives one line per file as it stands; when something went wrong with
 one file a user wants everything the ledger knows about it: each step's time, attempts, the server's
 last word, and every earlier job it had (`--force`, `retry-failed`). Built from the ledger's reads
 (`Ledger.stories_at`, `stories_of_job`, `rejections_at`), so it reads any backend the same way; those
@@ -10,14 +10,21 @@ are read-only and take no lock, so the history works while a run holds the ledge
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.ledger import FileStory, Ledger, StepTimes
+import anyio
+
+from pipeline.config.settings import Settings
+from pipeline.errors import ConfigError
+from pipeline.ledger import FileRecord, FileStory, Ledger, StepTimes, ledger_missing, open_ledger
+
+EXPORT_BATCH = 1000  # ledger rows read per hop to the worker thread
 
 # Step names in the report, in the order a file goes through them.
 STEPS = tuple(f.name for f in dataclasses.fields(StepTimes))
@@ -136,32 +143,64 @@ def _file(story: FileStory) -> FileHistory:
     )
 
 
-def history_lines(history: History) -> Iterator[str]:
-    """The history as plain lines for a terminal."""
-    for record in history.files:
-        yield f"{record.path}"
-        yield f"  source {record.source}" + (f", line {record.line}" if record.line is not None else "")
-        yield (
-            f"  state {record.state}, job {record.job_id} (generation {record.generation}),"
-            f" attempts {record.attempts}"
-        )
-        if record.job_status:
-            yield f"  server status {record.job_status}" + (
-                f": {record.job_error}" if record.job_error else ""
-            )
-        if record.error:
-            yield f"  last error ({record.error_class or 'unknown'}): {record.error}"
-        if record.fetched_formats:
-            yield f"  transcripts on disk: {', '.join(record.fetched_formats)}"
-        for name, at in record.times.items():
-            if at is not None:
-                yield f"  {name.replace('_', ' '):<16}{at}"
-        for job in record.jobs:
-            yield f"  earlier job {job.job_id}: {job.state}, replaced {job.replaced_at}" + (
-                f" ({job.reason})" if job.reason else ""
-            )
-    for rejection in history.rejections:
-        where = (
-            f"{rejection.source}, line {rejection.line}" if rejection.line is not None else rejection.source
-        )
-        yield f"rejected {rejection.path} ({where}) at {rejection.at}: {rejection.reason}"
+def _record_row(record: FileRecord) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "line": record.line,
+        "path": record.path,
+        "state": record.state.value,
+        "job_id": record.job_id,
+        "s3_key": record.s3_key,
+        "size": record.size,
+        "md5": record.md5,
+        "attempts": record.attempts,
+        "error_class": record.error_class,
+        "error": record.error,
+    }
+
+
+def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[str, Any]]:
+    """Per-file results from the ledger; rejected rows come from the rejection log."""
+    wanted = set(states or ())
+    file_states = [s for s in wanted if s != "rejected"] if wanted else None
+    if not wanted or file_states:
+        for record in ledger.records(file_states):
+            yield _record_row(record)
+    if not wanted or "rejected" in wanted:
+        for source, line, path, reason in ledger.rejections():
+            yield {
+                "source": source,
+                "line": line,
+                "path": path,
+                "state": "rejected",
+                "job_id": None,
+                "s3_key": None,
+                "size": None,
+                "md5": None,
+                "attempts": 0,
+                "error_class": "input",
+                "error": reason,
+            }
+
+
+async def export(settings: Settings, *, states: Iterable[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    """`report`: per-file results from the ledger (one dict per file, and per rejected row), read
+    a batch at a time on a worker thread: a big ledger never sits in memory, the loop never blocks."""
+    ledger = _readable(settings)
+    rows = export_rows(ledger, states)
+    while batch := await anyio.to_thread.run_sync(lambda: list(itertools.islice(rows, EXPORT_BATCH))):
+        for row in batch:
+            yield row
+
+
+async def history(settings: Settings, *, path: str | None = None, job_id: str | None = None) -> History:
+    """`report --path/--job-id`: one file's whole history (every record, earlier jobs, rejections)."""
+    ledger = _readable(settings)
+    return await anyio.to_thread.run_sync(lambda: file_history(ledger, path=path, job_id=job_id))
+
+
+def _readable(settings: Settings) -> Ledger:
+    """The ledger, for reading only: not opened (opening takes nothing, but could migrate, a write)."""
+    if ledger_missing(settings.ledger):
+        raise ConfigError(f"no ledger at {settings.ledger}")
+    return open_ledger(settings.ledger)

@@ -1,0 +1,53 @@
+"""What submit, retry-failed and work share around their pool: the run's context built from the
+connection and the caller's hooks, `--wait` after it, and the counters saved and judged at the end."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from pipeline.commands.connect import Connection
+from pipeline.commands.wait import follow_through
+from pipeline.config.settings import Settings
+from pipeline.errors import AuthenticationError
+from pipeline.flow.context import ResultCallback, RunContext, StopHandle
+from pipeline.flow.signals import SignalWatch
+from pipeline.observe.stats import RunStats, write_summary_json
+
+
+def run_context(
+    conn: Connection, signals: SignalWatch, on_result: ResultCallback | None, stop: StopHandle | None
+) -> RunContext:
+    return RunContext(
+        conn.settings,
+        conn.ledger,
+        conn.client,
+        conn.session,
+        conn.rates,
+        signals,
+        on_result=on_result,
+        stop_handle=stop,
+    )
+
+
+async def follow_if_asked(conn: Connection, stats: RunStats, signals: SignalWatch) -> None:
+    """`--wait`: after a run that was neither refused nor stopped, follow its jobs to the end."""
+    if conn.settings.wait and not (stats.auth_failure or stats.interrupted):
+        with signals.stoppable():
+            await follow_through(conn, stats)
+
+
+def finish_stats(settings: Settings, stats: RunStats | None, signals: SignalWatch) -> RunStats:
+    """The run's counters, written to --summary-json. A signal after the pool (during the wait, the
+    fetch, the close) marks the run stopped too (exit 6); a second one that ended the command
+    before its run began leaves an empty run, stopped. A refused key is raised from here, with the
+    counters attached, once they are saved."""
+    if stats is None:
+        stats = RunStats(run_id=uuid.uuid4().hex[:12])
+    if signals.caught is not None and not stats.interrupted:
+        stats.interrupted = f"signal {signals.caught.name}"
+    if settings.summary_json is not None:
+        write_summary_json(Path(settings.summary_json), stats)
+    if stats.auth_failure:
+        raise AuthenticationError(stats.auth_failure, run_stats=stats)
+    return stats

@@ -1,0 +1,159 @@
+"""What every file of one run shares: where it records, how it talks, its counters and its stop.
+
+A `RunContext` is made once per run by a command and handed to each file's `Journey` and to the
+pool; a journey holds only its own file's steps. Per-file outcomes go to the run's counters, to
+the log, and to the library caller's `on_result` callback, from one place (`RunContext.tell`).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import anyio
+from aiolimiter import AsyncLimiter
+
+from pipeline.api.client import SlngClient
+from pipeline.config.settings import Settings
+from pipeline.flow.admission import AdmissionRules, Verdict
+from pipeline.flow.signals import SignalWatch
+from pipeline.ledger import Ledger
+from pipeline.logs import log
+from pipeline.observe.stats import RunStats
+from pipeline.sources.rows import Rejection
+from pipeline.storage.upload import UploadOptions
+from pipeline.transport.rates import RateControl
+from pipeline.transport.retry import RetryPolicy
+
+
+class Outcome(enum.Enum):
+    """What became of one file in a run, as a library caller's `on_result` hears it."""
+
+    CREATED = "created"  # its job was created now
+    ALREADY_CREATED = "already_created"  # its job turned out to exist (an earlier run, a lost answer)
+    SKIPPED = "skipped"  # done (or failed for good) in an earlier run; not sent again
+    FAILED = "failed"
+    CHANGED = "changed"  # it changed while being sent: the next run takes the new version
+    REJECTED = "rejected"  # a bad row, or a file that cannot be sent as it is
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One file's outcome: where it was named, its job, and what went wrong if anything did."""
+
+    path: str | None  # None for a row too broken to name one
+    source: str  # the manifest, folder or stdin that named it
+    line: int | None  # its row in a manifest
+    outcome: Outcome
+    job_id: str | None = None
+    error_class: str | None = None  # transient or permanent (pipeline.ErrorClass values)
+    error: str | None = None
+
+
+ResultCallback = Callable[[FileResult], None]
+
+
+class StopHandle:
+    """A graceful stop for a library caller, as SIGTERM is for the command: no new file is
+    started, files in flight get `--grace` seconds, the ledger is flushed. Safe to call at any
+    time and more than once; a stop asked for before the run starts ends it at once."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._listener: Callable[[str], None] | None = None
+
+    def stop(self, reason: str = "stopped by the caller") -> None:
+        if self.reason is None:
+            self.reason = reason
+        if self._listener is not None:
+            self._listener(reason)
+
+    def listen(self, listener: Callable[[str], None] | None) -> None:
+        """The running pool's reaction (or None once it is over); told at once of an earlier stop."""
+        self._listener = listener
+        if listener is not None and self.reason is not None:
+            listener(self.reason)
+
+
+class RunContext:
+    """The run-wide state of one submit, retry-failed or work run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        client: SlngClient,
+        session: aiohttp.ClientSession,
+        rates: RateControl,
+        signals: SignalWatch | None = None,
+        *,
+        on_result: ResultCallback | None = None,
+        stop_handle: StopHandle | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.client = client
+        self.session = session
+        self.rates = rates
+        self.signals = signals or SignalWatch()  # the command's; inert for a library caller's run
+        self.on_result = on_result
+        self.stop_handle = stop_handle or StopHandle()
+        self.stats = RunStats(run_id=uuid.uuid4().hex[:12])
+        self.policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
+        self.upload_options = UploadOptions(
+            chunk_size=settings.chunk_size,
+            stall_timeout=settings.stall_timeout,
+            bandwidth=AsyncLimiter(settings.max_bandwidth, 1.0) if settings.max_bandwidth else None,
+        )
+        self.rules = AdmissionRules(force=settings.force, settle_ns=int(settings.settle * 1e9))
+        self.slots = anyio.CapacityLimiter(settings.concurrency)  # files actively worked on
+        self.stopping = anyio.Event()  # no new files are taken once set
+        self.signalled = False  # a SIGINT/SIGTERM came: the run ends as stopped (exit 6), whatever else
+        # What a work source runs in: `stop()` cancels it, so a source blocked on something slow
+        # (stdin, a claim query) does not hold the run open.
+        self.producer_scope = anyio.CancelScope()
+        self.permanent_failures = 0
+
+    def skips(self, verdict: Verdict) -> bool:
+        """Count a verdict that leaves the file alone; False when the file is to be worked on.
+        The producer's glance and the journey's admission both ask (see flow.admission)."""
+        if verdict in (Verdict.SKIP_DONE, Verdict.SKIP_FAILED):
+            self.stats.skipped_done += 1
+            return True
+        if verdict is Verdict.SKIP_UNSETTLED:
+            self.stats.skipped_unsettled += 1
+            return True
+        return False
+
+    def tell(self, result: FileResult) -> None:
+        """Hand one file's outcome to the library caller, if it asked; its errors are its own."""
+        if self.on_result is None:
+            return
+        try:
+            self.on_result(result)
+        except Exception:
+            log.exception("the on_result callback raised for %s; the run goes on", result.path)
+
+    async def reject(self, rejection: Rejection) -> None:
+        self.stats.rejected += 1
+        await self.ledger.reject(self.stats.run_id, rejection)
+        log.warning("rejected: %s", rejection.message())
+        self.tell(
+            FileResult(
+                rejection.path,
+                rejection.source,
+                rejection.line,
+                Outcome.REJECTED,
+                error=rejection.reason,
+            )
+        )
+
+    def stop(self, why: str) -> None:
+        if not self.stopping.is_set():
+            log.warning("stopping: %s; no new files will be started", why)
+            self.stats.interrupted = why
+            self.stopping.set()
+            self.producer_scope.cancel()  # unblocks a source waiting on something slow (stdin)
