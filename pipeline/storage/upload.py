@@ -48,6 +48,7 @@ from pipeline.errors import (
 )
 from pipeline.flow.retry import parse_retry_after
 from pipeline.observe.redact import safe_url
+from pipeline.storage.presigned import exact_url
 from pipeline.storage.readahead import ReadAhead, open_for_upload
 
 _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
@@ -200,7 +201,7 @@ async def put_file(
         with stall_scope:
             try:
                 async with session.put(
-                    target.url,
+                    exact_url(target.url),
                     data=payload,
                     headers=headers,
                     skip_auto_headers=("Content-Type",),
