@@ -17,6 +17,7 @@ import aiohttp
 from pipeline.api.client import check_transport, connection_error
 from pipeline.errors import ConfigError, ErrorClass, TransferError
 from pipeline.redact import safe_url
+from pipeline.storage.presigned import exact_url
 
 MAX_TRANSCRIPT_BYTES = 512 * 1024 * 1024
 
@@ -42,6 +43,7 @@ async def download(session: aiohttp.ClientSession, url: str, target: Path, allow
         check_transport(url, "download URL", allow_insecure_http)
     except ConfigError as exc:
         raise TransferError(str(exc), ErrorClass.PERMANENT) from None
+    exact = exact_url(url)  # sent as the API gave it: the signature covers the path as spelled
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
@@ -55,7 +57,7 @@ async def download(session: aiohttp.ClientSession, url: str, target: Path, allow
         with os.fdopen(fd, "wb") as stream:
             try:
                 async with session.get(
-                    url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=600, sock_read=60)
+                    exact, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=600, sock_read=60)
                 ) as response:
                     if response.status != 200:
                         raise _download_error(url, response.status)

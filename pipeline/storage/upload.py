@@ -47,6 +47,7 @@ from pipeline.errors import (
     s3_says_expired,
 )
 from pipeline.redact import safe_url
+from pipeline.storage.presigned import exact_url
 from pipeline.storage.readahead import ReadAhead, open_for_upload
 from pipeline.transport.retry import parse_retry_after
 
@@ -200,7 +201,7 @@ async def put_file(
         with stall_scope:
             try:
                 async with session.put(
-                    target.url,
+                    exact_url(target.url),
                     data=payload,
                     headers=headers,
                     skip_auto_headers=("Content-Type",),
