@@ -1,6 +1,7 @@
 """A loopback HTTP pass-through that counts the requests it forwards, so a test can prove that a
-listing really went over several pages. The Host header is forwarded as received, so SigV4 and
-Shared Key signatures made for the proxy's address still verify upstream."""
+listing really went over several pages. The Host header is forwarded as received (`keep_host`), so
+SigV4 signatures made for the proxy's address still verify upstream; fake-gcs-server routes by Host,
+so for it the upstream's own is sent."""
 
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ class CountingProxy:
 
 
 @asynccontextmanager
-async def counting_proxy(upstream: str) -> AsyncIterator[CountingProxy]:
+async def counting_proxy(upstream: str, keep_host: bool = True) -> AsyncIterator[CountingProxy]:
     proxy = CountingProxy(upstream.rstrip("/"))
     async with aiohttp.ClientSession(auto_decompress=False) as http:
 
         async def forward(request: web.Request) -> web.StreamResponse:
             proxy.requests.append((request.method, request.raw_path))
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+            dropped = HOP_BY_HOP if keep_host else HOP_BY_HOP | {"host"}
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
             body = await request.read()
             async with http.request(
                 request.method,
