@@ -34,8 +34,12 @@ Choices where the SLNG docs are silent (conservative, documented here on purpose
 - Unknown body fields → 400 (the project's request models forbid them). Empty upload → 400.
 - A malformed multipart body (no or wrong boundary, cut off, a part without a name, a duplicated or
   unknown field, an unknown charset or undecodable text) → 400 with the same ``{"error"}`` envelope.
-- Mode B (``input_url``, https only): the URL is recorded, never downloaded; the job behaves as a
-  decodable 30 s recording; it has no ``inputs`` in ``/files``.
+- Mode B (``input_url``): https, or plain http to loopback only (the sandbox's choice, for tests),
+  else 400. The create answers 202 at once; the URL is downloaded in the background (byte for byte
+  as sent, at most ``max_upload_bytes``) while the job stays QUEUED, then the audio is sniffed as
+  for uploads and kept as the job's input (``/files`` lists it). A 403/404/other status, an
+  unreachable host, an empty or over-cap body or non-audio content ends the job FAILED with a
+  one-line ``error_message`` that never repeats the URL.
 - ``/files`` on a job that is not DONE (incl. FAILED, DELETED) → 400 ``{"error": "Job is not DONE"}``.
   Download URLs are presigned GETs valid 3600 s.
 - DELETE of a DONE/FAILED job → 202 ``{"job_id", "status": "DELETED"}`` and sets ``deleted_at``;

@@ -63,7 +63,15 @@ class ApiServer(ApiPart):
         app.router.add_get(JOBS + "/{job_id}", self._get)
         app.router.add_delete(JOBS + "/{job_id}", self._delete)
         app.router.add_get(JOBS + "/{job_id}/files", self._files)
+        app.on_startup.append(self._resume_downloads)
+        app.on_cleanup.append(self._stop_downloads)
         return app
+
+    async def _resume_downloads(self, _app: web.Application) -> None:
+        self.creator.fetcher.resume()
+
+    async def _stop_downloads(self, _app: web.Application) -> None:
+        await self.creator.fetcher.close()
 
     # --- fault plumbing -----------------------------------------------------------------------
 

@@ -73,3 +73,10 @@ def analyse(head: bytes, full: Path | None) -> AudioInfo:
         return AudioInfo(decodable=False)
     duration = _duration(full if full is not None else head)
     return AudioInfo(decodable=True, format=fmt, mime_type=MIME_TYPES.get(fmt), duration_seconds=duration)
+
+
+def analyse_file(path: Path) -> AudioInfo:
+    """`analyse` of a whole local file (blocking: call it on a worker thread)."""
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    return analyse(head, path)

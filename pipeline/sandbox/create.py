@@ -8,7 +8,6 @@ created a job and that a retried create was refused as a duplicate.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -25,12 +24,13 @@ from pipeline.api.models import (
 )
 from pipeline.sandbox.api_errors import ApiError, error_response, model_response
 from pipeline.sandbox.api_part import ApiPart
-from pipeline.sandbox.audio_sniff import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse
+from pipeline.sandbox.audio_sniff import MIME_TYPES, SNIFF_BYTES, AudioInfo, analyse, analyse_file
 from pipeline.sandbox.fault_middleware import DECISION_KEY
 from pipeline.sandbox.json_body import JSON_BODY_KEY
 from pipeline.sandbox.multipart_form import TOO_LARGE, UploadForm, read_upload_form
 from pipeline.sandbox.state import CreateAttempt, JobRecord
 from pipeline.sandbox.timeutil import iso_z, round_ms
+from pipeline.sandbox.url_input import InputFetcher
 from pipeline.sandbox.validation import (
     check_input_url,
     check_job_id,
@@ -45,6 +45,15 @@ Source = Literal["upload", "url", "presign"]
 
 
 class JobCreator(ApiPart):
+    @property
+    def fetcher(self) -> InputFetcher:
+        """The background downloads of mode B (made on first use; closed by the API server)."""
+        if self._fetcher is None:
+            self._fetcher = InputFetcher(self.store, self.state, self.config.max_upload_bytes, self.clock)
+        return self._fetcher
+
+    _fetcher: InputFetcher | None = None
+
     # --- entry point ---------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, api_key_id: str) -> web.Response:
@@ -149,11 +158,11 @@ class JobCreator(ApiPart):
         job_id = check_job_id(req.job_id)
         if job_id in self.state.jobs:
             raise ApiError(409, "Job already exists")
-        # The sandbox never downloads input_url: it records it and treats the audio as decodable.
+        # The URL is downloaded in the background (url_input.py); until then the job is QUEUED.
         name = url.split("?", 1)[0].rsplit("/", 1)[-1]
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else None
         audio = AudioInfo(decodable=True, format=ext, mime_type=MIME_TYPES.get(ext or ""))
-        return self._add_job(
+        job = self._add_job(
             job_id,
             api_key_id,
             model_code,
@@ -167,6 +176,8 @@ class JobCreator(ApiPart):
             None,
             url=url,
         )
+        self.fetcher.start(job)
+        return job
 
     # --- multipart upload ----------------------------------------------------------------------
 
@@ -195,7 +206,7 @@ class JobCreator(ApiPart):
             raise ApiError(400, "Uploaded file is empty")
         if job_id in self.state.jobs:
             raise ApiError(409, "Job already exists")
-        audio = await anyio.to_thread.run_sync(_analyse_file, path)
+        audio = await anyio.to_thread.run_sync(analyse_file, path)
         key = input_key(job_id, filename)
         if job_id in self.state.jobs:
             raise ApiError(409, "Job already exists")
@@ -257,6 +268,7 @@ class JobCreator(ApiPart):
             decodable=audio.decodable,
             duration_seconds=audio.duration_seconds,
             submitted_at=round_ms(self.clock()),
+            fetch_pending=url is not None,
         )
         self.state.jobs[job_id] = job
         self.state.save()
@@ -265,9 +277,3 @@ class JobCreator(ApiPart):
 
 async def _fail(status: int, message: str) -> JobRecord:
     raise ApiError(status, message)
-
-
-def _analyse_file(path: Path) -> AudioInfo:
-    with path.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    return analyse(head, path)

@@ -1,7 +1,9 @@
 """Job progress, computed from timestamps on every read (no background task to race with).
 
 QUEUED for one step, IN_PROGRESS for one, DECODING for one, then DONE (or FAILED for audio that
-could not be decoded). A step of 0 makes a job terminal as soon as it is read.
+could not be decoded, or an input_url that could not be downloaded). A step of 0 makes a job
+terminal as soon as it is read. A mode B job stays QUEUED while its input_url downloads; its steps
+count from the moment the download ended.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ UNDECODABLE: Final = "The audio file could not be decoded."
 def status_at(job: JobRecord, now: float, step: float) -> str:
     if job.deleted_at is not None:
         return "DELETED"
-    elapsed = now - job.submitted_at
+    if job.fetch_pending:
+        return "QUEUED"
+    elapsed = now - start_of(job)
     if step <= 0 or elapsed >= 3 * step:
         return "DONE" if job.decodable else "FAILED"
     if elapsed >= 2 * step:
@@ -29,11 +33,16 @@ def status_at(job: JobRecord, now: float, step: float) -> str:
     return "QUEUED"
 
 
+def start_of(job: JobRecord) -> float:
+    """When the job's steps start: its submission, or the end of its input_url download."""
+    return job.ready_at if job.ready_at is not None else job.submitted_at
+
+
 def render(job: JobRecord, now: float, step: float) -> BatchJob:
     """The API's view of a job at `now`."""
     status = status_at(job, now, step)
-    started = job.submitted_at + step if status != "QUEUED" else None
-    terminal_at = job.submitted_at + 3 * step
+    started = start_of(job) + step if status != "QUEUED" else None
+    terminal_at = start_of(job) + 3 * step
     completed = terminal_at if status in ("DONE", "FAILED", "DELETED") else None
     updated = max(t for t in (job.submitted_at, started, completed, job.deleted_at) if t is not None)
     output_metadata: dict[str, object] = {}
@@ -48,7 +57,7 @@ def render(job: JobRecord, now: float, step: float) -> BatchJob:
         job_config=job.job_config,
         input_metadata=job.input_metadata,
         output_metadata=output_metadata,
-        error_message=JobError(message=UNDECODABLE)
+        error_message=JobError(message=job.error or UNDECODABLE)
         if status == "FAILED" or (status == "DELETED" and not job.decodable)
         else None,
         submitted_at=iso_z(job.submitted_at),

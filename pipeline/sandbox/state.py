@@ -38,6 +38,11 @@ class JobRecord(BaseModel):
     submitted_at: float
     deleted_at: float | None = None
     output_keys: dict[str, str] = Field(default_factory=dict)
+    # Mode B: True while input_url is being downloaded; `ready_at` is when it arrived (or failed),
+    # the moment the job's steps start from; `error` is the FAILED job's message, if not the default.
+    fetch_pending: bool = False
+    ready_at: float | None = None
+    error: str | None = None
 
 
 class CreateAttempt(BaseModel):

@@ -117,7 +117,7 @@ async def test_multipart_over_limit_is_413() -> None:
 # --- mode B: input_url -----------------------------------------------------------------------------
 
 
-async def test_input_url_is_recorded_not_fetched(sandbox: Sandbox) -> None:
+async def test_input_url_create_is_acknowledged_and_validated(sandbox: Sandbox) -> None:
     url = "https://media.example.com/calls/call-8812.mp3?sig=abc"
     async with aiohttp.ClientSession() as http:
         resp = await post_json(

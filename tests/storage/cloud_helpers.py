@@ -1,0 +1,68 @@
+"""What the cloud storage tests share: filling a prefix, fetching a signed URL byte for byte, and
+an environment with no ambient credentials of the machine's own."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterable
+
+import aiohttp
+import obstore
+import pytest
+from obstore.store import AzureStore, GCSStore, S3Store
+from yarl import URL
+
+AUDIO_PREFIX = b"RIFF\x24\x00\x00\x00WAVEfmt "
+
+
+def body_for(key: str) -> bytes:
+    return AUDIO_PREFIX + key.encode()
+
+
+async def fill(store: S3Store | AzureStore | GCSStore, keys: Iterable[str], parallel: int = 32) -> None:
+    gate = asyncio.Semaphore(parallel)
+
+    async def put(key: str) -> None:
+        async with gate:
+            await obstore.put_async(store, key, body_for(key))
+
+    await asyncio.gather(*(put(k) for k in keys))
+
+
+async def fetch(url: str) -> tuple[int, bytes]:
+    """GET a signed URL exactly as signed (yarl would otherwise re-encode it) with no auth header."""
+    async with (
+        aiohttp.ClientSession(trust_env=False) as http,
+        http.get(URL(url, encoded=True)) as resp,
+    ):
+        return resp.status, await resp.read()
+
+
+def wait_past(moment: dt.datetime) -> None:
+    """Block until the wall clock is past `moment` (an expiry is a point in time, not an event)."""
+    while dt.datetime.now(dt.UTC) <= moment:
+        time.sleep(0.05)
+
+
+def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test sets: no profile files, no instance metadata, no machine CA bundle."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CA_BUNDLE",
+        "AWS_ENDPOINT_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_SERVICE_ACCOUNT",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
