@@ -39,6 +39,7 @@ from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import SmallFileRead, UploadOptions, UploadResult, put_file, read_whole
 from pipeline.transport.rates import RateControl
 from pipeline.transport.retry import RetryPolicy, retry_transient
+from pipeline.transport.throttle import ThrottledTooLongError
 
 URL_SAFETY_MARGIN = 30.0  # seconds: do not start a PUT on a URL about to expire
 
@@ -159,6 +160,8 @@ class Journey:
             file.record = await self.ledger.mark_changed(file.record, str(exc))
             log.warning("%s", exc)
         except TransferError as exc:
+            if isinstance(exc, ThrottledTooLongError):  # refused for too long: an outage, not this file
+                self.stop(str(exc))
             await self.fail(file, exc.error_class, str(exc))
         finally:
             self.stats.in_flight -= 1
