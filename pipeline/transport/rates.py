@@ -24,6 +24,10 @@ from aiolimiter import AsyncLimiter
 from pipeline.transport.cubic import AcceptedMeter, CubicRate
 
 RateView = dict[str, float]
+# Past the last estimate, the rate grows to at most this times what was sent over the last second:
+# a rate the demand does not use is not grown, so a burst of demand after a lull meets a rate
+# near the last one, not one that climbed unobserved.
+DEMAND_HEADROOM = 1.5
 Clock = Callable[[], float]
 
 
@@ -56,6 +60,7 @@ class AdaptiveRate:
     shared: FleetRate | None = field(default=None, repr=False)
     _cubic: CubicRate = field(init=False, repr=False)
     _meter: AcceptedMeter = field(init=False, repr=False, default_factory=AcceptedMeter)
+    _sent: AcceptedMeter = field(init=False, repr=False, default_factory=AcceptedMeter)
     _capacity: float = field(init=False, repr=False)
     _limiter: AsyncLimiter = field(init=False, repr=False)
     _accepted_total: int = field(init=False, default=0)
@@ -82,7 +87,11 @@ class AdaptiveRate:
         """The rate requests are sent at now (the fleet's, in a fleet)."""
         if self.shared is not None:
             return min(self.ceiling, self.shared.rate)
-        return self._cubic.rate(self.clock())
+        now = self.clock()
+        rate = self._cubic.rate(now)
+        if self._cubic.w_max is not None:  # no growth past what is used (as AWS caps at 2x sent)
+            rate = min(rate, max(self._cubic.w_max, DEMAND_HEADROOM * self._sent.rate(now)))
+        return rate
 
     @property
     def cost(self) -> float:
@@ -99,8 +108,13 @@ class AdaptiveRate:
         while (due := self.cost - paid) > 1e-9:
             await self._limiter.acquire(due)
             paid += due
+        self.sending()
         if self.shared is not None:
             await self.shared.take()
+
+    def sending(self) -> None:
+        """A request leaves now (counted for the demand cap)."""
+        self._sent.record(self.clock())
 
     def accepted_rate(self) -> float:
         """Requests the server accepted over the last second."""

@@ -52,6 +52,7 @@ def simulate(capacity: Callable[[float], float], ceiling: float, seconds: float,
         tokens -= 1.0 if ok else 0.0
         (trace.accepted if ok else trace.refused).append(now)
         heapq.heappush(answers, (now + rtt, ok))
+        rate.sending()
         trace.sent.append((now, rate.current))
         clock.now = now + 1.0 / rate.current
     return trace
@@ -121,3 +122,18 @@ def test_the_meter_counts_the_last_second_in_fixed_memory() -> None:
     assert meter.rate(9.995) == pytest.approx(100.0, abs=10)
     assert meter.rate(10.5) == pytest.approx(50.0, abs=10)
     assert meter.rate(30.0) == 0.0
+
+
+def test_a_rate_the_demand_does_not_use_is_not_grown() -> None:
+    clock = FakeClock()
+    rate = AdaptiveRate("presign", 80.0, clock=clock)
+    for i in range(20):
+        clock.now = i * 0.05
+        rate.sending()
+        rate.succeeded()
+    rate.throttled()  # w_max 20
+    for i in range(100):  # ten seconds of 5 requests a second: the cubic alone would be at 80
+        clock.now = 1.0 + i * 0.1
+        if i % 2 == 0:
+            rate.sending()
+    assert rate.current == pytest.approx(20.0)
