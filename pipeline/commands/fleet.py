@@ -171,7 +171,7 @@ async def work(settings: Settings, *, handle_signals: bool = False) -> RunStats:
         ledger = shared_ledger(conn.ledger, "work")
         for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
             # The --max-*-rps limits hold for the whole fleet, not per host.
-            rate.shared = SharedRate(ledger, rate.name, rate.ceiling).take
+            rate.shared = SharedRate(ledger, rate.name, rate.ceiling, rate.floor)
         pipeline = Pipeline(settings, ledger, conn.client, conn.session, conn.rates, signals)
         worker = f"{ledger.host}:{os.getpid()}:{pipeline.stats.run_id}"
         leases = Leases(ledger, worker, settings.lease_timeout)

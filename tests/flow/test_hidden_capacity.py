@@ -55,7 +55,7 @@ async def run_against_capacity(
 
 async def test_a_ceiling_far_above_capacity_costs_no_file(sandbox: Sandbox, tmp_path: Path) -> None:
     """Fast: 120 files, the server takes 60/s, the user said 600."""
-    elapsed, share = await run_against_capacity(sandbox, tmp_path, 120, 60.0, 600.0)
+    _elapsed, share = await run_against_capacity(sandbox, tmp_path, 120, 60.0, 600.0)
     assert share <= 0.08  # few files: the first burst weighs more than at 600
 
 
