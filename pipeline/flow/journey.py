@@ -29,9 +29,10 @@ from pipeline.errors import (
     TransferError,
     UrlRefusedError,
 )
-from pipeline.flow.admission import AdmissionRules, Verdict
+from pipeline.flow.admission import FAILED_BEFORE, AdmissionRules, Verdict
 from pipeline.flow.signals import SignalWatch
-from pipeline.ledger import Admission, FileRecord, FileState, HistoryKind, Ledger
+from pipeline.flow.standing import StandingFailures, failure_fields
+from pipeline.ledger import Admission, FileRecord, FileState, Glance, HistoryKind, Ledger
 from pipeline.logs import log
 from pipeline.observe.stats import Failure, RunStats
 from pipeline.sources.identity import derive_job_id
@@ -105,6 +106,7 @@ class Journey:
         self._deadlines: dict[int, float] = {}  # per file in flight: when its retry budget ends
         self.permanent_failures = 0
         self.rules = AdmissionRules(force=settings.force, settle_ns=int(settings.settle * 1e9))
+        self.standing = StandingFailures(self.stats)
 
     # --- one file's journey ---------------------------------------------------------------------
 
@@ -124,9 +126,15 @@ class Journey:
             )
             return
         record = admission.record
-        verdict = self.rules.verdict(record.state, record.error_class)  # the same file may come twice
-        if verdict in (Verdict.SKIP_DONE, Verdict.SKIP_FAILED):
+        # The same file may come twice, or another process may have failed it since the glance.
+        verdict = self.rules.verdict(record.state, record.error_class, job_status=record.job_status)
+        if verdict is Verdict.SKIP_DONE:
             self.stats.skipped_done += 1
+            return
+        if verdict in FAILED_BEFORE:
+            error = record.job_error if verdict is Verdict.SKIP_JOB_FAILED else record.error
+            known = Glance(record.state, record.error_class, record.job_id, error, record.job_status)
+            self.standing.report(item.spec, verdict, known)
             return
         if verdict is Verdict.RENEW:
             new_job_id = derive_job_id(record.file_key, record.generation + 1)
@@ -364,7 +372,14 @@ class Journey:
         record = file.record = await self.ledger.mark_failed(file.record, message, error_class)
         failure = Failure(record.path, record.job_id, error_class.value, message, record.source, record.line)
         self.stats.add_failure(failure)
-        log.error("failed (%s): %s: %s: %s", error_class.value, failure.where, record.path, message)
+        log.error(
+            "failed (%s): %s: %s: %s",
+            error_class.value,
+            failure.where,
+            record.path,
+            message,
+            extra={"fields": failure_fields(failure)},
+        )
         if error_class is not ErrorClass.PERMANENT:
             return  # out of retries on transient errors: tried again next run, not a --max-failures one
         self.permanent_failures += 1

@@ -16,7 +16,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.errors import AuthenticationError, LedgerWriteError
-from pipeline.flow.admission import Verdict
+from pipeline.flow.admission import FAILED_BEFORE, Verdict
 from pipeline.flow.feed import PRODUCER_BATCH, RowFeed
 from pipeline.flow.journey import Journey, WorkItem
 from pipeline.ledger import Glance
@@ -49,10 +49,21 @@ class Pipeline(Journey):
                     if isinstance(row, Rejection):
                         await self.reject(row)
                         continue
-                    state, error_class = (known.state, known.error_class) if known else (None, None)
-                    verdict = self.rules.verdict(state, error_class, mtime_ns=row.mtime_ns, now_ns=now_ns)
-                    if verdict in (Verdict.SKIP_DONE, Verdict.SKIP_FAILED):
+                    if known is None:
+                        verdict = self.rules.verdict(None, None, mtime_ns=row.mtime_ns, now_ns=now_ns)
+                    else:
+                        verdict = self.rules.verdict(
+                            known.state,
+                            known.error_class,
+                            job_status=known.job_status,
+                            mtime_ns=row.mtime_ns,
+                            now_ns=now_ns,
+                        )
+                    if verdict is Verdict.SKIP_DONE:
                         self.stats.skipped_done += 1
+                    elif verdict in FAILED_BEFORE:
+                        assert known is not None
+                        self.standing.report(row, verdict, known)
                     elif verdict is Verdict.SKIP_UNSETTLED:
                         self.stats.skipped_unsettled += 1
                     else:

@@ -72,11 +72,13 @@ class FileRecord:
 
 
 class Glance(NamedTuple):
-    """A file's state as the skip decision needs it."""
+    """A file's state as the skip decision needs it, and what a failure said, to report it again."""
 
     state: FileState
     error_class: str | None
     job_id: str
+    error: str | None = None  # the file's error, or else its job's server message
+    job_status: str | None = None  # the server's status, as last seen (FAILED: reported again)
 
 
 @dataclass(frozen=True, slots=True)
