@@ -47,7 +47,10 @@ class ExitCode(enum.IntEnum):
 
 _EXIT_CODE_MEANINGS: Final = {
     ExitCode.OK: "success: every file is done (now or in an earlier run)",
-    ExitCode.FAILED: "some files or jobs failed (and possibly some rows were rejected)",
+    ExitCode.FAILED: (
+        "some files or jobs failed, in this run or an earlier one and not resolved since"
+        " (and possibly some rows were rejected)"
+    ),
     ExitCode.USAGE: "usage: unknown command or flag, bad flag value, missing or conflicting argument",
     ExitCode.REJECTED: "some rows were rejected as bad input; everything else succeeded",
     ExitCode.AUTH: "the API refused the key",

@@ -11,6 +11,7 @@ from pipeline.cli.eventloop import run_async
 from pipeline.cli.options import ENQUEUE_SETTINGS, WORK_SETTINGS, settings_options
 from pipeline.cli.running import fail, load_command_settings, report_run, run_pool
 from pipeline.errors import ExitCode, SlngBulkError
+from pipeline.ledger import require_shared_ledger
 
 
 @click.command()
@@ -20,10 +21,11 @@ def enqueue(sources: tuple[str, ...], **flags: Any) -> None:
     """Load every file named by SOURCES into a shared ledger (--ledger postgresql://...) once, for
     `work` processes on any number of hosts. No API call is made; files already there are kept as they
     are. Exit 3 when some rows were rejected."""
-    from pipeline.commands.fleet import enqueue as run_enqueue
-
     try:
         settings = load_command_settings(flags)
+        require_shared_ledger(settings.ledger, "enqueue")  # before the import needs the driver
+        from pipeline.commands.fleet import enqueue as run_enqueue
+
         report = run_async(run_enqueue, list(sources), settings, loop=settings.event_loop)
     except SlngBulkError as exc:
         fail(exc)
@@ -41,10 +43,11 @@ def work(**flags: Any) -> None:
     """Work on the files of a shared ledger (--ledger postgresql://...) beside other workers: claim a
     few at a time, upload them and create their jobs, until none is left. A worker that dies loses its
     files to the others after --lease-timeout. Run one per host (or several)."""
-    from pipeline.commands.fleet import work as run_work
-
     try:
         settings = load_command_settings(flags)
+        require_shared_ledger(settings.ledger, "work")  # before the import needs the driver
+        from pipeline.commands.fleet import work as run_work
+
         stats = run_pool(settings, lambda: run_work(settings, handle_signals=True))
     except SlngBulkError as exc:
         fail(exc)

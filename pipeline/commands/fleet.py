@@ -25,14 +25,13 @@ import anyio
 from pipeline.commands.connect import connect
 from pipeline.commands.run import finish_stats, run_context
 from pipeline.config.settings import Settings
-from pipeline.errors import ConfigError
 from pipeline.flow.claims import ClaimFeed
 from pipeline.flow.context import ResultCallback, StopHandle
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.pool import Pool
 from pipeline.flow.signals import watch_signals
-from pipeline.ledger import Ledger, open_ledger
+from pipeline.ledger import Ledger, open_ledger, require_shared_ledger
 from pipeline.ledger.leases import Leases
 from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
 from pipeline.ledger.shared_rate import SharedRate
@@ -46,9 +45,10 @@ CLAIM_BATCH = 8  # files claimed per transaction: small, so that work spreads ev
 
 
 def shared_ledger(ledger: Ledger, command: str) -> PostgresLedger:
-    if not isinstance(ledger, PostgresLedger):
-        raise ConfigError(f"{command} needs a shared ledger: --ledger postgresql://...")
-    return ledger
+    if isinstance(ledger, PostgresLedger):
+        return ledger
+    require_shared_ledger(ledger.location, command)  # raises: it is a SQLite ledger
+    raise AssertionError("unreachable: only a PostgreSQL ledger is shared")
 
 
 @dataclass(slots=True)
@@ -61,6 +61,7 @@ class EnqueueReport:
 
 async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
     """Load every valid row of `sources` into the shared ledger (state pending), once."""
+    require_shared_ledger(settings.ledger, "enqueue")  # before any source is read
     rows = open_sources(sources, settings)
     report = EnqueueReport()
     run_id = f"enqueue-{uuid.uuid4().hex[:8]}"
@@ -101,6 +102,7 @@ async def work(
 ) -> RunStats:
     """Work on the shared ledger's files with the others until none is left; this worker's counters.
     The keyword arguments are `submit`'s."""
+    require_shared_ledger(settings.ledger, "work")  # before the lock, the ledger, the API
     path_map = PathMap.parse(settings.path_map)
     stats: RunStats | None = None
     async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:

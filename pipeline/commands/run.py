@@ -47,7 +47,7 @@ def finish_stats(settings: Settings, stats: RunStats | None, signals: SignalWatc
     if signals.caught is not None and not stats.interrupted:
         stats.interrupted = f"signal {signals.caught.name}"
     if settings.summary_json is not None:
-        write_summary_json(Path(settings.summary_json), stats)
+        write_summary_json(Path(settings.summary_json), stats, stats.exit_code(settings.error_on_nothing))
     if stats.auth_failure:
         raise AuthenticationError(stats.auth_failure, run_stats=stats)
     return stats

@@ -58,7 +58,11 @@ async def follow_through(conn: Connection, stats: RunStats) -> None:
     outcome = await follow_jobs(conn)
     report = outcome.statuses
     stats.job_statuses = dict(report.by_status)
-    stats.jobs_failed = [f"{path} (job {job_id}): {message}" for path, job_id, message in report.failed_jobs]
+    stats.jobs_failed = [
+        f"{path} (job {job_id}): {message}"
+        for path, job_id, message in report.failed_jobs
+        if job_id not in stats.failed_job_ids  # already listed as a file's failure from an earlier run
+    ]
     stats.jobs_failed += [
         f"{path} (job {job_id}): the server no longer knows this job (404)"
         for path, job_id in report.missing_jobs

@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from pipeline.errors import ErrorClass
 from pipeline.ledger import FileState
 
+JOB_FAILED = "FAILED"  # the server's status of a job that failed
+
 
 class Verdict(enum.Enum):
     SKIP_DONE = "done"  # its job exists (an earlier run, or earlier in this one)
-    SKIP_FAILED = "failed permanently"  # stays failed: `retry-failed` or --force take it again
+    SKIP_FAILED = "failed permanently"  # not sent again, reported again: fixed input or --force
+    SKIP_JOB_FAILED = "job failed"  # its job FAILED on the server: reported again; retry-failed
     SKIP_UNSETTLED = "still being written"  # modified within --settle seconds: the next run takes it
     WORK = "work"  # new, or resumed from the recorded state
     RESTART = "restart"  # ran out of retries last time: the same job_id, from the first step
     RENEW = "renew"  # --force on a created or failed file: a new job_id, the old job kept in history
+
+
+FAILED_BEFORE = (Verdict.SKIP_FAILED, Verdict.SKIP_JOB_FAILED)
+"""Verdicts on a file that failed in an earlier run: not sent again, but reported as failed again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +40,16 @@ class AdmissionRules:
         state: FileState | None,
         error_class: str | None,
         *,
+        job_status: str | None = None,
         mtime_ns: int | None = None,
         now_ns: int = 0,
     ) -> Verdict:
-        """`state`/`error_class` as the ledger has them (None: never seen); `mtime_ns` to apply --settle."""
+        """`state`/`error_class`/`job_status` as the ledger has them (None: never seen);
+        `mtime_ns` to apply --settle."""
         if self.force and state in (FileState.CREATED, FileState.FAILED):
             return Verdict.RENEW
         if state is FileState.CREATED:
-            return Verdict.SKIP_DONE
+            return Verdict.SKIP_JOB_FAILED if job_status == JOB_FAILED else Verdict.SKIP_DONE
         if state is FileState.FAILED and error_class == ErrorClass.PERMANENT.value:
             return Verdict.SKIP_FAILED
         if mtime_ns is not None and self.settle_ns and now_ns - mtime_ns < self.settle_ns:

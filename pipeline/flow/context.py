@@ -18,12 +18,13 @@ from aiolimiter import AsyncLimiter
 
 from pipeline.api.client import SlngClient
 from pipeline.config.settings import Settings
-from pipeline.flow.admission import AdmissionRules, Verdict
+from pipeline.flow.admission import FAILED_BEFORE, AdmissionRules, Verdict
 from pipeline.flow.signals import SignalWatch
-from pipeline.ledger import Ledger
+from pipeline.flow.standing import StandingFailures
+from pipeline.ledger import Glance, Ledger
 from pipeline.logs import log
 from pipeline.observe.stats import RunStats
-from pipeline.sources.rows import Rejection
+from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import UploadOptions
 from pipeline.transport.rates import RateControl
 from pipeline.transport.retry import RetryPolicy
@@ -102,6 +103,7 @@ class RunContext:
         self.on_result = on_result
         self.stop_handle = stop_handle or StopHandle()
         self.stats = RunStats(run_id=uuid.uuid4().hex[:12])
+        self.standing = StandingFailures(self.stats)  # earlier runs' failures, reported again
         self.policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
         self.upload_options = UploadOptions(
             chunk_size=settings.chunk_size,
@@ -117,16 +119,34 @@ class RunContext:
         self.producer_scope = anyio.CancelScope()
         self.permanent_failures = 0
 
-    def skips(self, verdict: Verdict) -> bool:
-        """Count a verdict that leaves the file alone; False when the file is to be worked on.
-        The producer's glance and the journey's admission both ask (see flow.admission)."""
-        if verdict in (Verdict.SKIP_DONE, Verdict.SKIP_FAILED):
+    def skips(self, verdict: Verdict, spec: FileSpec, known: Glance | None) -> bool:
+        """Count and report a verdict that leaves the file alone; False when it is to be worked on.
+        The producer's glance and the journey's admission both ask (see flow.admission). A file
+        that failed in an earlier run is not sent again, but reported as failed again (standing)."""
+        job_id = known.job_id if known is not None else None
+        if verdict is Verdict.SKIP_DONE:
             self.stats.skipped_done += 1
-            return True
-        if verdict is Verdict.SKIP_UNSETTLED:
+            outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
+        elif verdict in FAILED_BEFORE:
+            assert known is not None, "only a file the ledger knows failed before"
+            failure = self.standing.report(spec, verdict, known)
+            outcome = FileResult(
+                spec.path_text,
+                spec.source,
+                spec.line,
+                Outcome.FAILED,
+                job_id,
+                failure.error_class,
+                failure.error,
+            )
+        elif verdict is Verdict.SKIP_UNSETTLED:
             self.stats.skipped_unsettled += 1
-            return True
-        return False
+            outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
+        else:
+            return False
+        if self.on_result is not None:
+            self.tell(outcome)
+        return True
 
     def tell(self, result: FileResult) -> None:
         """Hand one file's outcome to the library caller, if it asked; its errors are its own."""

@@ -28,6 +28,7 @@ from pipeline.errors import (
 )
 from pipeline.flow.admission import Verdict
 from pipeline.flow.context import FileResult, Outcome, RunContext
+from pipeline.flow.standing import failure_fields
 from pipeline.ledger import Admission, FileRecord, FileState, HistoryKind
 from pipeline.logs import log
 from pipeline.observe.stats import Failure
@@ -88,9 +89,9 @@ class Journey:
             await run.reject(Rejection(spec.source, spec.line, spec.path_text, refusal))
             return
         record = admission.record
-        verdict = run.rules.verdict(record.state, record.error_class)  # the same file may come twice
-        if run.skips(verdict):
-            self.tell(Outcome.SKIPPED, record)
+        # The same file may come twice, or another process may have failed it since the glance.
+        verdict = run.rules.verdict(record.state, record.error_class, job_status=record.job_status)
+        if run.skips(verdict, spec, record.glance()):
             return
         if verdict is Verdict.RENEW:
             new_job_id = derive_job_id(record.file_key, record.generation + 1)
@@ -333,7 +334,14 @@ class Journey:
         record = self.record = await run.ledger.mark_failed(self.record, message, error_class)
         failure = Failure(record.path, record.job_id, error_class.value, message, record.source, record.line)
         run.stats.add_failure(failure)
-        log.error("failed (%s): %s: %s: %s", error_class.value, failure.where, record.path, message)
+        log.error(
+            "failed (%s): %s: %s: %s",
+            error_class.value,
+            failure.where,
+            record.path,
+            message,
+            extra={"fields": failure_fields(failure)},
+        )
         self.tell(Outcome.FAILED, record, error_class=error_class.value, error=message)
         if error_class is not ErrorClass.PERMANENT:
             return  # out of retries on transient errors: tried again next run, not a --max-failures one

@@ -17,7 +17,7 @@ from typing import Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from pipeline.flow.context import FileResult, Outcome, RunContext
+from pipeline.flow.context import RunContext
 from pipeline.flow.feed import PRODUCER_BATCH, RowFeed
 from pipeline.flow.journey import WorkItem
 from pipeline.ledger import Glance
@@ -57,12 +57,17 @@ class SourceRows:
                 if isinstance(row, Rejection):
                     await run.reject(row)
                     continue
-                state, error_class = (known.state, known.error_class) if known else (None, None)
-                verdict = run.rules.verdict(state, error_class, mtime_ns=row.mtime_ns, now_ns=now_ns)
-                if run.skips(verdict):
-                    if run.on_result is not None:  # a million-row rerun builds no result nobody reads
-                        job_id = known.job_id if known is not None else None
-                        run.tell(FileResult(row.path_text, row.source, row.line, Outcome.SKIPPED, job_id))
+                if known is None:
+                    verdict = run.rules.verdict(None, None, mtime_ns=row.mtime_ns, now_ns=now_ns)
+                else:
+                    verdict = run.rules.verdict(
+                        known.state,
+                        known.error_class,
+                        job_status=known.job_status,
+                        mtime_ns=row.mtime_ns,
+                        now_ns=now_ns,
+                    )
+                if run.skips(verdict, row, known):
                     continue
                 job_id = known.job_id if known is not None else derive_job_id(key, 0, row.job_id)
                 await send.send(WorkItem(row, key, job_id))

@@ -53,13 +53,32 @@ def open_ledger(target: str | Path, *, host: str | None = None) -> Ledger:
     path = sqlite_path(target)
     if path is not None:
         return SqliteLedger(path)
+    require_postgres_driver()
+    from pipeline.ledger.postgres import PostgresLedger
+
+    return PostgresLedger(str(target), host=host)
+
+
+def require_postgres_driver() -> None:
+    """ConfigError naming the extra to install when the PostgreSQL driver cannot be imported."""
     try:
-        from pipeline.ledger.postgres import PostgresLedger
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
     except ImportError:
         raise ConfigError(
             "a postgresql:// ledger needs the PostgreSQL driver: pip install 'slng-bulk[postgres]'"
         ) from None
-    return PostgresLedger(str(target), host=host)
+
+
+def require_shared_ledger(target: str | Path, command: str) -> None:
+    """`enqueue` and `work` coordinate hosts through one PostgreSQL ledger: refuse anything else
+    (a SQLite file, or no driver installed) in one line, before any work."""
+    if sqlite_path(target) is not None:
+        raise ConfigError(
+            f"{command} needs a shared PostgreSQL ledger: set --ledger postgresql://USER@HOST/DB"
+            f" (or SLNG_BULK_LEDGER); {target} is a SQLite file (for one host, use submit)"
+        )
+    require_postgres_driver()
 
 
 def ledger_missing(target: str | Path) -> bool:
@@ -86,5 +105,7 @@ __all__ = [
     "acquire_run_lock",
     "ledger_missing",
     "open_ledger",
+    "require_postgres_driver",
+    "require_shared_ledger",
     "sqlite_path",
 ]

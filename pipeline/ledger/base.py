@@ -133,8 +133,8 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        """Written behind: the file failed for this run. PERMANENT failures are skipped by later
-        runs (retry-failed or --force take them); others are tried again with the same job_id."""
+        """Written behind: the file failed for this run. PERMANENT failures are not sent again by
+        later runs but reported again (--force takes them); others are tried again, same job_id."""
 
     @abc.abstractmethod
     async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:

@@ -495,8 +495,12 @@ class PostgresLedger(Ledger):
         return {record.file_key: record for record in records}
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        rows = self._rows_for_keys("file_key, state, error_class, job_id", file_keys)
-        return {key: Glance(FileState(state), error, job_id) for key, state, error, job_id in rows}
+        columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"
+        rows = self._rows_for_keys(columns, file_keys)
+        return {
+            key: Glance(FileState(state), error_class, job_id, error, status)
+            for key, state, error_class, job_id, error, status in rows
+        }
 
     def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
         wanted = list(states or ())

@@ -65,6 +65,12 @@ class FileRecord:
     fetched_formats: str | None = None  # comma list of transcript formats on disk
     created_at: float | None = None
 
+    def glance(self) -> Glance:
+        """What the skip decision needs of this record, as the backends' batched glance reads it
+        (the error: the file's own, else its job's server message)."""
+        error = self.error if self.error is not None else self.job_error
+        return Glance(self.state, self.error_class, self.job_id, error, self.job_status)
+
     @property
     def echo(self) -> dict[str, Any]:
         """The settings the presign answer echoed back; the create sends them again."""
@@ -72,11 +78,13 @@ class FileRecord:
 
 
 class Glance(NamedTuple):
-    """A file's state as the skip decision needs it."""
+    """A file's state as the skip decision needs it, and what a failure said, to report it again."""
 
     state: FileState
     error_class: str | None
     job_id: str
+    error: str | None = None  # the file's error, or else its job's server message
+    job_status: str | None = None  # the server's status, as last seen (FAILED: reported again)
 
 
 @dataclass(frozen=True, slots=True)

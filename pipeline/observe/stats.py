@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ExitCode
+from pipeline.errors import ErrorClass, ExitCode
 from pipeline.redact import redact
 
 
@@ -27,6 +27,7 @@ class Failure:
     error: str
     source: str  # the manifest (or directory, or stdin) that named the file
     line: int | None  # its row in a manifest
+    earlier: bool = False  # failed in an earlier run, reported again (not sent again) by this one
 
     @property
     def where(self) -> str:
@@ -48,7 +49,8 @@ class RunStats:
     rejected: int = 0
     created: int = 0
     already_created: int = 0  # confirmed to exist on the server (resume, 409)
-    failed: int = 0
+    failed: int = 0  # failed in this run, or in an earlier one and not resolved since
+    failed_earlier: int = 0  # of `failed`: reported again from an earlier run, not sent again
     changed: int = 0  # files that changed during upload (picked up next run)
     in_flight: int = 0
     bytes_total: int = 0  # bytes of the files queued
@@ -64,6 +66,7 @@ class RunStats:
     rates: dict[str, dict[str, float]] = field(default_factory=dict)
     job_statuses: dict[str, int] = field(default_factory=dict)  # after --wait
     jobs_failed: list[str] = field(default_factory=list)  # FAILED on the server, with its message
+    failed_job_ids: set[str] = field(default_factory=set)  # jobs already listed as files' failures
     transcripts_written: int = 0
     fetch_errors: list[str] = field(default_factory=list)
 
@@ -79,6 +82,8 @@ class RunStats:
 
     def add_failure(self, failure: Failure) -> None:
         self.failed += 1
+        if failure.earlier:
+            self.failed_earlier += 1
         if len(self.failures) < self.MAX_LISTED_FAILURES:
             self.failures.append(failure)
 
@@ -96,7 +101,8 @@ class RunStats:
         return ExitCode.OK
 
     def nothing_to_do(self) -> bool:
-        return self.queued == 0 and self.rejected == 0
+        """Nothing taken, refused or failed: a failure of an earlier run that stands is not "nothing"."""
+        return self.queued == 0 and self.rejected == 0 and self.failed == 0
 
     def summary(self) -> dict[str, Any]:
         elapsed = self.elapsed
@@ -113,6 +119,7 @@ class RunStats:
                 "skipped_unsettled": self.skipped_unsettled,
                 "rejected": self.rejected,
                 "failed": self.failed,
+                "failed_earlier": self.failed_earlier,
                 "changed_during_upload": self.changed,
             },
             "bytes": {"queued": self.bytes_total, "uploaded": self.bytes_sent},
@@ -143,6 +150,7 @@ class RunStats:
                     "job_id": f.job_id,
                     "class": f.error_class,
                     "error": redact(f.error),
+                    "earlier_run": f.earlier,
                 }
                 for f in self.failures
             ],
@@ -159,8 +167,10 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_summary_json(path: Path, stats: RunStats) -> None:
-    write_private(path, json.dumps(stats.summary(), indent=2, sort_keys=True) + "\n")
+def write_summary_json(path: Path, stats: RunStats, exit_code: ExitCode) -> None:
+    """The run's summary for scripts, with the exit code the command ends with."""
+    document = stats.summary() | {"exit_code": int(exit_code)}
+    write_private(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def human_bytes(count: float) -> str:
@@ -220,9 +230,11 @@ def summary_lines(stats: RunStats) -> Iterator[str]:
     if stats.represigns:
         yield f"  {'fresh upload URLs':<26}{stats.represigns:>10}"
     for failure in stats.failures[:20]:
-        yield f"  FAILED {failure.path} ({failure.where}): {failure.error}"
+        earlier = " (failed in an earlier run, not sent again)" if failure.earlier else ""
+        yield f"  FAILED {failure.path} ({failure.where}): {failure.error}{earlier}"
     if len(stats.failures) > 20:
         yield f"  ... {stats.failed - 20} more failures: see `slng-bulk report --state failed`"
+    yield from _failure_hints(stats.failures)
     if stats.job_statuses:
         yield "  jobs: " + ", ".join(
             f"{status} {count}" for status, count in sorted(stats.job_statuses.items())
@@ -237,3 +249,19 @@ def summary_lines(stats: RunStats) -> Iterator[str]:
         yield f"  stopped early: {stats.interrupted}"
     if stats.auth_failure:
         yield f"  authentication failure: {stats.auth_failure}"
+
+
+JOB_FAILED_CLASS = "job_failed"
+"""The class of a failure that is a job FAILED on the server (not an ErrorClass: the file went)."""
+
+
+def _failure_hints(failures: list[Failure]) -> Iterator[str]:
+    """What to do about the failures listed: each is reported by every run until it is resolved."""
+    classes = {f.error_class for f in failures}
+    if ErrorClass.PERMANENT.value in classes:
+        yield (
+            "  hint: fix the input and rerun (a changed file is a new file), or rerun with --force"
+            " to send it again as it is; until then every run reports it and exits 1"
+        )
+    if JOB_FAILED_CLASS in classes:
+        yield "  hint: `slng-bulk retry-failed` resubmits files whose job FAILED on the server (or --force)"

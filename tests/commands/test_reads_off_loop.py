@@ -100,7 +100,7 @@ async def test_every_command_reads_the_ledger_off_the_event_loop(
     stats = await pipeline.submit([str(audio)], settings)
     assert stats.created == len(files) + 1
     again = await pipeline.submit([str(audio)], settings_for(sandbox, ledger))  # the rerun's glance
-    assert again.skipped_done == len(files) + 1
+    assert (again.skipped_done, again.failed) == (len(files), 1)  # the FAILED job is reported again
 
     status = await pipeline.status(settings)
     assert status.report.by_status["FAILED"] == 1

@@ -36,6 +36,13 @@ def test_verdict_by_recorded_state(
     assert AdmissionRules(force=force).verdict(state, error_class) is verdict
 
 
+def test_a_job_the_server_failed_is_reported_again_until_retry_failed_or_force() -> None:
+    rules = AdmissionRules()
+    assert rules.verdict(FileState.CREATED, None, job_status="FAILED") is Verdict.SKIP_JOB_FAILED
+    assert rules.verdict(FileState.CREATED, None, job_status="DONE") is Verdict.SKIP_DONE
+    assert AdmissionRules(force=True).verdict(FileState.CREATED, None, job_status="FAILED") is Verdict.RENEW
+
+
 def test_settle_holds_back_only_files_that_would_be_worked_on() -> None:
     rules = AdmissionRules(settle_ns=120 * SECOND)
     now = 1_000 * SECOND

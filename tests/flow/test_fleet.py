@@ -172,8 +172,9 @@ def test_path_map_finds_the_files_where_this_host_mounts_them(
     assert run_cli("enqueue", str(tmp_path / "nas"), env=env, cwd=tmp_path).returncode == 0
     (tmp_path / "nas").rename(tmp_path / "mirror")  # same files, same mtimes, another mount point
 
-    unmapped = run_cli("work", env=env, cwd=tmp_path)
+    unmapped = run_cli("work", "--summary-json", str(tmp_path / "unmapped.json"), env=env, cwd=tmp_path)
     assert unmapped.returncode == ExitCode.FAILED, unmapped.stderr
+    assert json.loads((tmp_path / "unmapped.json").read_text())["exit_code"] == ExitCode.FAILED
     assert "file is gone" in unmapped.stderr and "on host" in unmapped.stderr
     assert "check --path-map" in unmapped.stderr
     assert PostgresLedger(postgres_url).count_by_state() == {"failed": 12}
@@ -182,7 +183,9 @@ def test_path_map_finds_the_files_where_this_host_mounts_them(
     summary = tmp_path / "work.json"
     mapped = run_cli("work", "--path-map", rule, "--summary-json", str(summary), env=env, cwd=tmp_path)
     assert mapped.returncode == 0, mapped.stderr
-    assert json.loads(summary.read_text())["counts"]["created"] == 12  # offered by work, so written
+    document = json.loads(summary.read_text())
+    assert document["counts"]["created"] == 12  # offered by work, so written
+    assert document["exit_code"] == mapped.returncode
     moved = [tmp_path / "mirror" / f.relative_to(tmp_path / "nas") for f in files]
     assert_exactly_once(sandbox_thread, moved)
     records = list(PostgresLedger(postgres_url).records())

@@ -577,7 +577,10 @@ def test_cli_status_fetch_retry_failed_and_reconcile(sandbox_thread: Sandbox, tm
     assert "unknown to this ledger" not in rebuilt.stderr
     attempts = len(sandbox_thread.jobs().attempts)
     again = run_cli("submit", str(tmp_path / "in"), *common, "--error-on-nothing", env=env, cwd=tmp_path)
-    assert again.returncode == ExitCode.NOTHING_TO_DO, again.stderr
+    # Nothing is sent, but the adopted job of broken.wav FAILED: reported again, exit 1, not 7.
+    assert again.returncode == ExitCode.FAILED, again.stderr
+    assert f"FAILED {bad}" in again.stderr and "retry-failed" in again.stderr
+    assert "nothing to do" not in again.stderr
     assert len(sandbox_thread.jobs().attempts) == attempts
 
 

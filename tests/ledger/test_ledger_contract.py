@@ -40,6 +40,23 @@ async def test_admit_records_before_any_remote_step_and_survives_reopen(
     assert found.job_id == derive_job_id(record.file_key)
 
 
+async def test_a_glance_says_what_a_failure_said_for_the_rerun_to_report_it(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """One batched read answers "which of these failed before, with what" (no query per file)."""
+    failed = await admitted(ledger, tmp_path, "a.wav")
+    await ledger.mark_failed(failed, "HTTP 422: bad audio", ErrorClass.PERMANENT)
+    job = await ledger.mark_created(await admitted(ledger, tmp_path, "b.wav"))
+    await ledger.set_job_status(job, "FAILED", "could not decode audio")
+    done = await ledger.mark_created(await admitted(ledger, tmp_path, "c.wav"))
+    await ledger.set_job_status(done, "DONE", None)
+    await ledger.flush()
+    seen = ledger.glance([failed.file_key, job.file_key, done.file_key])
+    assert seen[failed.file_key][3:] == ("HTTP 422: bad audio", None)
+    assert seen[job.file_key][3:] == ("could not decode audio", "FAILED")
+    assert seen[done.file_key][3:] == (None, "DONE")
+
+
 async def test_same_identity_twice_in_one_run_is_a_duplicate(ledger: Ledger, tmp_path: Path) -> None:
     spec = make_spec(tmp_path)
     key = file_key(spec)
