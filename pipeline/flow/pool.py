@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from pipeline.errors import AuthenticationError, LedgerWriteError
+from pipeline.errors import AuthenticationError, LedgerWriteError, OutageError
 from pipeline.flow.admission import Verdict
 from pipeline.flow.feed import PRODUCER_BATCH, RowFeed
 from pipeline.flow.journey import Journey, WorkItem
@@ -117,6 +117,8 @@ class Pipeline(Journey):
         A ledger that stops taking writes (LedgerWriteError) ends the run at once: nothing could be
         recorded any more, so workers are cancelled where they are (what was committed is where a
         rerun resumes) and the error is raised, unless a signal had already asked for the stop.
+        An outage past --max-outage (OutageError) ends it the same way: the files waiting for the
+        API or S3 stay where the ledger has them, none failed, and a rerun resumes.
         """
         await self.ledger.start_run(self.stats.run_id)
         log.info(
@@ -130,7 +132,7 @@ class Pipeline(Journey):
         display = ProgressDisplay(
             self.stats, self.settings.progress, self.settings.progress_interval, self.settings.log_format
         )
-        ledger_failure: LedgerWriteError | None = None
+        fatal: LedgerWriteError | OutageError | None = None
         try:
             with display:
                 async with anyio.create_task_group() as outer:
@@ -154,15 +156,15 @@ class Pipeline(Journey):
         except AuthenticationError as exc:
             self.stats.auth_failure = str(exc)
             log.error("%s", exc)
-        except LedgerWriteError as exc:
-            ledger_failure = exc
+        except (LedgerWriteError, OutageError) as exc:
+            fatal = exc
         except BaseExceptionGroup as group:
-            failed_ledger = group.subgroup(LedgerWriteError)
+            failed_ledger = group.subgroup(LedgerWriteError) or group.subgroup(OutageError)
             auth = group.subgroup(AuthenticationError)
             if failed_ledger is not None:
                 first = _first(failed_ledger)
-                assert isinstance(first, LedgerWriteError)
-                ledger_failure = first
+                assert isinstance(first, LedgerWriteError | OutageError)
+                fatal = first
             elif auth is not None:
                 self.stats.auth_failure = str(_first(auth))
                 log.error("%s", self.stats.auth_failure)
@@ -170,16 +172,16 @@ class Pipeline(Journey):
                 raise
         finally:
             self.stats.rates = self.rates.snapshot()
-            if ledger_failure is None:
+            if not isinstance(fatal, LedgerWriteError):
                 with anyio.CancelScope(shield=True):
                     try:
                         await self.ledger.finish_run(self.stats.run_id, self.stats.summary())
                     except LedgerWriteError as exc:
-                        ledger_failure = exc
-        if ledger_failure is not None:
+                        fatal = exc
+        if fatal is not None:
             if not self.signalled:
-                raise ledger_failure from None
-            log.error("%s", ledger_failure)  # stopped by the signal; the ledger says where
+                raise fatal from None
+            log.error("%s", fatal)  # stopped by the signal; the ledger says where
         return self.stats
 
 

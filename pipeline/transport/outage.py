@@ -6,8 +6,8 @@ each file until its budget runs out would fail the whole manifest, one file afte
 endpoint (the API, each S3 host) has one `HealthGate`, shared by every request to it:
 
 - closed (healthy): requests pass at once, and a request that fails is an ordinary failure;
-- `threshold` infrastructure failures in a row (across files, no answer between) open it; before
-  the endpoint ever answered in this run, the first one does, so an unreachable start is seen at once;
+- `threshold` outage failures in a row (across files, no answer between) open it; before the
+  endpoint ever answered in this run, `start_threshold` do, so an unreachable start is seen at once;
 - while open, requests wait at the gate (holding no retry budget: nothing is counted), a request that
   fails meanwhile waits too and is then sent again, and one prober at a time sends a neutral request
   (the endpoint's `Probe`) with exponential backoff and jitter;
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
-from pipeline.errors import NetworkError, OutageError, StalledUploadError, TransferError
+from pipeline.errors import NetworkError, OutageError, TransferError
 from pipeline.logs import log
 
 T = TypeVar("T")
@@ -47,16 +47,19 @@ PROBE_TIMEOUT = aiohttp.ClientTimeout(total=10.0, sock_connect=5.0)
 class OutagePolicy:
     max_outage: float = 300.0  # seconds an endpoint may stay out before the run ends (--max-outage)
     start_budget: float = 5.0  # the same, for an endpoint that has not answered once in this run
-    threshold: int = 5  # infrastructure failures in a row, across files, that open the gate
+    threshold: int = 3  # outage failures in a row, across files, that open the gate
+    start_threshold: int = 2  # the same, before the endpoint answered once in this run
     base_delay: float = 0.5  # first probe after this long (then doubling, jittered)
     max_delay: float = 15.0
 
 
 def is_outage_failure(exc: BaseException) -> bool:
-    """No answer, or an answer that says the service itself is down (not one file's own error)."""
-    if isinstance(exc, NetworkError | StalledUploadError):
+    """No answer, or a 5xx that says the service itself is down. A 5xx with Retry-After is the
+    server saying when to come back: throttling, for the retries to honour, not an outage. A
+    stalled upload is not one either: the host took the connection, the path to it is slow."""
+    if isinstance(exc, NetworkError):
         return True
-    return isinstance(exc, TransferError) and exc.status in OUTAGE_STATUSES
+    return isinstance(exc, TransferError) and exc.status in OUTAGE_STATUSES and exc.retry_after is None
 
 
 def _minutes(seconds: float) -> str:
@@ -96,7 +99,7 @@ class HealthGate:
                 if not is_outage_failure(exc):
                     self.answered()
                     raise
-                if not await self.failed(str(exc)):
+                if not await self.failed(exc):
                     raise
                 continue
             self.answered()
@@ -112,16 +115,16 @@ class HealthGate:
     def answered(self) -> None:
         """A request got an answer: the endpoint is up (an open gate closes)."""
         self.failures_in_a_row = 0
-        self.answered_once = True
         if self.opened_at is not None:
             self._close()
+        self.answered_once = True
 
-    async def failed(self, error: str) -> bool:
+    async def failed(self, exc: TransferError) -> bool:
         """Count an outage failure. True: the endpoint is out and has answered again since (send
         the request again, nothing counted); False: an ordinary failure, for the caller's retries."""
         self.failures_in_a_row += 1
-        self.last_error = error
-        threshold = self.policy.threshold if self.answered_once else 1
+        self.last_error = str(exc)
+        threshold = self.policy.threshold if self.answered_once else self.policy.start_threshold
         if self.opened_at is None and self.failures_in_a_row >= threshold:
             self._open()
         if self.opened_at is None:
@@ -274,6 +277,12 @@ class OutageGates:
 
 
 _by_session: weakref.WeakKeyDictionary[aiohttp.ClientSession, OutageGates] = weakref.WeakKeyDictionary()
+
+
+def storage_gate(session: aiohttp.ClientSession, url: str) -> HealthGate | None:
+    """The gate of the S3 host `url` points at, when the session has gates."""
+    gates = OutageGates.of(session)
+    return gates.storage(url) if gates is not None else None
 
 
 async def through_gate(gate: HealthGate | None, attempt: Callable[[], Awaitable[T]]) -> T:

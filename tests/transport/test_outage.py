@@ -13,12 +13,14 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from pipeline.errors import ErrorClass, NetworkError, OutageError, TransferError
+from pipeline.errors import ErrorClass, NetworkError, OutageError, StalledUploadError, TransferError
 from pipeline.transport.outage import HealthGate, OutagePolicy, is_outage_failure
 
 pytestmark = pytest.mark.anyio
 
-POLICY = OutagePolicy(max_outage=60.0, start_budget=5.0, threshold=3, base_delay=1.0, max_delay=8.0)
+POLICY = OutagePolicy(
+    max_outage=60.0, start_budget=5.0, threshold=3, start_threshold=2, base_delay=1.0, max_delay=8.0
+)
 
 
 class FakeClock:
@@ -60,18 +62,18 @@ def make_gate(probe: Callable[[], Awaitable[bool]], clock: FakeClock, *, answere
     return gate
 
 
-def refused() -> NetworkError:
-    return NetworkError("presign: ClientConnectorError: connection refused")
+def refused(what: str = "connection refused") -> NetworkError:
+    return NetworkError(f"presign: ClientConnectorError: {what}")
 
 
 async def test_a_healthy_gate_lets_requests_through_and_leaves_single_failures_to_the_caller() -> None:
     clock = FakeClock()
     gate = make_gate(ScriptedProbe(0), clock)
     await gate.passage()
-    assert await gate.failed("one") is False
-    assert await gate.failed("two") is False
+    assert await gate.failed(refused("one")) is False
+    assert await gate.failed(refused("two")) is False
     gate.answered()  # an answer between failures: they are not "in a row"
-    assert await gate.failed("three") is False
+    assert await gate.failed(refused("three")) is False
     assert not gate.is_open and clock.sleeps == []
 
 
@@ -79,8 +81,8 @@ async def test_failures_in_a_row_open_it_and_the_first_answer_closes_it() -> Non
     clock = FakeClock()
     probe = ScriptedProbe(down_for=3)
     gate = make_gate(probe, clock)
-    assert await gate.failed("a") is False
-    assert await gate.failed("b") is False
+    assert await gate.failed(refused("a")) is False
+    assert await gate.failed(refused("b")) is False
     released: list[int] = []
 
     async def waiter(n: int) -> None:
@@ -88,7 +90,7 @@ async def test_failures_in_a_row_open_it_and_the_first_answer_closes_it() -> Non
         released.append(n)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(gate.failed, "c")  # the third in a row: opens, waits, then "send again"
+        tg.start_soon(gate.failed, refused("c"))  # the third in a row: opens, waits, then "send again"
         await anyio.lowlevel.checkpoint()
         assert gate.is_open
         for n in range(5):
@@ -139,7 +141,7 @@ async def test_a_request_answered_while_open_closes_it_for_the_waiters() -> None
     gate = make_gate(never, clock)
     gate.failures_in_a_row = POLICY.threshold - 1
     async with anyio.create_task_group() as tg:
-        tg.start_soon(gate.failed, "down")
+        tg.start_soon(gate.failed, refused("down"))
         await anyio.lowlevel.checkpoint()
         tg.start_soon(gate.passage)
         await anyio.lowlevel.checkpoint()
@@ -163,7 +165,7 @@ async def test_past_max_outage_every_waiter_and_every_later_request_gets_one_out
 
     async def failing() -> None:
         try:
-            await gate.failed("presign: ClientConnectorError: connection refused")
+            await gate.failed(refused())
         except OutageError as exc:
             outcomes.append(str(exc))
 
@@ -181,12 +183,13 @@ async def test_past_max_outage_every_waiter_and_every_later_request_gets_one_out
         await gate.passage()
 
 
-async def test_unreachable_at_start_opens_on_the_first_failure_and_gives_up_within_the_start_budget() -> None:
+async def test_unreachable_at_start_opens_sooner_and_gives_up_within_the_start_budget() -> None:
     clock = FakeClock()
     gate = make_gate(ScriptedProbe(down_for=10**6), clock, answered=False)
     started = clock.now
+    assert await gate.failed(refused()) is False
     with pytest.raises(OutageError, match="unreachable from the start"):
-        await gate.failed("presign: ClientConnectorError: connection refused")
+        await gate.failed(refused())  # the second in a row, before any answer: the start threshold
     assert clock.now - started == pytest.approx(POLICY.start_budget)
 
 
@@ -197,7 +200,7 @@ async def test_a_cancelled_prober_hands_over_to_the_next_waiter() -> None:
     gate.failures_in_a_row = POLICY.threshold - 1
     async with anyio.create_task_group() as tg:
         with anyio.CancelScope() as first:
-            tg.start_soon(gate.failed, "down")  # not the prober: that is the first waiter in line
+            tg.start_soon(gate.failed, refused("down"))  # not the prober: that is the first waiter in line
             await anyio.lowlevel.checkpoint()
             first.cancel()
         tg.start_soon(gate.passage)
@@ -206,7 +209,9 @@ async def test_a_cancelled_prober_hands_over_to_the_next_waiter() -> None:
 
 def test_what_counts_as_an_outage_failure() -> None:
     assert is_outage_failure(refused())
+    assert not is_outage_failure(StalledUploadError("upload stalled: no progress for 60 s"))
     assert is_outage_failure(TransferError("HTTP 503", ErrorClass.TRANSIENT, status=503))
     assert not is_outage_failure(TransferError("HTTP 429", ErrorClass.TRANSIENT, status=429))
+    assert not is_outage_failure(TransferError("HTTP 503", ErrorClass.TRANSIENT, status=503, retry_after=2))
     assert not is_outage_failure(TransferError("not JSON", ErrorClass.TRANSIENT, status=200))
     assert not is_outage_failure(TransferError("HTTP 404", ErrorClass.NOT_FOUND, status=404))
