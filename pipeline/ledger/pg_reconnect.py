@@ -13,6 +13,7 @@ Meanwhile nothing else stops: uploads in flight go on and wait only when they ne
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -33,36 +34,47 @@ LOST: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.Interface
 FIRST_DELAY = 0.1
 MAX_DELAY = 5.0
 
+# The pool warns of each connection it discards and each reconnection that fails: during a restart,
+# dozens of lines saying what our one line says. Its errors still show.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
-class Outage:
-    """One run of failures of one operation: when it began, and how long to wait before the next try."""
+
+class ServerWatch:
+    """Whether the ledger's server is lost, since when, for every operation of one ledger: the
+    outage is told once when it begins and once when it ends, however many operations wait."""
 
     def __init__(self, location: str, max_outage: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.location = location
-        self.clock = clock
-        self.ends = clock() + max_outage
         self.max_outage = max_outage
-        self.tries = 0
+        self.clock = clock
+        self.lost_since: float | None = None
 
-    def next_delay(self, exc: BaseException) -> float | None:
-        """Seconds to wait before the next try; None when the outage has lasted too long."""
-        self.tries += 1
-        left = self.ends - self.clock()
-        if left <= 0:
-            return None
-        if self.tries == 1:
+    def lost(self, exc: BaseException, tries: int) -> float | None:
+        """Seconds to wait before an operation's next try (its `tries`-th failure); None once the
+        server has been lost for `max_outage`."""
+        now = self.clock()
+        if self.lost_since is None:
+            self.lost_since = now
             log.warning(
-                "ledger %s: connection lost (%s); retrying for up to %g s",
+                "ledger %s: connection lost (%s); retrying for up to %g s (--max-outage)",
                 self.location,
                 first_line(exc),
                 self.max_outage,
             )
-        cap = min(MAX_DELAY, FIRST_DELAY * 2 ** (self.tries - 1))
+        left = self.lost_since + self.max_outage - now
+        if left <= 0:
+            return None
+        cap = min(MAX_DELAY, FIRST_DELAY * 2 ** (tries - 1))
         return min(left, random.uniform(cap / 2, cap))
 
-    def over(self) -> None:
-        if self.tries > 1:
-            log.warning("ledger %s: reconnected after %d tries", self.location, self.tries)
+    def back(self) -> None:
+        if self.lost_since is not None:
+            log.warning(
+                "ledger %s: reconnected after %.1f s; nothing was lost",
+                self.location,
+                self.clock() - self.lost_since,
+            )
+            self.lost_since = None
 
 
 def first_line(exc: BaseException) -> str:
@@ -73,47 +85,44 @@ def first_line(exc: BaseException) -> str:
 async def run_pooled(
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]],
     work: Callable[[psycopg.AsyncConnection[Row]], Awaitable[T]],
-    location: str,
-    max_outage: float,
+    watch: ServerWatch,
     connect_timeout: float,
 ) -> T:
     """`work` on a pooled connection, run again whole on a fresh one while the server is lost.
-    The last error is raised once the outage has lasted `max_outage` seconds."""
-    outage: Outage | None = None
+    The last error is raised once the server has been lost for `max_outage` seconds."""
+    tries = 0
     while True:
         try:
             async with pool.connection(timeout=connect_timeout) as conn:
                 result = await work(conn)
         except LOST as exc:
-            if outage is None:
-                outage = Outage(location, max_outage)
+            tries += 1
+            if watch.lost_since is None:
                 with contextlib.suppress(*LOST):  # the idle connections died with this one: drop them
                     await pool.check()
-            delay = outage.next_delay(exc)
+            delay = watch.lost(exc, tries)
             if delay is None:
                 raise
             await anyio.sleep(delay)
             continue
-        if outage is not None:
-            outage.over()
+        watch.back()
         return result
 
 
-def run_blocking(work: Callable[[], T], location: str, max_outage: float, reset: Callable[[], None]) -> T:
+def run_blocking(work: Callable[[], T], watch: ServerWatch, reset: Callable[[], None]) -> T:
     """`work` (a read, in a worker thread) run again while the server is lost; `reset` drops the
     broken connection between tries."""
-    outage: Outage | None = None
+    tries = 0
     while True:
         try:
             result = work()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             reset()
-            outage = outage or Outage(location, max_outage)
-            delay = outage.next_delay(exc)
+            tries += 1
+            delay = watch.lost(exc, tries)
             if delay is None:
                 raise
             time.sleep(delay)
             continue
-        if outage is not None:
-            outage.over()
+        watch.back()
         return result

@@ -34,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError
 from pipeline.ledger.base import Ledger
-from pipeline.ledger.pg_reconnect import LOST, run_blocking, run_pooled
+from pipeline.ledger.pg_reconnect import LOST, ServerWatch, run_blocking, run_pooled
 from pipeline.ledger.pg_schema import migrate
 from pipeline.ledger.records import (
     CHANGED,
@@ -129,6 +129,7 @@ class PostgresLedger(Ledger):
         self._reader: psycopg.Connection[Row] | None = None
         self._reader_lock = threading.Lock()
         self._broken: LedgerWriteError | None = None
+        self._server = ServerWatch(self.location, max_outage)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -204,7 +205,7 @@ class PostgresLedger(Ledger):
         for good."""
         pool = self._check_open()
         try:
-            return await run_pooled(pool, work, self.location, self.max_outage, CONNECT_TIMEOUT_S)
+            return await run_pooled(pool, work, self._server, CONNECT_TIMEOUT_S)
         except LOST as exc:
             raise self._write_failed(exc) from None
 
@@ -551,7 +552,7 @@ class PostgresLedger(Ledger):
         try:
             if self._pool is None:
                 return once()
-            return run_blocking(once, self.location, self.max_outage, self._drop_reader)
+            return run_blocking(once, self._server, self._drop_reader)
         except psycopg.Error as exc:
             raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
 
