@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ DOWN_SECONDS = 3.0
 
 
 @pytest.fixture
-def ledger_url(restartable_postgres: RestartableServer) -> str:
+def ledger_url(restartable_postgres: RestartableServer) -> Iterator[str]:
     name = create_database(restartable_postgres.server)
     yield restartable_postgres.server.url_for(name)
     drop_database(restartable_postgres.server, name)
