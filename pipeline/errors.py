@@ -39,6 +39,7 @@ class ExitCode(enum.IntEnum):
     CONFIG = 8
     LEDGER = 9
     INTERNAL = 10
+    OUTAGE = 11
 
     @property
     def meaning(self) -> str:
@@ -60,6 +61,8 @@ _EXIT_CODE_MEANINGS: Final = {
     ExitCode.CONFIG: "configuration: missing key or source, bad setting or config file, unusable ledger",
     ExitCode.LEDGER: "the ledger could not be written during the run (disk full, I/O error)",
     ExitCode.INTERNAL: "internal error (a bug): one redacted line; the traceback too at debug level (-vv)",
+    ExitCode.OUTAGE: "the API or S3 stayed unreachable (past --max-outage, or at start): nothing failed, "
+    "a rerun resumes",
 }
 
 
@@ -89,6 +92,13 @@ class LedgerWriteError(SlngBulkError):
     exit_code = ExitCode.LEDGER
 
 
+class OutageError(SlngBulkError):
+    """The API or S3 did not answer at all (refused, unresolvable, timing out, 5xx for everything)
+    for longer than --max-outage, or from the start: the run ends without failing a file."""
+
+    exit_code = ExitCode.OUTAGE
+
+
 class TransferError(SlngBulkError):
     """A failed remote step (API call or S3 transfer), classified."""
 
@@ -108,6 +118,14 @@ class TransferError(SlngBulkError):
     @property
     def is_transient(self) -> bool:
         return self.error_class is ErrorClass.TRANSIENT
+
+
+class NetworkError(TransferError):
+    """A request that got no answer: refused, reset, timed out, a name that does not resolve.
+    Always transient; whether it landed is unknown."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ErrorClass.TRANSIENT)
 
 
 class AuthenticationError(TransferError):

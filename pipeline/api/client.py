@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -30,8 +30,16 @@ from pipeline.api.models import (
     PresignResponse,
     is_valid_job_id,
 )
-from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError, classify_api_status
+from pipeline.errors import (
+    AuthenticationError,
+    ConfigError,
+    ErrorClass,
+    NetworkError,
+    TransferError,
+    classify_api_status,
+)
 from pipeline.redact import redact, safe_url
+from pipeline.transport.outage import OutageGates, through_gate
 from pipeline.transport.rates import AdaptiveRate, RateControl
 from pipeline.transport.retry import parse_retry_after
 from pipeline.transport.throttle import (
@@ -49,6 +57,8 @@ except ImportError:  # a test hides it to check the fallback
     orjson = None
 
 M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a larger API answer is refused, not read into memory
 ERROR_BODY_BYTES = 64 * 1024  # of an error answer, only this much is read (for its message)
@@ -134,9 +144,22 @@ def connection_error(operation: str, exc: BaseException) -> TransferError:
     """A network-level failure (reset, timeout, refused): always transient, outcome unknown."""
     kind = type(exc).__name__
     if isinstance(exc, TimeoutError):
-        return TransferError(f"{operation}: timed out ({kind})", ErrorClass.TRANSIENT)
+        return NetworkError(f"{operation}: timed out ({kind})")
     detail = " ".join(str(exc).split())[:300] or kind
-    return TransferError(f"{operation}: {kind}: {detail}", ErrorClass.TRANSIENT)
+    return NetworkError(f"{operation}: {kind}: {detail}")
+
+
+def _past_the_gate(
+    call: Callable[Concatenate[SlngClient, P], Awaitable[R]],
+) -> Callable[Concatenate[SlngClient, P], Awaitable[R]]:
+    """Send the request past the API's health gate: while the API is out it waits (and a request
+    that failed for the outage is sent again) instead of failing (pipeline.transport.outage)."""
+
+    @functools.wraps(call)
+    async def gated(self: SlngClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await through_gate(self.gate, lambda: call(self, *args, **kwargs))
+
+    return gated
 
 
 @dataclass(frozen=True)
@@ -172,6 +195,8 @@ class SlngClient:
         self._timeout = (timeouts or ApiTimeouts()).client_timeout()
         self.allow_insecure_http = allow_insecure_http
         self.throttle_patience = throttle_patience
+        gates = OutageGates.of(session)  # a command's session has them; a bare one sends as ever
+        self.gate = gates.api(self._base, self._headers, f"{JOBS_PATH}?page=1&page_size=1") if gates else None
 
     # --- endpoints -------------------------------------------------------------------------------
 
@@ -228,6 +253,7 @@ class SlngClient:
             raise TransferError(f"invalid job_id {job_id!r}: must be alphanumeric", ErrorClass.PERMANENT)
         return f"{JOBS_PATH}/{quote(job_id, safe='')}"
 
+    @_past_the_gate
     async def _call(
         self,
         operation: str,

@@ -27,7 +27,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 COMMON = ("config", "ledger", "log_format", "log_level")
 ASYNC_RUN = ("event_loop",)  # the commands whose work runs on an event loop (all but report)
 API = ("api_url", "api_key", "api_key_file", "allow_insecure_http")
-REQUESTS = ("concurrency", "retries", "retry_max_elapsed", "request_timeout", "max_read_rps")
+REQUESTS = (
+    "concurrency",
+    "retries",
+    "retry_max_elapsed",
+    "max_outage",
+    "request_timeout",
+    "max_read_rps",
+)
 UPLOADS = (
     "chunk_size",
     "stall_timeout",

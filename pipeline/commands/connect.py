@@ -15,6 +15,7 @@ from pipeline.errors import ConfigError
 from pipeline.ledger import Ledger, acquire_run_lock, open_ledger, sqlite_path
 from pipeline.logs import log
 from pipeline.redact import secret_scope
+from pipeline.transport.outage import OutageGates, OutagePolicy
 from pipeline.transport.rates import RateControl
 from pipeline.transport.retry import RetryPolicy
 
@@ -78,10 +79,14 @@ async def connect(
             stack.enter_context(secret_scope(given_key))
             api_url, api_key = await stack.enter_async_context(api_target(settings))
             stack.enter_context(secret_scope(api_key))
-            ledger = await stack.enter_async_context(open_ledger(settings.ledger, host=settings.host_name))
+            ledger = await stack.enter_async_context(
+                open_ledger(settings.ledger, host=settings.host_name, max_outage=settings.max_outage)
+            )
             if session is None:
                 connector = aiohttp.TCPConnector(limit=settings.concurrency * 2 + 8, limit_per_host=0)
                 session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            # An outage of the API or of S3 is waited out, not failed through (up to --max-outage).
+            OutageGates.attach(session, OutagePolicy(max_outage=settings.max_outage))
             rates = RateControl.from_limits(
                 settings.max_create_rps, settings.max_presign_rps, settings.max_read_rps
             )

@@ -69,7 +69,7 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
     def next_batch() -> list[Row]:
         return list(itertools.islice(rows, PRODUCER_BATCH))
 
-    async with open_ledger(settings.ledger) as opened:
+    async with open_ledger(settings.ledger, max_outage=settings.max_outage) as opened:
         ledger = shared_ledger(opened, "enqueue")
         await ledger.start_run(run_id)
         while batch := await anyio.to_thread.run_sync(next_batch):

@@ -229,6 +229,13 @@ class Settings(BaseSettings):
     retry_max_elapsed: float = Field(
         default=600.0, gt=0, description="Seconds a file may spend retrying, all its steps together."
     )
+    max_outage: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="Seconds to wait out an outage (the API or S3 not answering at all, a shared "
+        "ledger's database restarting) before the run ends with exit 11, nothing failed.",
+    )
     stall_timeout: float = Field(
         default=60.0,
         gt=0,

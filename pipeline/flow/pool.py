@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from pipeline.errors import AuthenticationError, LedgerWriteError
+from pipeline.errors import AuthenticationError, LedgerWriteError, OutageError
 from pipeline.flow.context import RunContext
 from pipeline.flow.journey import Journey, WorkItem
 from pipeline.flow.work_source import WorkSource
@@ -72,8 +72,10 @@ class Pool:
 
         A ledger that stops taking writes (LedgerWriteError) ends the run at once: nothing could be
         recorded any more, so workers are cancelled where they are (what was committed is where a
-        rerun resumes) and the error is raised, unless a signal had already asked for the stop. A
-        refused key ends it too, and is raised once the run's counters are saved.
+        rerun resumes) and the error is raised, unless a signal had already asked for the stop.
+        An outage past --max-outage (OutageError) ends it the same way: the files waiting for the
+        API or S3 stay where the ledger has them, none failed, and a rerun resumes. A refused key
+        ends it too, and is raised once the run's counters are saved.
         """
         run = self.run
         settings = run.settings
@@ -89,7 +91,7 @@ class Pool:
         display = ProgressDisplay(
             run.stats, settings.progress, settings.progress_interval, settings.log_format
         )
-        ledger_failure: LedgerWriteError | None = None
+        fatal: LedgerWriteError | OutageError | None = None
         try:
             with display:
                 async with anyio.create_task_group() as outer:
@@ -114,15 +116,15 @@ class Pool:
         except AuthenticationError as exc:
             run.stats.auth_failure = str(exc)
             log.error("%s", exc)
-        except LedgerWriteError as exc:
-            ledger_failure = exc
+        except (LedgerWriteError, OutageError) as exc:
+            fatal = exc
         except BaseExceptionGroup as group:
-            failed_ledger = group.subgroup(LedgerWriteError)
+            ends_run = group.subgroup(LedgerWriteError) or group.subgroup(OutageError)
             auth = group.subgroup(AuthenticationError)
-            if failed_ledger is not None:
-                first = _first(failed_ledger)
-                assert isinstance(first, LedgerWriteError)
-                ledger_failure = first
+            if ends_run is not None:
+                first = _first(ends_run)
+                assert isinstance(first, LedgerWriteError | OutageError)
+                fatal = first
             elif auth is not None:
                 run.stats.auth_failure = str(_first(auth))
                 log.error("%s", run.stats.auth_failure)
@@ -131,16 +133,16 @@ class Pool:
         finally:
             run.stop_handle.listen(None)
             run.stats.rates = run.rates.snapshot()
-            if ledger_failure is None:
+            if not isinstance(fatal, LedgerWriteError):
                 with anyio.CancelScope(shield=True):
                     try:
                         await run.ledger.finish_run(run.stats.run_id, run.stats.summary())
                     except LedgerWriteError as exc:
-                        ledger_failure = exc
-        if ledger_failure is not None:
+                        fatal = exc
+        if fatal is not None:
             if not run.signalled:
-                raise ledger_failure from None
-            log.error("%s", ledger_failure)  # stopped by the signal; the ledger says where
+                raise fatal from None
+            log.error("%s", fatal)  # stopped by the signal; the ledger says where
         return run.stats
 
 

@@ -45,10 +45,11 @@ def sqlite_path(target: str | Path) -> Path | None:
     return Path(target)
 
 
-def open_ledger(target: str | Path, *, host: str | None = None) -> Ledger:
+def open_ledger(target: str | Path, *, host: str | None = None, max_outage: float | None = None) -> Ledger:
     """The ledger `target` names, not yet opened (`async with open_ledger(t) as ledger:`).
 
-    `host` names this machine in a shared ledger's fleet view (default: its hostname).
+    `host` names this machine in a shared ledger's fleet view (default: its hostname);
+    `max_outage`, how long a shared ledger's lost server is waited for (default: --max-outage's).
     """
     path = sqlite_path(target)
     if path is not None:
@@ -56,7 +57,9 @@ def open_ledger(target: str | Path, *, host: str | None = None) -> Ledger:
     require_postgres_driver()
     from pipeline.ledger.postgres import PostgresLedger
 
-    return PostgresLedger(str(target), host=host)
+    if max_outage is None:
+        return PostgresLedger(str(target), host=host)
+    return PostgresLedger(str(target), host=host, max_outage=max_outage)
 
 
 def require_postgres_driver() -> None:

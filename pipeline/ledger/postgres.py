@@ -6,6 +6,10 @@ short transaction per operation, and admission made idempotent by `INSERT ... ON
 hosts admitting the same file at once get the same record. Every write is committed before it
 returns, which more than keeps the promise of the written-behind ones.
 
+A lost server (a restart, a failover) is ridden through for up to `max_outage` seconds: each
+operation is one unit of work, safe to run twice, run again whole on a fresh connection
+(pipeline.ledger.pg_reconnect); only past that is it a LedgerWriteError.
+
 Reads are synchronous, as the interface wants (the producer calls them from a worker thread): they
 use one autocommit connection of their own, or a short-lived one when the ledger is not open; one
 file's history reads from a read-only snapshot on a connection of its own.
@@ -18,11 +22,10 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, LiteralString, Self
+from typing import Any, LiteralString, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -31,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError
 from pipeline.ledger.base import Ledger
+from pipeline.ledger.pg_reconnect import LOST, ServerWatch, run_blocking, run_pooled
 from pipeline.ledger.pg_schema import migrate
 from pipeline.ledger.records import (
     CHANGED,
@@ -68,6 +72,9 @@ _QUALIFIED_RETURNING: LiteralString = " RETURNING " + ", ".join(
 )
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
+Connection = psycopg.AsyncConnection[Row]
+DEFAULT_MAX_OUTAGE = 300.0  # as --max-outage
 
 
 def display_url(url: str) -> str:
@@ -104,10 +111,14 @@ class EnqueueCounts:
 
 
 class PostgresLedger(Ledger):
-    """The ledger in the PostgreSQL database `url`. `host` names this machine in the fleet view."""
+    """The ledger in the PostgreSQL database `url`. `host` names this machine in the fleet view;
+    `max_outage` is how long a lost server is waited for before a write fails for good."""
 
-    def __init__(self, url: str, *, host: str | None = None, pool_size: int = 8) -> None:
+    def __init__(
+        self, url: str, *, host: str | None = None, pool_size: int = 8, max_outage: float = DEFAULT_MAX_OUTAGE
+    ) -> None:
         self.url = url
+        self.max_outage = max_outage
         self.location = display_url(url)
         self.host = host or socket.gethostname()
         password = urlsplit(url).password
@@ -118,6 +129,7 @@ class PostgresLedger(Ledger):
         self._reader: psycopg.Connection[Row] | None = None
         self._reader_lock = threading.Lock()
         self._broken: LedgerWriteError | None = None
+        self._server = ServerWatch(self.location, max_outage)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -180,25 +192,31 @@ class PostgresLedger(Ledger):
 
     def _write_failed(self, exc: BaseException) -> LedgerWriteError:
         """The ledger can no longer record what the run does: this call and every later one fail."""
-        self._broken = LedgerWriteError(f"ledger {self.location}: write failed: {self._cause(exc)}")
+        self._broken = LedgerWriteError(
+            f"ledger {self.location}: write failed, the server lost for {self.max_outage:g} s"
+            f" (--max-outage): {self._cause(exc)}; what was committed is kept, a rerun resumes"
+        )
         return self._broken
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
-        """A pooled connection (autocommit: one statement is one transaction, or use
-        `conn.transaction()`). Losing the server is a LedgerWriteError, for good."""
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """`work` on a pooled connection (autocommit: one statement is one transaction, or use
+        `conn.transaction()`). Losing the server, `work` is run again, whole, on a fresh connection
+        until it is back: `work` must be safe to run twice. Past `max_outage`, a LedgerWriteError
+        for good."""
         pool = self._check_open()
         try:
-            async with pool.connection() as conn:
-                yield conn
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            return await run_pooled(pool, work, self._server, CONNECT_TIMEOUT_S)
+        except LOST as exc:
             raise self._write_failed(exc) from None
 
     async def _one(self, query: LiteralString, params: Sequence[Any]) -> Row | None:
         """Run one statement in its own transaction; its first row, if any."""
-        async with self.connection() as conn:
+
+        async def one(conn: Connection) -> Row | None:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone() if cursor.description else None
+
+        return await self.run(one)
 
     async def _record(self, query: LiteralString, params: Sequence[Any]) -> FileRecord:
         """An UPDATE ... RETURNING of one file, as its new record."""
@@ -226,42 +244,68 @@ class PostgresLedger(Ledger):
         """One transaction: insert the file, or take the existing one (ON CONFLICT), atomically
         against any other host admitting the same file at the same moment."""
         now = time.time()
-        async with self.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
-                " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at, host)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT DO NOTHING" + _RETURNING,
-                (
-                    *identity_columns(spec, file_key),
-                    FileState.PENDING.value,
-                    job_id,
-                    run_id,
-                    now,
-                    now,
-                    self.host,
-                ),
-            )
-            row = await cursor.fetchone()
-            if row is not None:
-                return Admission(record_from_row(row))
-            cursor = await conn.execute(
-                "UPDATE files SET seen_run = %s, source = %s, line = %s, updated_at = %s"
-                " WHERE file_key = %s AND seen_run IS DISTINCT FROM %s" + _RETURNING,
-                (run_id, spec.source, spec.line, now, file_key, run_id),
-            )
-            row = await cursor.fetchone()
-            if row is not None:
-                return Admission(record_from_row(row))
-            cursor = await conn.execute("SELECT source, line FROM files WHERE file_key = %s", (file_key,))
-            seen = await cursor.fetchone()
-            if seen is not None:
-                where = f"{seen[0]}:{seen[1]}" if seen[1] else str(seen[0])
-                return Admission(None, f"duplicate of an earlier row ({where})")
-            cursor = await conn.execute("SELECT path FROM files WHERE job_id = %s", (job_id,))
-            owner = await cursor.fetchone()
-            other = owner[0] if owner is not None else "a file admitted at the same moment"
-            return Admission(None, f"job_id {job_id} is already used by another file ({other})")
+        tries = 0
+
+        async def admit(conn: Connection) -> Admission:
+            nonlocal tries
+            tries += 1
+            async with conn.transaction():
+                return await self._admit(conn, spec, file_key, job_id, run_id, now, again=tries > 1)
+
+        return await self.run(admit)
+
+    async def _admit(
+        self,
+        conn: Connection,
+        spec: FileSpec,
+        file_key: str,
+        job_id: str,
+        run_id: str,
+        now: float,
+        *,
+        again: bool,
+    ) -> Admission:
+        """The admission's statements. `again`: a second try after the server was lost, whose
+        first may have been committed unheard (then the file is there, seen in this run, as ours)."""
+        cursor = await conn.execute(
+            "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
+            " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at, host)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            " ON CONFLICT DO NOTHING" + _RETURNING,
+            (
+                *identity_columns(spec, file_key),
+                FileState.PENDING.value,
+                job_id,
+                run_id,
+                now,
+                now,
+                self.host,
+            ),
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return Admission(record_from_row(row))
+        cursor = await conn.execute(
+            "UPDATE files SET seen_run = %s, source = %s, line = %s, updated_at = %s"
+            " WHERE file_key = %s AND seen_run IS DISTINCT FROM %s" + _RETURNING,
+            (run_id, spec.source, spec.line, now, file_key, run_id),
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return Admission(record_from_row(row))
+        cursor = await conn.execute(
+            "SELECT source, line, " + _COLUMNS + " FROM files WHERE file_key = %s", (file_key,)
+        )
+        seen = await cursor.fetchone()
+        if seen is not None and again and (seen[0], seen[1]) == (spec.source, spec.line):
+            return Admission(record_from_row(seen[2:]))  # our own admission, committed unheard
+        if seen is not None:
+            where = f"{seen[0]}:{seen[1]}" if seen[1] else str(seen[0])
+            return Admission(None, f"duplicate of an earlier row ({where})")
+        cursor = await conn.execute("SELECT path FROM files WHERE job_id = %s", (job_id,))
+        owner = await cursor.fetchone()
+        other = owner[0] if owner is not None else "a file admitted at the same moment"
+        return Admission(None, f"job_id {job_id} is already used by another file ({other})")
 
     async def enqueue(self, files: Sequence[tuple[FileSpec, str, str]], run_id: str) -> EnqueueCounts:
         """Admit many (spec, file_key, job_id) in one statement: `enqueue`'s batched load.
@@ -276,21 +320,29 @@ class PostgresLedger(Ledger):
         for spec, key, job_id in files:
             for column, value in zip(columns, (*identity_columns(spec, key), job_id), strict=True):
                 column.append(value)
-        async with self.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
-                " settings_hash, settings_json, job_id, state, seen_run, admitted_at, updated_at)"
-                " SELECT u.*, %s, %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[],"
-                " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[]) AS u"
-                " ON CONFLICT DO NOTHING RETURNING file_key",
-                (FileState.PENDING.value, run_id, now, now, *columns),
-            )
-            added = {row[0] for row in await cursor.fetchall()}
-            rest = [key for key in columns[0] if key not in added]
-            known: set[str] = set()
-            if rest:
-                cursor = await conn.execute("SELECT file_key FROM files WHERE file_key = ANY(%s)", (rest,))
-                known = {row[0] for row in await cursor.fetchall()}
+
+        # Run again after a lost server, a batch committed unheard counts its files as known.
+        async def load(conn: Connection) -> tuple[set[str], list[str], set[str]]:
+            async with conn.transaction():
+                cursor = await conn.execute(
+                    "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
+                    " settings_hash, settings_json, job_id, state, seen_run, admitted_at, updated_at)"
+                    " SELECT u.*, %s, %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[],"
+                    " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[]) AS u"
+                    " ON CONFLICT DO NOTHING RETURNING file_key",
+                    (FileState.PENDING.value, run_id, now, now, *columns),
+                )
+                added = {row[0] for row in await cursor.fetchall()}
+                rest = [key for key in columns[0] if key not in added]
+                known: set[str] = set()
+                if rest:
+                    cursor = await conn.execute(
+                        "SELECT file_key FROM files WHERE file_key = ANY(%s)", (rest,)
+                    )
+                    known = {row[0] for row in await cursor.fetchall()}
+            return added, rest, known
+
+        added, rest, known = await self.run(load)
         refused = [
             (spec.path_text, f"job_id {job_id} is already used by another file")
             for spec, key, job_id in files
@@ -384,14 +436,30 @@ class PostgresLedger(Ledger):
     async def _replace_job(
         self, record: FileRecord, kind: HistoryKind, reason: str, update: LiteralString, params: Sequence[Any]
     ) -> FileRecord:
-        """Keep the current job in the history and move the file, in one transaction."""
-        async with self.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO job_history(file_id, job_id, state, kind, error, replaced_at)"
-                " VALUES (%s,%s,%s,%s,%s,%s)",
-                (record.id, record.job_id, record.state.value, kind.value, reason, time.time()),
-            )
-            row = await (await conn.execute(update + _RETURNING, params)).fetchone()
+        """Keep the current job in the history and move the file, in one transaction. Run again
+        after a lost server, a move committed unheard is not kept twice (the file has moved on)."""
+
+        async def replace(conn: Connection) -> Row | None:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO job_history(file_id, job_id, state, kind, error, replaced_at)"
+                    " SELECT %s,%s,%s,%s,%s,%s WHERE EXISTS"
+                    " (SELECT 1 FROM files WHERE id = %s AND job_id = %s AND generation = %s)",
+                    (
+                        record.id,
+                        record.job_id,
+                        record.state.value,
+                        kind.value,
+                        reason,
+                        time.time(),
+                        record.id,
+                        record.job_id,
+                        record.generation,
+                    ),
+                )
+                return await (await conn.execute(update + _RETURNING, params)).fetchone()
+
+        row = await self.run(replace)
         assert row is not None, "the file is in the ledger"
         return record_from_row(row)
 
@@ -435,7 +503,8 @@ class PostgresLedger(Ledger):
         ids = [record.id for record, _status, _error in updates]
         statuses = [status for _record, status, _error in updates]
         errors = [_server_message(error) for _record, _status, error in updates]
-        async with self.connection() as conn:
+
+        async def update(conn: Connection) -> list[Row]:
             cursor = await conn.execute(
                 "UPDATE files SET job_status = u.status, job_error = u.error, status_checked_at = %s,"
                 " updated_at = %s"
@@ -443,7 +512,9 @@ class PostgresLedger(Ledger):
                 " WHERE files.id = u.id" + _QUALIFIED_RETURNING,
                 (now, now, ids, statuses, errors),
             )
-            rows = await cursor.fetchall()
+            return await cursor.fetchall()
+
+        rows = await self.run(update)
         by_id = {record.id: record for record in map(record_from_row, rows)}
         return [by_id[i] for i in ids]
 
@@ -465,16 +536,31 @@ class PostgresLedger(Ledger):
     # --- reads -----------------------------------------------------------------------------------
 
     def read(self, query: LiteralString | sql.Composed, params: Sequence[Any] = ()) -> list[Row]:
-        """All rows of one query: on the reader connection when open, else on a connection of its own
-        (reports may run while nothing is open)."""
-        try:
+        """All rows of one query: on the reader connection when open (made again after a lost
+        server, for up to `max_outage`), else on a connection of its own (reports may run while
+        nothing is open)."""
+
+        def once() -> list[Row]:
             with self._reader_lock:
-                if self._reader is not None:
+                if self._pool is not None:
+                    if self._reader is None:
+                        self._reader = self._connect()
                     return self._reader.execute(query, params).fetchall()
             with self._connect() as conn:
                 return conn.execute(query, params).fetchall()
+
+        try:
+            if self._pool is None:
+                return once()
+            return run_blocking(once, self._server, self._drop_reader)
         except psycopg.Error as exc:
             raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
+
+    def _drop_reader(self) -> None:
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     def _stream(self, query: LiteralString, params: Sequence[Any] = ()) -> Iterator[Row]:
         """Rows of one query, streamed from the server (a server-side cursor on its own connection)."""

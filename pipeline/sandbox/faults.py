@@ -21,6 +21,11 @@ Example (TOML)::
     [short_expiry]
     expires_in = 2
     fraction = 0.5
+
+    [outage]              # every request to these servers fails, for `seconds` from when the plan is set
+    servers = ["api"]     # and/or "s3"
+    mode = "503"          # or "refuse": the connection is dropped unanswered
+    seconds = 10          # omitted: until the plan is replaced
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ Operation = Literal["presign", "put", "create", "get", "list", "files", "downloa
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 InjectedStatus = Literal[429, 500, 502, 503, 504]
 ExpiryTarget = Literal["presign", "files"]
+S3_OPERATIONS = frozenset({"put", "download"})
+Server = Literal["api", "s3"]
 
 
 class _Plan(BaseModel):
@@ -115,6 +122,15 @@ class ShortExpiry(_Plan):
     report_actual: bool = True  # False: the API keeps saying the configured expires_in
 
 
+class Outage(_Plan):
+    """The whole service down for a while: every request to `servers` (the control routes under
+    /__sandbox__ excepted) answers 503, or (`refuse`) has its connection dropped unanswered."""
+
+    servers: list[Server] = Field(default_factory=lambda: list[Server](["api"]), min_length=1)
+    mode: Literal["503", "refuse"] = "503"
+    seconds: float | None = Field(default=None, gt=0)  # from when the plan is set; None: until replaced
+
+
 class FaultPlan(_Plan):
     """Everything the sandbox may inject. The default plan injects nothing."""
 
@@ -122,6 +138,7 @@ class FaultPlan(_Plan):
     operations: dict[str, OperationFaults] = Field(default_factory=dict)
     short_expiry: ShortExpiry | None = None
     s3_bandwidth_bytes_per_second: int | None = Field(default=None, gt=0)
+    outage: Outage | None = None
 
     @field_validator("operations")
     @classmethod

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
-from pipeline.sandbox.faults import FaultPlan, OperationFaults, RateLimit, StatusFault, Trigger
+from pipeline.sandbox.faults import S3_OPERATIONS, FaultPlan, OperationFaults, RateLimit, StatusFault, Trigger
 
 
 @dataclass
@@ -95,6 +95,10 @@ class FaultInjector:
         self.rng = random.Random(plan.seed)
         self._counters = {}
         self._buckets = {}
+        outage = plan.outage
+        self._outage_ends = (
+            math.inf if outage is None or outage.seconds is None else time.monotonic() + outage.seconds
+        )
         rate = plan.s3_bandwidth_bytes_per_second
         self.bandwidth = BandwidthLimiter(rate) if rate else None
 
@@ -148,6 +152,12 @@ class FaultInjector:
         """Count this request of `op` and decide its faults (at most one status fault)."""
         nth = self._counters[op] = self._counters.get(op, 0) + 1
         decision = Decision(op=op, nth=nth)
+        if self._out(op):
+            if self.plan.outage is not None and self.plan.outage.mode == "refuse":
+                decision.reset_after = 0
+            else:
+                decision.status = StatusFault(status=503)
+            return decision
         faults = self.plan.operations.get(op)
         if faults is None:
             return decision
@@ -163,6 +173,13 @@ class FaultInjector:
         if faults.signature_mismatch is not None and self._fires(faults.signature_mismatch, nth):
             decision.signature_mismatch = True
         return decision
+
+    def _out(self, op: str) -> bool:
+        """Whether `op`'s server is in the plan's outage right now."""
+        outage = self.plan.outage
+        if outage is None or time.monotonic() >= self._outage_ends:
+            return False
+        return ("s3" if op in S3_OPERATIONS else "api") in outage.servers
 
     def presign_expiry(self, kind: str, default: int) -> tuple[int, int]:
         """(URL lifetime, lifetime to report) for a presign of `kind` ('presign' or 'files')."""

@@ -18,6 +18,7 @@ from pipeline.api.client import check_transport, connection_error
 from pipeline.errors import ConfigError, ErrorClass, TransferError
 from pipeline.redact import safe_url
 from pipeline.storage.presigned import exact_url
+from pipeline.transport.outage import storage_gate, through_gate
 
 MAX_TRANSCRIPT_BYTES = 512 * 1024 * 1024
 
@@ -38,7 +39,16 @@ async def download(session: aiohttp.ClientSession, url: str, target: Path, allow
     The body goes to a fresh temporary file beside the target (created exclusively, owner-only),
     is flushed to disk, then renamed over the target: a reader never sees half a transcript, and an
     interrupted download leaves nothing behind but, at worst, a temporary file the next try removes.
+    Sent past the S3 host's health gate: while the host is out it waits, then tries again.
     """
+    gate = storage_gate(session, url)
+    return await through_gate(gate, lambda: _download_once(session, url, target, allow_insecure_http))
+
+
+async def _download_once(
+    session: aiohttp.ClientSession, url: str, target: Path, allow_insecure_http: bool
+) -> int:
+    """One GET of `url` into `target`."""
     try:
         check_transport(url, "download URL", allow_insecure_http)
     except ConfigError as exc:

@@ -49,6 +49,7 @@ from pipeline.errors import (
 from pipeline.redact import safe_url
 from pipeline.storage.presigned import exact_url
 from pipeline.storage.readahead import ReadAhead, open_for_upload
+from pipeline.transport.outage import storage_gate, through_gate
 from pipeline.transport.retry import parse_retry_after
 
 _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
@@ -144,7 +145,43 @@ async def put_file(
     `url_deadline` (time.monotonic()) is when the URL stops being valid, as far as we know: a 403
     after it is an expired URL whatever S3's message says. `prefetched`, for a file read whole,
     is that file's read already under way.
+
+    Sent past the S3 host's health gate (pipeline.transport.outage): while the host is out the PUT
+    waits, and one that failed for the outage is sent again, from byte 0, once it answers.
     """
+    reads = [prefetched]  # the read under way serves the first PUT only; another reads afresh
+
+    async def attempt() -> UploadResult:
+        return await _put_once(
+            session,
+            target,
+            path,
+            expected_size=expected_size,
+            expected_mtime_ns=expected_mtime_ns,
+            content_type=content_type,
+            options=options,
+            progress=progress,
+            url_deadline=url_deadline,
+            prefetched=reads.pop() if reads else None,
+        )
+
+    return await through_gate(storage_gate(session, target.url), attempt)
+
+
+async def _put_once(
+    session: aiohttp.ClientSession,
+    target: UploadTarget,
+    path: Path,
+    *,
+    expected_size: int,
+    expected_mtime_ns: int,
+    content_type: str | None,
+    options: UploadOptions,
+    progress: ProgressCallback | None,
+    url_deadline: float | None,
+    prefetched: SmallFileRead | None,
+) -> UploadResult:
+    """One PUT of the file, read from byte 0."""
     digest: Any = None
     sent = 0
     # What the file's reader met (cut short, unreadable), whatever aiohttp made of it.

@@ -30,6 +30,6 @@ def help_table() -> dict[int, str]:
 
 def test_readme_help_and_code_agree() -> None:
     from_code = {int(code): code.meaning for code in ExitCode}
-    assert sorted(from_code) == list(range(11))
+    assert sorted(from_code) == list(range(12))
     assert readme_table() == from_code
     assert help_table() == from_code

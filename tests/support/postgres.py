@@ -177,10 +177,11 @@ class _Cluster:
         if done.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {(done.stderr or done.stdout).strip()[-800:]}")
 
-    def start(self) -> int:
-        """Start on a free port; return it. A port taken under us is retried on another."""
+    def start(self, port: int | None = None) -> int:
+        """Start on a free port (or `port`, to come back where it was); return it. A free port
+        taken under us is retried on another."""
         for _attempt in range(START_ATTEMPTS):
-            port = _free_loopback_port()
+            port = port or _free_loopback_port()
             options = " ".join(
                 [
                     "-c listen_addresses=127.0.0.1",
@@ -208,6 +209,7 @@ class _Cluster:
             )
             if done.returncode == 0:
                 return port
+            port = None
         raise PostgresUnavailable(f"pg_ctl start failed; server log tail:\n{_log_tail(self.log)}")
 
     def stop(self) -> None:
@@ -237,6 +239,53 @@ class _Cluster:
 
     def remove(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RestartableServer:
+    """A throwaway cluster of its own, which a test may restart (as an operator or a failover does)."""
+
+    server: PostgresServer
+    cluster: _Cluster
+    port: int
+
+    def restart(self, down_seconds: float) -> None:
+        """Stop the server (fast: every connection is dropped), stay down, start it on the same port."""
+        self.cluster.stop()
+        time.sleep(down_seconds)  # the outage itself: what the clients must ride through
+        self.cluster.start(self.port)
+
+
+@contextlib.contextmanager
+def run_restartable_cluster(bindir: Path) -> Iterator[RestartableServer]:
+    cluster = _Cluster(bindir, _cluster_user())
+    try:
+        cluster.init()
+        port = cluster.start()
+        url = f"postgresql://{SUPERUSER}:{quote(cluster.password)}@127.0.0.1:{port}/postgres"
+        yield RestartableServer(
+            PostgresServer(admin_url=url, pid=_postmaster_pid(cluster.data)), cluster, port
+        )
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+@pytest.fixture(scope="module")
+def restartable_postgres() -> Iterator[RestartableServer]:
+    """A cluster of its own for tests that restart it (never the session's shared server)."""
+    bindir = find_bindir()
+    if bindir is None:
+        _unavailable(
+            f"no initdb/pg_ctl in {DEBIAN_BIN_GLOB} or on PATH (a restart needs a cluster of our own)"
+        )
+    with contextlib.ExitStack() as stack:
+        try:
+            restartable = stack.enter_context(run_restartable_cluster(bindir))
+        except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
+            _unavailable(f"could not start a cluster from {bindir}: {exc}")
+        _check_reachable(restartable.server)
+        yield restartable
 
 
 @contextlib.contextmanager
