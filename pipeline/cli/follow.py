@@ -14,7 +14,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ExitCode
 
 if TYPE_CHECKING:
-    from pipeline.follow.status import StatusReport
+    from pipeline.follow.refresh import StatusReport
     from pipeline.ledger.leases import HostProgress
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pipeline.commands.connect import connect
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts
-from pipeline.follow.status import StatusReport, refresh_statuses
+from pipeline.follow.downloads import FetchReport, check_formats, fetch_transcripts
+from pipeline.follow.refresh import StatusReport, refresh_statuses
 from pipeline.ledger import ledger_missing
 
 

@@ -13,8 +13,8 @@ from pipeline.commands.connect import Connection, connect
 from pipeline.config.settings import Settings
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
-from pipeline.follow.reconcile import ReconcileReport
-from pipeline.follow.reconcile import reconcile as match_server_jobs
+from pipeline.follow.matching import ReconcileReport
+from pipeline.follow.matching import reconcile as match_server_jobs
 from pipeline.logs import log
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import FileSpec, Row

@@ -14,7 +14,7 @@ from pipeline.flow.pool import Pool
 from pipeline.flow.signals import watch_signals
 from pipeline.flow.work_source import ListedWork
 from pipeline.follow.common import RETRY_REASON
-from pipeline.follow.status import refresh_statuses
+from pipeline.follow.refresh import refresh_statuses
 from pipeline.ledger import FileState, HistoryKind
 from pipeline.observe.stats import RunStats
 from pipeline.sources.identity import derive_job_id

@@ -11,7 +11,7 @@ import anyio
 from pipeline.commands.connect import connect
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.follow.status import StatusReport, refresh_statuses
+from pipeline.follow.refresh import StatusReport, refresh_statuses
 from pipeline.ledger import Ledger, ledger_missing
 
 if TYPE_CHECKING:  # leases needs the postgres extra, which a run's own ledger does without

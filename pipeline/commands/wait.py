@@ -8,9 +8,9 @@ from pathlib import Path
 from pipeline.commands.connect import Connection, connect
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.follow.fetch import FetchReport, fetch_transcripts
-from pipeline.follow.status import StatusReport
-from pipeline.follow.wait import wait_for_jobs
+from pipeline.follow.downloads import FetchReport, fetch_transcripts
+from pipeline.follow.polling import wait_for_jobs
+from pipeline.follow.refresh import StatusReport
 from pipeline.ledger import ledger_missing
 from pipeline.logs import log
 from pipeline.observe.stats import RunStats

@@ -21,9 +21,9 @@ from pipeline.commands.reconcile import admit_sources
 from pipeline.commands.retry_failed import resubmit_failed
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ExitCode, TransferError
-from pipeline.follow.fetch import FetchReport, check_formats, fetch_transcripts, transcript_path
-from pipeline.follow.reconcile import reconcile
-from pipeline.follow.status import StatusReport, refresh_statuses
+from pipeline.follow.downloads import FetchReport, check_formats, fetch_transcripts, transcript_path
+from pipeline.follow.matching import reconcile
+from pipeline.follow.refresh import StatusReport, refresh_statuses
 from pipeline.ledger import FileRecord, FileState, HistoryKind, SqliteLedger
 from pipeline.observe.stats import summary_lines
 from pipeline.sandbox import FaultPlan, Sandbox, SandboxConfig

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.commands.connect import connect
 from pipeline.follow.common import counts_text
-from pipeline.follow.wait import wait_for_jobs
+from pipeline.follow.polling import wait_for_jobs
 from pipeline.logs import LOGGER_NAME
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.support.audio import make_tree

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.commands.connect import connect
 from pipeline.errors import ConfigError, ExitCode, LedgerWriteError
-from pipeline.follow.status import refresh_statuses
+from pipeline.follow.refresh import refresh_statuses
 from pipeline.ledger import FileState, SqliteLedger, acquire_run_lock
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.sources.identity import derive_job_id, file_key

@@ -46,7 +46,7 @@ def test_botocore_belongs_to_the_sandbox_extra_only() -> None:
 
 def test_importing_the_package_cli_and_client_does_not_import_the_sandbox() -> None:
     modules = ["pipeline", "pipeline.cli.app", "pipeline.api.client", "pipeline.commands.connect"]
-    modules += ["pipeline.commands.submit", "pipeline.follow.fetch", "pipeline.follow.reconcile"]
+    modules += ["pipeline.commands.submit", "pipeline.follow.downloads", "pipeline.follow.matching"]
     assert loaded_after_importing(modules, ("botocore", "pipeline.sandbox")) == []
 
 

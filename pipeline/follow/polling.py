@@ -9,7 +9,7 @@ import anyio
 from pipeline.api.client import SlngClient
 from pipeline.errors import TransferError
 from pipeline.follow.common import FINISHED, counts_text
-from pipeline.follow.status import StatusReport, refresh_statuses, status_summary
+from pipeline.follow.refresh import StatusReport, refresh_statuses, status_summary
 from pipeline.ledger import Ledger
 from pipeline.logs import log
 from pipeline.transport.retry import RetryPolicy
