@@ -125,6 +125,10 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
     )
     """,
+    # 2: audio named by URL (as SQLite's migration 4): the object's version beside its URL in `path`
+    """
+    ALTER TABLE files ADD COLUMN object_version TEXT
+    """,
 )
 
 
