@@ -55,7 +55,7 @@ _CSV_SETTING_LOCS: Final[dict[str, tuple[str, ...]]] = {
     "srt_max_line_length": ("output_config", "srt_overrides", "max_line_length"),
     "srt_max_lines": ("output_config", "srt_overrides", "max_lines"),
 }
-CSV_COLUMNS: Final = ("path", "url", "job_id", *_CSV_SETTING_LOCS)
+CSV_COLUMNS: Final = ("path", "job_id", *_CSV_SETTING_LOCS, "url")
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 

@@ -31,7 +31,7 @@ _SETTINGS_KEYS: Final = (
     "model_code",
     "extra",
 )
-JSONL_KEYS: Final = ("path", "url", "job_id", *_SETTINGS_KEYS)
+JSONL_KEYS: Final = ("path", "job_id", *_SETTINGS_KEYS, "url")
 _JSONL_KEY_SET: Final = frozenset(JSONL_KEYS)
 
 
