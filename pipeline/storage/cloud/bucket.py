@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 import obstore
-from obstore.exceptions import NotFoundError
 from obstore.store import AzureStore, GCSStore, S3Store
 
 from pipeline.errors import ConfigError
 from pipeline.storage.cloud.aws_chain import BotocoreCredentials
-from pipeline.storage.cloud.failures import translate
+from pipeline.storage.cloud.failures import is_not_found, translate
 from pipeline.storage.cloud.location import CloudLocation
 from pipeline.storage.cloud.options import MAX_SIGN_EXPIRY, CloudObject, CloudOptions
 
@@ -125,9 +124,9 @@ class CloudBucket:
             await self._aws.ensure()
         try:
             return self._object(await obstore.head_async(self._store, key))
-        except NotFoundError:
-            return None
         except Exception as exc:
+            if is_not_found(exc):
+                return None
             raise translate(exc, self.location, "reading an object's size and version") from None
 
     # --- signing ----------------------------------------------------------------------------------
