@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import anyio
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
@@ -34,6 +35,12 @@ from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, Transf
 from pipeline.redact import redact, safe_url
 from pipeline.transport.rates import AdaptiveRate, RateControl
 from pipeline.transport.retry import parse_retry_after
+from pipeline.transport.throttle import (
+    THROTTLE_PATIENCE_SECONDS,
+    ThrottledTooLongError,
+    is_throttle,
+    throttle_delay,
+)
 from pipeline.version import __version__
 
 orjson: ModuleType | None
@@ -154,6 +161,7 @@ class SlngClient:
         rates: RateControl,
         timeouts: ApiTimeouts | None = None,
         allow_insecure_http: bool = False,
+        throttle_patience: float = THROTTLE_PATIENCE_SECONDS,
     ) -> None:
         check_transport(api_url, "API URL", allow_insecure_http)
         self._session = session
@@ -164,6 +172,7 @@ class SlngClient:
         self._rates = rates
         self._timeout = (timeouts or ApiTimeouts()).client_timeout()
         self.allow_insecure_http = allow_insecure_http
+        self.throttle_patience = throttle_patience
 
     # --- endpoints -------------------------------------------------------------------------------
 
@@ -239,8 +248,42 @@ class SlngClient:
         json_body: bytes | None = None,
         params: dict[str, str] | None = None,
     ) -> M:
-        """One request; a 2xx answer's body read straight into `model`, anything else an error."""
-        await rate.acquire()
+        """One request; a 2xx answer's body read straight into `model`, anything else an error.
+
+        A throttled answer (`transport.throttle`) is no error: the request waits its turn and is sent
+        again, here, so the caller's retry budget is spent on its own errors only.
+        """
+        waits = 0
+        while True:
+            await rate.acquire()
+            status, raw, retry_after = await self._send(operation, method, path, json_body, params)
+            if 200 <= status < 300:
+                rate.succeeded()
+                return self._parse(operation, status, raw, model)
+            if status in (429, 503):
+                rate.throttled()
+            if not is_throttle(status, retry_after):
+                raise self._error(operation, status, raw, retry_after)
+            delay = throttle_delay(retry_after, waits)
+            refused_for = rate.refused_for()
+            if refused_for + delay > self.throttle_patience:
+                raise ThrottledTooLongError(
+                    f"{operation}: the API accepted no {rate.name} request for {refused_for:.0f} s "
+                    f"(HTTP {status}: {_error_message(raw)}); stopping",
+                    status,
+                )
+            waits += 1
+            await anyio.sleep(delay)
+
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json_body: bytes | None,
+        params: dict[str, str] | None,
+    ) -> tuple[int, bytes, float | None]:
+        """Send once: (status, body or its prefix, Retry-After seconds)."""
         try:
             async with self._session.request(
                 method,
@@ -259,12 +302,7 @@ class SlngClient:
                     raw = await read_prefix(response, ERROR_BODY_BYTES)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise connection_error(operation, exc) from None
-        if 200 <= status < 300:
-            rate.succeeded()
-            return self._parse(operation, status, raw, model)
-        if status in (429, 503):
-            rate.throttled()
-        raise self._error(operation, status, raw, retry_after)
+        return status, raw, retry_after
 
     @staticmethod
     def _error(operation: str, status: int, raw: bytes, retry_after: float | None) -> TransferError:

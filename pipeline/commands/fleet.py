@@ -107,7 +107,7 @@ async def work(
         ledger = shared_ledger(conn.ledger, "work")
         for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
             # The --max-*-rps limits hold for the whole fleet, not per host.
-            rate.shared = SharedRate(ledger, rate.name, rate.ceiling).take
+            rate.shared = SharedRate(ledger, rate.name, rate.ceiling, rate.floor)
         run = run_context(conn, signals, on_result, stop)
         worker = f"{ledger.host}:{os.getpid()}:{run.stats.run_id}"
         leases = Leases(ledger, worker, settings.lease_timeout)

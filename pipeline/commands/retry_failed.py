@@ -43,8 +43,10 @@ async def resubmit_failed(
         ledger = conn.ledger
         with signals.stoppable():
             await refresh_statuses(ledger, conn.client, conn.policy)
-        work = list(work_from_ledger(ledger.renewed_not_created(HistoryKind.RETRY_FAILED), path_map))
-        for record in [r for r in ledger.records([FileState.CREATED.value]) if r.job_status == "FAILED"]:
+        interrupted = await ledger.reads.renewed_not_created(HistoryKind.RETRY_FAILED)
+        work = list(work_from_ledger(interrupted, path_map))
+        created = ledger.reads.records([FileState.CREATED.value])
+        for record in [r async for r in created if r.job_status == "FAILED"]:
             if signals.caught is not None:
                 break  # no new job for a file the stopping run would not send
             item = next(work_from_ledger([record], path_map))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import anyio
+
 from pipeline.commands.connect import connect
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
@@ -33,10 +35,10 @@ async def status(settings: Settings) -> StatusOutcome:
         raise ConfigError(f"no ledger at {settings.ledger}")
     async with connect(settings) as conn:
         report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
-        return StatusOutcome(report, fleet_of(conn.ledger))
+        return StatusOutcome(report, await fleet_of(conn.ledger))
 
 
-def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
+async def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
     """Progress by host, for a ledger that a fleet shares; None for a run's own ledger."""
     try:
         from pipeline.ledger.postgres import PostgresLedger
@@ -46,4 +48,4 @@ def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
         return None
     from pipeline.ledger.leases import fleet_progress
 
-    return fleet_progress(ledger)
+    return await anyio.to_thread.run_sync(fleet_progress, ledger)  # a query: off the event loop

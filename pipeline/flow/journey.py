@@ -35,6 +35,7 @@ from pipeline.sources.identity import derive_job_id
 from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import SmallFileRead, UploadResult, put_file, read_whole
 from pipeline.transport.retry import retry_transient
+from pipeline.transport.throttle import ThrottledTooLongError
 
 T = TypeVar("T")
 
@@ -127,6 +128,8 @@ class Journey:
             log.warning("%s", exc)
             self.tell(Outcome.CHANGED, self.record, error=str(exc))
         except TransferError as exc:
+            if isinstance(exc, ThrottledTooLongError):  # refused for too long: an outage, not this file
+                run.stop(str(exc))
             await self.fail(exc.error_class, str(exc))
         finally:
             run.stats.in_flight -= 1

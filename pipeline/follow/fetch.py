@@ -109,7 +109,7 @@ async def fetch_transcripts(
     except OSError as exc:
         raise ConfigError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
     report = FetchReport()
-    created = list(ledger.records([FileState.CREATED.value]))
+    created = [r async for r in ledger.reads.records([FileState.CREATED.value])]
     owner: dict[str, int] = {}  # relative path -> the oldest file that has it: it gets the plain name
     for record in created:
         owner.setdefault(record.relative_path, record.id)

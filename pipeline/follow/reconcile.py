@@ -35,13 +35,13 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
     ids to look for, including those of a few resubmissions. Only jobs the server lists are marked.
     """
     report = ReconcileReport()
-    records = list(ledger.records())
+    records = [record async for record in ledger.reads.records()]
     by_job = {r.job_id: r for r in records}
     later: dict[str, tuple[FileRecord, int]] = {}
     for record in records:
         for generation in range(record.generation + 1, record.generation + 1 + LATER_GENERATIONS):
             later[derive_job_id(record.file_key, generation)] = (record, generation)
-    history = ledger.history_job_ids()
+    history = await ledger.reads.history_job_ids()
     adopt: dict[int, tuple[FileRecord, BatchJob, int]] = {}
     seen: set[str] = set()
     async for items in job_pages(client, policy):

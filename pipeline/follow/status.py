@@ -44,10 +44,10 @@ class StatusReport:
         return sum(n for status, n in self.by_status.items() if status not in FINISHED)
 
 
-def status_summary(ledger: Ledger) -> StatusReport:
+async def status_summary(ledger: Ledger) -> StatusReport:
     """Counts by server status of every created job, from the ledger alone (no remote call)."""
     report = StatusReport()
-    for record in ledger.records([FileState.CREATED.value]):
+    async for record in ledger.reads.records([FileState.CREATED.value]):
         status = record.job_status or "UNKNOWN"
         report.by_status[status] += 1
         if status == "FAILED":
@@ -101,8 +101,8 @@ async def refresh_statuses(ledger: Ledger, client: SlngClient, policy: RetryPoli
     Few open jobs: one GET each. Many: page the job list (status and date filters), then GET only
     what the list did not show. Every request goes through the client's read-rate limit.
     """
-    created = ledger.records([FileState.CREATED.value])
-    open_records = [r for r in created if r.job_status not in TERMINAL_STATUSES]
+    created = ledger.reads.records([FileState.CREATED.value])
+    open_records = [r async for r in created if r.job_status not in TERMINAL_STATUSES]
     by_job = {r.job_id: r for r in open_records}
     listed = len(by_job) > LIST_THRESHOLD
     if listed:
@@ -127,6 +127,6 @@ async def refresh_statuses(ledger: Ledger, client: SlngClient, policy: RetryPoli
             await ledger.set_job_statuses([(record, status, message)])
 
     await for_each(list(by_job.values()), one, GET_CONCURRENCY)
-    report = status_summary(ledger)
+    report = await status_summary(ledger)
     report.refreshed, report.listed, report.errors = len(open_records), listed, errors
     return report

@@ -36,7 +36,7 @@ async def wait_for_jobs(
             if not exc.is_transient:
                 raise
             log.warning("status refresh failed, will try again: %s", exc)
-            report = status_summary(ledger)
+            report = await status_summary(ledger)
         else:
             if report.open_jobs == 0:
                 return report

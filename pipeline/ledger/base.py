@@ -16,15 +16,21 @@ contract tests in tests/ledger run against each. Durability is part of the contr
 Operations that change a file return the new record and leave the caller's record untouched.
 A write the ledger cannot make (disk full, I/O error) raises LedgerWriteError, for that call and
 every later one: the run must stop, since it could no longer record what it does.
-Reads are synchronous: the producer calls them from a worker thread, beside the writer.
+Reads are synchronous, for worker threads and tools without an event loop (`report`, the tests);
+code on the event loop reads through `ledger.reads` (`AsyncReads`), which runs each read on a
+worker thread, so no SQLite query or PostgreSQL round trip ever blocks the loop (a test holds it).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import functools
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
+
+import anyio
 
 from pipeline.errors import ErrorClass
 from pipeline.ledger.records import (
@@ -38,12 +44,21 @@ from pipeline.ledger.records import (
 )
 from pipeline.sources.rows import FileSpec, Rejection
 
+T = TypeVar("T")
+
+READ_BATCH = 1000  # records streamed per hop to the worker thread
+
 
 class Ledger(abc.ABC):
     """A results ledger. Use as `async with open_ledger(target) as ledger:`; reads work unopened."""
 
     location: str
     """Where the ledger lives, for messages (a path, or a URL without its password)."""
+
+    @functools.cached_property
+    def reads(self) -> AsyncReads:
+        """The reads, for code on the event loop."""
+        return AsyncReads(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -204,3 +219,50 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
         """Rows refused under one of `paths`, in order, with the run that refused them and when."""
+
+
+class AsyncReads:
+    """A ledger's reads as awaitables: each runs on a worker thread, and a long one (every record)
+    is streamed a batch per hop, so memory stays flat and the event loop never waits on a query."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    @staticmethod
+    async def _off_loop(read: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(read)
+
+    async def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
+        return await self._off_loop(lambda: self._ledger.glance(file_keys))
+
+    async def records(self, states: Iterable[str] | None = None) -> AsyncIterator[FileRecord]:
+        stream = await self._off_loop(lambda: self._ledger.records(states))
+        try:
+            while batch := await self._off_loop(lambda: list(itertools.islice(stream, READ_BATCH))):
+                for record in batch:
+                    yield record
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                await self._off_loop(close)  # a generator's cursor is let go on the same side
+
+    async def rejections(self, run_id: str | None = None) -> list[Rejected]:
+        return await self._off_loop(lambda: list(self._ledger.rejections(run_id)))
+
+    async def count_by_state(self) -> dict[str, int]:
+        return await self._off_loop(self._ledger.count_by_state)
+
+    async def history_job_ids(self) -> set[str]:
+        return await self._off_loop(self._ledger.history_job_ids)
+
+    async def renewed_not_created(self, kind: HistoryKind) -> list[FileRecord]:
+        return await self._off_loop(lambda: self._ledger.renewed_not_created(kind))
+
+    async def stories_at(self, paths: Sequence[str]) -> list[FileStory]:
+        return await self._off_loop(lambda: self._ledger.stories_at(paths))
+
+    async def stories_of_job(self, job_id: str) -> list[FileStory]:
+        return await self._off_loop(lambda: self._ledger.stories_of_job(job_id))
+
+    async def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
+        return await self._off_loop(lambda: self._ledger.rejections_at(paths))

@@ -125,7 +125,17 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
     )
     """,
-    # 2: audio named by URL (as SQLite's migration 4): the object's version beside its URL in `path`
+    # The fleet's rate follows the server (pipeline.ledger.shared_rate): the cubic's last estimate
+    # and when it was made, and the fleet's acceptances, counted as they are reported.
+    """
+    ALTER TABLE rate_buckets
+        ADD COLUMN w_max DOUBLE PRECISION,
+        ADD COLUMN cut_at TIMESTAMPTZ,
+        ADD COLUMN started_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        ADD COLUMN accepted_total DOUBLE PRECISION NOT NULL DEFAULT 0,
+        ADD COLUMN accepted_at_cut DOUBLE PRECISION NOT NULL DEFAULT 0
+    """,
+    # 3: audio named by URL (as SQLite's migration 4): the object's version beside its URL in `path`
     """
     ALTER TABLE files ADD COLUMN object_version TEXT
     """,

@@ -176,19 +176,23 @@ def _rps(value: float) -> str:
 
 
 def slowed_rates_text(rates: Mapping[str, Mapping[str, float]]) -> str:
-    """For live progress: the rates below their ceiling now, e.g. "create 5.0/10 rps"; "" if none."""
+    """For live progress: each rate the server has throttled, what it accepts against the ceiling,
+    e.g. "create 19.8/80 rps accepted (sending 18.0)"; "" if none was throttled."""
     return ", ".join(
-        f"{name} {_rps(view['current'])}/{view['ceiling']:g} rps"
+        f"{name} {view.get('accepted', 0.0):.1f}/{view['ceiling']:g} rps accepted"
+        f" (sending {_rps(view['current'])})"
         for name, view in rates.items()
-        if view.get("current", 0.0) < view.get("ceiling", 0.0)
+        if view.get("throttles", 0)
     )
 
 
 def throttle_summary_lines(rates: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """For the end-of-run summary: each rate the server slowed down, how far, and where it ended."""
+    """For the end-of-run summary: each rate the server throttled, what it accepted on average
+    against the ceiling, how far the rate went down, and where it ended."""
     return [
-        f"{name} rate: slowed {int(view['throttles'])}x by 429/503, lowest {_rps(view['lowest'])}"
-        f"/{view['ceiling']:g} rps, ended at {_rps(view['current'])}"
+        f"{name} rate: {view.get('accepted_mean', 0.0):.1f}/{view['ceiling']:g} rps accepted;"
+        f" throttled {int(view['throttles'])}x by 429/503, lowest {_rps(view['lowest'])},"
+        f" ended at {_rps(view['current'])}"
         for name, view in rates.items()
         if view.get("throttles", 0)
     ]

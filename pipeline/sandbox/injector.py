@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
-from pipeline.sandbox.faults import FaultPlan, OperationFaults, StatusFault, Trigger
+from pipeline.sandbox.faults import FaultPlan, OperationFaults, RateLimit, StatusFault, Trigger
 
 
 @dataclass
@@ -37,6 +37,12 @@ class TokenBucket:
     capacity: float
     tokens: float
     stamp: float = field(default_factory=time.monotonic)
+
+    def take_nothing(self) -> None:
+        """Bring the tokens up to now at the old rate (before the rate changes)."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
 
     def take(self) -> float | None:
         """Take a token; None on success, else seconds until one is available."""
@@ -91,6 +97,22 @@ class FaultInjector:
         self._buckets = {}
         rate = plan.s3_bandwidth_bytes_per_second
         self.bandwidth = BandwidthLimiter(rate) if rate else None
+
+    def set_capacity(self, op: str, per_second: float | None) -> None:
+        """Change `op`'s hidden capacity mid-run (None: unlimited), leaving counters, RNG and the
+        other faults as they are: the token bucket keeps its tokens, refilled at the new rate."""
+        faults = self.plan.operations.get(op) or OperationFaults()
+        limit = None if per_second is None else RateLimit(per_second=per_second)
+        operations = {**self.plan.operations, op: faults.model_copy(update={"rate_limit": limit})}
+        self.plan = self.plan.model_copy(update={"operations": operations})
+        bucket = self._buckets.get(op)
+        if bucket is None or per_second is None:
+            self._buckets.pop(op, None)
+            return
+        bucket.take_nothing()
+        bucket.rate = per_second
+        bucket.capacity = float(max(1, math.ceil(per_second)))
+        bucket.tokens = min(bucket.tokens, bucket.capacity)
 
     def _fires(self, trigger: Trigger, nth: int) -> bool:
         if nth in trigger.nth:

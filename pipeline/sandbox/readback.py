@@ -1,14 +1,16 @@
 """`/__sandbox__/*`: what tests (and humans) use to see what really happened inside the sandbox.
 
-No auth, never subject to faults. GET stats / jobs / objects; POST faults replaces the fault plan.
+No auth, never subject to faults. GET stats / jobs / objects; POST faults replaces the fault plan;
+POST capacity changes hidden capacities (requests per second per operation) mid-run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, RootModel, ValidationError
 
 from pipeline.api.models import BatchJob
 from pipeline.sandbox.api_errors import error_response, model_response, validation_message
@@ -29,6 +31,10 @@ class ObjectsReadback(BaseModel):
     objects: list[ObjectInfo] = Field(default_factory=list)
 
 
+class Capacities(RootModel[dict[str, Annotated[float, Field(gt=0)] | None]]):
+    """Operation → requests per second it accepts (None: unlimited)."""
+
+
 class Readback:
     """The data sources behind the routes, as plain callables (the Sandbox object provides them)."""
 
@@ -39,12 +45,14 @@ class Readback:
         objects: Callable[[], ObjectsReadback],
         set_faults: Callable[[FaultPlan], None],
         get_faults: Callable[[], FaultPlan],
+        set_capacity: Callable[..., None],
     ) -> None:
         self._stats = stats
         self._jobs = jobs
         self._objects = objects
         self._set_faults = set_faults
         self._get_faults = get_faults
+        self._set_capacity = set_capacity
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -53,6 +61,7 @@ class Readback:
             web.get(PREFIX + "/objects", self._objects_handler),
             web.get(PREFIX + "/faults", self._faults_get),
             web.post(PREFIX + "/faults", self._faults_post),
+            web.post(PREFIX + "/capacity", self._capacity_post),
         ]
 
     async def _stats_handler(self, request: web.Request) -> web.StreamResponse:
@@ -74,3 +83,13 @@ class Readback:
             return error_response(400, validation_message(exc))
         self._set_faults(plan)
         return model_response(plan)
+
+    async def _capacity_post(self, request: web.Request) -> web.StreamResponse:
+        """`{"create": 20, "presign": null}`: hidden capacities changed mid-run, nothing else reset."""
+        try:
+            body = Capacities.model_validate_json(await request.read())
+            self._set_capacity(**body.root)
+        except (ValidationError, ValueError) as exc:
+            message = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
+            return error_response(400, message)
+        return model_response(self._get_faults())

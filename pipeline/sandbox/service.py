@@ -21,7 +21,7 @@ from aiohttp import web
 from pipeline.sandbox.api_server import ApiServer
 from pipeline.sandbox.config import S3Credentials, SandboxConfig
 from pipeline.sandbox.external_store import ExternalBucket
-from pipeline.sandbox.faults import FaultPlan
+from pipeline.sandbox.faults import OPERATIONS, FaultPlan
 from pipeline.sandbox.injector import FaultInjector
 from pipeline.sandbox.lifecycle import render
 from pipeline.sandbox.local_store import LocalBucket, LocalObjectStore
@@ -119,6 +119,20 @@ class Sandbox:
         """Replace the fault plan (counters, RNG and rate buckets restart)."""
         self._on_loop(lambda: self.injector.set_plan(plan))
 
+    def set_capacity(self, **per_second: float | None) -> None:
+        """Change hidden capacities mid-run, e.g. `set_capacity(create=5, presign=None)`: requests
+        per second each operation accepts (beyond it 429 with Retry-After); None lifts the limit.
+        Unlike `set_faults`, nothing else restarts."""
+        for op in per_second:
+            if op not in OPERATIONS:
+                raise ValueError(f"unknown operation {op!r}; known: {', '.join(OPERATIONS)}")
+
+        def apply() -> None:
+            for op, rate in per_second.items():
+                self.injector.set_capacity(op, rate)
+
+        self._on_loop(apply)
+
     def faults(self) -> FaultPlan:
         return self.injector.plan
 
@@ -191,7 +205,9 @@ class Sandbox:
                 self.store = LocalBucket(self.s3_store, cfg.bucket, presigner)
             api = ApiServer(cfg, self.state, self.store, self.injector, self.stats_recorder)
             self._api = api
-            readback = Readback(self.stats, self.jobs, self.objects, self.injector.set_plan, self.faults)
+            readback = Readback(
+                self.stats, self.jobs, self.objects, self.injector.set_plan, self.faults, self.set_capacity
+            )
             port = await _start(api.app(readback.routes()), cfg.host, cfg.api_port, runners)
             self.api_url = f"http://{cfg.url_host}:{port}"
             yield self

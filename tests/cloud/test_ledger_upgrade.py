@@ -84,4 +84,4 @@ async def test_an_older_ledger_takes_url_rows_after_its_upgrade(
     assert old.path == str(tmp_path / "a.wav") and old.object_version is None and old.mtime_ns > 0
     new = by_job["newurl1"]
     assert (new.path, new.object_version, new.size) == ("s3://bucket/calls/a.wav", '"etag-1"', 10)
-    assert len(MIGRATIONS) == 4 and len(PG_MIGRATIONS) == 2
+    assert len(MIGRATIONS) == 4 and len(PG_MIGRATIONS) == 3

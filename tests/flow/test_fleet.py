@@ -133,6 +133,35 @@ def test_the_create_rate_limit_holds_for_the_whole_fleet(
 
 
 @pytest.mark.slow
+def test_a_fleet_finds_the_servers_capacity_together(
+    sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
+) -> None:
+    """Three workers, each told 80/s, against a server that takes 20 presigns and 20 creates a
+    second: the fleet's rate follows the server (one curve in the ledger), no file fails, and
+    few requests are refused."""
+    files = make_tree(tmp_path / "audio", 240, seconds=0.05)
+    sandbox_thread.set_capacity(presign=20, create=20)
+    env = fleet_env(sandbox_thread, postgres_url)
+    assert run_cli("enqueue", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
+    args = ["work", "--concurrency", "8", "--max-create-rps", "80", "--max-presign-rps", "80"]
+    workers = [start_cli(args, env, tmp_path) for _ in range(3)]
+    for proc in workers:
+        _out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    assert_exactly_once(sandbox_thread, files)
+    requests = sandbox_thread.stats().requests
+    refused = sum(requests[op].by_status.get("429", 0) for op in ("presign", "create"))
+    total = sum(requests[op].total for op in ("presign", "create"))
+    times = sorted(parse_iso(attempt.at) for attempt in sandbox_thread.jobs().attempts if attempt.created)
+    span = times[-1] - times[0]
+    print(f"\nfleet of 3 at C=20: 240 creates in {span:.1f} s (ideal 11.0), {refused}/{total} refused")
+    # Measured on 2 shared cores: ~20 s and ~15% refused. The targets (>= 0.95 of N / C, <= 3%)
+    # are not met yet by the fleet; these bounds only catch a regression from there.
+    assert refused / total <= 0.25
+    assert span <= 220 / 20 * 2.5
+
+
+@pytest.mark.slow
 def test_path_map_finds_the_files_where_this_host_mounts_them(
     sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
 ) -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from pipeline.errors import ErrorClass, TransferError
 from pipeline.redact import redact, register_secret, safe_url
-from pipeline.transport.rates import AdaptiveRate
 from pipeline.transport.retry import (
     RETRY_AFTER_CAP_SECONDS,
     RetryPolicy,
@@ -75,17 +74,6 @@ async def test_retries_are_bounded() -> None:
     with pytest.raises(TransferError):
         await retry_transient(RetryPolicy(retries=3, base_delay=0.001, max_delay=0.001), always_down)
     assert calls == 4
-
-
-def test_adaptive_rate_halves_on_throttle_and_climbs_back() -> None:
-    rate = AdaptiveRate("create", 10.0)
-    rate.throttled()
-    assert rate.current == 5.0 and rate.throttles == 1
-    rate.throttled()  # within the same second: one burst is one signal
-    assert rate.current == 5.0
-    for _ in range(10):
-        rate.succeeded()
-    assert rate.current == 10.0 and rate.lowest == 5.0
 
 
 def test_redaction_of_signatures_bearer_and_registered_key() -> None:

@@ -291,6 +291,30 @@ async def test_rate_limit_answers_429_with_retry_after(sandbox: Sandbox) -> None
     assert sandbox.stats().requests["create"].by_status == {"202": 3, "429": 3}
 
 
+async def test_hidden_capacity_changes_mid_run_and_is_counted_per_second(sandbox: Sandbox) -> None:
+    sandbox.set_capacity(create=1000)  # in-process
+    capacity_url = sandbox.api_url + "/__sandbox__/capacity"
+    async with aiohttp.ClientSession() as http:
+        assert [(await url_create(http, sandbox, f"c{i}")).status for i in range(5)] == [202] * 5
+        async with http.post(capacity_url, json={"create": 1}) as resp:  # over HTTP, mid-run
+            assert resp.status == 200
+            assert (await resp.json())["operations"]["create"]["rate_limit"]["per_second"] == 1
+        statuses = [(await url_create(http, sandbox, f"d{i}")).status for i in range(3)]
+        assert statuses == [202, 429, 429]  # a burst of one second's worth of the new capacity
+        async with http.post(capacity_url, json={"create": None}) as resp:
+            assert resp.status == 200
+        assert (await url_create(http, sandbox, "e0")).status == 202
+        for bad in ({"nope": 1}, {"create": -1}, ["create"]):
+            async with http.post(capacity_url, json=bad) as resp:
+                assert resp.status == 400, bad
+    stats = sandbox.stats()
+    assert stats.requests["create"].by_status == {"202": 7, "429": 2}  # nothing was reset
+    line = stats.timeline["create"]
+    assert sum(s.accepted for s in line) == 7 and sum(s.throttled for s in line) == 2
+    with pytest.raises(ValueError, match="unknown operation"):
+        sandbox.set_capacity(uploads=3)
+
+
 async def test_bandwidth_cap_over_whole_s3_server(sandbox: Sandbox) -> None:
     sandbox.set_faults(FaultPlan(s3_bandwidth_bytes_per_second=200_000))
     client = s3_client(sandbox)
