@@ -29,7 +29,7 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 _NAMES = (
     r"X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|AWSAccessKeyId|Signature|Credential"
-    r"|x-amz-security-token"
+    r"|x-amz-security-token|sig"  # sig: an Azure SAS (X-Goog-Signature is caught as Signature)
 )
 _SIGNED_QUERY = re.compile(
     rf"(?i)(?<![A-Za-z0-9])({_NAMES})"  # the parameter name

@@ -23,6 +23,7 @@ from yarl import URL
 from pipeline.api.models import (
     BatchJob,
     CreateFromUploadRequest,
+    CreateFromUrlRequest,
     JobAcknowledgement,
     JobFiles,
     JobList,
@@ -220,6 +221,14 @@ class SlngClient:
             body = encode_json({**request.model_dump(mode="json", exclude_none=True), **echoed})
         else:
             body = request.model_dump_json(exclude_none=True).encode()
+        return await self._call(
+            "create", JobAcknowledgement, "POST", JOBS_PATH, self._rates.create, json_body=body
+        )
+
+    async def create_from_url(self, request: CreateFromUrlRequest) -> JobAcknowledgement:
+        """Mode B: the service downloads `input_url` itself. The URL may carry a signature: the body
+        is never logged, and errors name the job, not the URL."""
+        body = request.model_dump_json(exclude_none=True).encode()
         return await self._call(
             "create", JobAcknowledgement, "POST", JOBS_PATH, self._rates.create, json_body=body
         )

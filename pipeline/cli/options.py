@@ -53,6 +53,8 @@ FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
 WALK = ("include", "exclude", "follow_symlinks")
+# Audio in object storage: where each cloud's store is, and how long a signed GET URL lives.
+CLOUD = ("s3_endpoint", "s3_region", "gcs_endpoint", "azure_endpoint", "cloud_allow_http", "sign_expiry")
 ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources
 # A host among others on one ledger: its name there, and where it sees the files the ledger records.
 # retry-failed takes these too (it reads recorded files, and writes as this host); not the lease,
@@ -93,20 +95,21 @@ SUBMIT_SETTINGS = command_settings(
     WAITING,
     IN_PROCESS_SANDBOX,
     WALK,
+    CLOUD,
     ADMISSION,
     ROW_DEFAULTS,
 )
 RETRY_SETTINGS = command_settings(
-    COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX, HOST_VIEW
+    COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX, HOST_VIEW, CLOUD
 )
 FOLLOW_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, IN_PROCESS_SANDBOX)
 FETCH_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, FETCHING, IN_PROCESS_SANDBOX)
 RECONCILE_SETTINGS = command_settings(
-    COMMON, ASYNC_RUN, API, REQUESTS, WALK, ROW_DEFAULTS, IN_PROCESS_SANDBOX
+    COMMON, ASYNC_RUN, API, REQUESTS, WALK, CLOUD, ROW_DEFAULTS, IN_PROCESS_SANDBOX
 )
 LEDGER_SETTINGS = command_settings(COMMON)
-ENQUEUE_SETTINGS = command_settings(COMMON, ASYNC_RUN, WALK, ROW_DEFAULTS)
-WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER)
+ENQUEUE_SETTINGS = command_settings(COMMON, ASYNC_RUN, WALK, CLOUD, ROW_DEFAULTS)
+WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER, CLOUD)
 
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ setting cannot exist in one place and be missing in another.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -50,6 +51,7 @@ from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings, check_extra, quote, split_tags
 from pipeline.sources.shard import Shard as ShardSpec
+from pipeline.storage.cloud.options import DEFAULT_SIGN_EXPIRY, MAX_SIGN_EXPIRY, CloudOptions
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))
@@ -291,6 +293,32 @@ class Settings(BaseSettings):
     follow_symlinks: bool = Field(
         default=False, description="Directory sources: follow symbolic links (never in a loop)."
     )
+    # --- audio already in object storage (s3://, gs://, az:// sources and url rows) ---
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, LocalStack, R2...) for s3:// sources; default: AWS.",
+    )
+    s3_region: str | None = Field(
+        default=None, description="S3 region; default: the AWS profile's, else us-east-1."
+    )
+    gcs_endpoint: str | None = Field(
+        default=None, description="Google Cloud Storage endpoint for gs:// sources (an emulator)."
+    )
+    azure_endpoint: str | None = Field(
+        default=None,
+        description="Azure Blob endpoint for az:// sources, with the account (Azurite: "
+        "http://127.0.0.1:10000/devstoreaccount1); default: the account named by AZURE_STORAGE_ACCOUNT_NAME.",
+    )
+    cloud_allow_http: bool = Field(
+        default=False, description="Allow plain http to the cloud endpoints above (emulators, a LAN store)."
+    )
+    sign_expiry: float = Field(
+        default=DEFAULT_SIGN_EXPIRY.total_seconds(),
+        ge=1,
+        le=MAX_SIGN_EXPIRY.total_seconds(),
+        description="Seconds an object's GET URL stays valid; signed just before its job is created "
+        "(default 6 h: the service may fetch it after a wait in its queue).",
+    )
     # --- defaults for every row (a manifest row's own values override them) ---
     language: str | None = Field(default=None, description="Default transcription language (e.g. en).")
     operating_point: Literal["standard", "enhanced"] | None = Field(
@@ -368,8 +396,25 @@ class Settings(BaseSettings):
     def source_options(self) -> SourceOptions:
         """How sources are read: the directory-walk settings."""
         return SourceOptions(
-            include=tuple(self.include), exclude=tuple(self.exclude), follow_symlinks=self.follow_symlinks
+            include=tuple(self.include),
+            exclude=tuple(self.exclude),
+            follow_symlinks=self.follow_symlinks,
+            allow_http_urls=self.allow_insecure_http or self.sandbox,
         )
+
+    def cloud_options(self) -> dict[str, CloudOptions]:
+        """How each cloud's client is made, by URL scheme (s3, gs, az)."""
+        expiry = dt.timedelta(seconds=self.sign_expiry)
+        http = self.cloud_allow_http
+
+        def options(endpoint: str | None, region: str | None = None) -> CloudOptions:
+            return CloudOptions(endpoint=endpoint, allow_http=http, region=region, sign_expiry=expiry)
+
+        return {
+            "s3": options(self.s3_endpoint, self.s3_region),
+            "gs": options(self.gcs_endpoint),
+            "az": options(self.azure_endpoint),
+        }
 
     def job_defaults(self) -> JobSettings:
         """The settings every row starts from."""

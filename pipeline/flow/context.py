@@ -11,6 +11,7 @@ import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 import anyio
@@ -19,6 +20,7 @@ from aiolimiter import AsyncLimiter
 from pipeline.api.client import SlngClient
 from pipeline.config.settings import Settings
 from pipeline.flow.admission import FAILED_BEFORE, AdmissionRules, Verdict
+from pipeline.flow.cloud_rows import open_stores
 from pipeline.flow.signals import SignalWatch
 from pipeline.flow.standing import StandingFailures
 from pipeline.ledger import Glance, Ledger
@@ -28,6 +30,9 @@ from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import UploadOptions
 from pipeline.transport.rates import RateControl
 from pipeline.transport.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from pipeline.storage.cloud.stores import CloudStores
 
 
 class Outcome(enum.Enum):
@@ -118,6 +123,13 @@ class RunContext:
         # (stdin, a claim query) does not hold the run open.
         self.producer_scope = anyio.CancelScope()
         self.permanent_failures = 0
+        self._cloud: CloudStores | None = None
+
+    def cloud(self) -> CloudStores:
+        """The clients that sign URL rows' GET URLs, one per bucket, made when the first is needed."""
+        if self._cloud is None:
+            self._cloud = open_stores(self.settings)
+        return self._cloud
 
     def skips(self, verdict: Verdict, spec: FileSpec, known: Glance | None) -> bool:
         """Count and report a verdict that leaves the file alone; False when it is to be worked on.

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import anyio
 
-from pipeline.api.models import CreateFromUploadRequest, PresignRequest, UploadTarget
+from pipeline.api.models import CreateFromUploadRequest, CreateFromUrlRequest, PresignRequest, UploadTarget
 from pipeline.errors import (
     AuthenticationError,
     ErrorClass,
@@ -76,7 +76,8 @@ class Journey:
         self.deadline = 0.0  # when its retry budget (--retry-max-elapsed) ends
 
     async def process(self) -> None:
-        """One file, top to bottom: admit (job_id recorded) → presign → PUT → create → created.
+        """One file, top to bottom: admit (job_id recorded) → presign → PUT → create → created;
+        a file named by URL: admit → sign its GET URL → create from the URL → created.
 
         Each branch resumes from what the ledger says: a create whose outcome was unknown is asked
         about first; a presigned file is presigned again (URLs are never stored); a failed one
@@ -106,6 +107,9 @@ class Journey:
         try:
             if self.record.state is FileState.CREATING and await self.confirm_created():
                 return  # an earlier run's create did land: nothing to redo
+            if spec.is_remote:  # named by URL: the service fetches it, no byte passes through here
+                await self.create_from_url()
+                return
             if self.record.state in (FileState.PENDING, FileState.PRESIGNED):
                 if read_whole(spec.size, run.upload_options):  # read while the presign is out
                     self.read = SmallFileRead(spec.path, spec.size, spec.mtime_ns)
@@ -260,27 +264,52 @@ class Journey:
             tracking=spec.settings.tracking,
             output_config=spec.settings.output_config,
         )
+        send = functools.partial(run.client.create_from_upload, body, echo=record.echo)
+        await self.with_retries(functools.partial(self.create_once, send))
 
-        async def send_once() -> None:
-            # Durable before the call: a crash after sending is resolved by asking, never by resending.
-            self.record = await run.ledger.mark_creating(self.record, self.record.attempts)
-            try:
-                await run.client.create_from_upload(body, echo=record.echo)
-            except TransferError as exc:
-                if exc.error_class is ErrorClass.CONFLICT:
-                    if await self.confirm_created():
-                        return
-                    raise TransferError(f"{exc} (and the job is not visible)", ErrorClass.PERMANENT) from None
-                # Timeout, 5xx, lost connection: the job may exist. Ask before it is sent again.
-                # A 429 was refused before any work was done: nothing to ask about.
-                if exc.is_transient and exc.status != 429 and await self.confirm_created():
+    async def create_from_url(self) -> None:
+        """Create from the URL (API mode B), exactly once as `create`: the object's GET URL is
+        signed just before each attempt (never stored, never logged), so it is fresh whatever
+        waited before it; a plain https URL goes as it was given."""
+        run, spec = self.run, self.spec
+        remote = spec.remote
+        assert remote is not None
+
+        async def attempt() -> None:
+            url = remote.fetch_url or await run.cloud().sign_get(remote.url)  # a secret: kept here
+            body = CreateFromUrlRequest(
+                input_url=url,
+                job_id=self.record.job_id,
+                model_code=spec.settings.model_code,
+                transcription_config=spec.settings.wire_transcription_config(),
+                metadata=spec.settings.metadata,
+                tracking=spec.settings.tracking,
+                output_config=spec.settings.output_config,
+            )
+            await self.create_once(functools.partial(run.client.create_from_url, body))
+
+        await self.with_retries(attempt)
+
+    async def create_once(self, send: Callable[[], Awaitable[object]]) -> None:
+        """One create attempt: the intent durable first, an unknown outcome asked about (GET)."""
+        run = self.run
+        # Durable before the call: a crash after sending is resolved by asking, never by resending.
+        self.record = await run.ledger.mark_creating(self.record, self.record.attempts)
+        try:
+            await send()
+        except TransferError as exc:
+            if exc.error_class is ErrorClass.CONFLICT:
+                if await self.confirm_created():
                     return
-                raise
-            self.record = await run.ledger.mark_created(self.record)
-            run.stats.created += 1
-            self.tell(Outcome.CREATED, self.record)
-
-        await self.with_retries(send_once)
+                raise TransferError(f"{exc} (and the job is not visible)", ErrorClass.PERMANENT) from None
+            # Timeout, 5xx, lost connection: the job may exist. Ask before it is sent again.
+            # A 429 was refused before any work was done: nothing to ask about.
+            if exc.is_transient and exc.status != 429 and await self.confirm_created():
+                return
+            raise
+        self.record = await run.ledger.mark_created(self.record)
+        run.stats.created += 1
+        self.tell(Outcome.CREATED, self.record)
 
     async def confirm_created(self) -> bool:
         """Ask the server whether the job exists; if it does, record it as created."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline.flow.journey import WorkItem
 from pipeline.ledger import FileRecord
 from pipeline.sources.pathmap import PathMap
+from pipeline.sources.remote import RemoteObject, is_cloud_url, is_url, remote_spec
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection
 
 
@@ -28,12 +29,34 @@ def spec_at(record: FileRecord, path: Path) -> FileSpec:
     )
 
 
+def remote_spec_of(record: FileRecord) -> FileSpec:
+    """The row of a URL the ledger knows (`path` is its URL without query). A cloud object is
+    signed again when its job is created; a plain https URL's query was never stored, so such a
+    row can only be sent again from its manifest (`remote.fetch_url` is the bare URL here)."""
+    url = record.path
+    cloud = is_cloud_url(url)
+    remote = RemoteObject(url, version=record.object_version, fetch_url=None if cloud else url)
+    return remote_spec(
+        record.source,
+        record.line,
+        remote,
+        size=record.size,
+        mtime_ns=record.mtime_ns,
+        job_id=None,
+        settings=JobSettings.model_validate_json(record.settings_json),
+        relative_path=record.relative_path,
+    )
+
+
 def local_file(
     record: FileRecord, path_map: PathMap, *, since: str, host: str | None = None
 ) -> FileSpec | str:
     """The one check of a file the ledger knows: its row where it lives on this host, if it is
     still the file that was listed (same size and mtime); else why not, in one line. `since`:
-    when it was listed ("submitted", "enqueued"); `host`: named in the line, on a shared ledger."""
+    when it was listed ("submitted", "enqueued"); `host`: named in the line, on a shared ledger.
+    A URL row lives in its store, not on this host: its recorded identity is taken as it is."""
+    if is_url(record.path):
+        return remote_spec_of(record)
     local = path_map.local(record.path)
     at = f" at {local}" if local != record.path else ""
     on_host = f" on host {host}" if host is not None else ""

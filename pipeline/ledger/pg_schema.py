@@ -135,6 +135,10 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN accepted_total DOUBLE PRECISION NOT NULL DEFAULT 0,
         ADD COLUMN accepted_at_cut DOUBLE PRECISION NOT NULL DEFAULT 0
     """,
+    # 3: audio named by URL (as SQLite's migration 4): the object's version beside its URL in `path`
+    """
+    ALTER TABLE files ADD COLUMN object_version TEXT
+    """,
 )
 
 

@@ -50,6 +50,7 @@ from pipeline.ledger.records import (
 )
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
+    IDENTITY_COLUMNS,
     REJECTION_COLUMNS,
     REPLACED_COLUMNS,
     STORY_COLUMNS,
@@ -268,9 +269,8 @@ class PostgresLedger(Ledger):
         """The admission's statements. `again`: a second try after the server was lost, whose
         first may have been committed unheard (then the file is there, seen in this run, as ours)."""
         cursor = await conn.execute(
-            "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
-            " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at, host)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            "INSERT INTO files(" + IDENTITY_COLUMNS + ", state, job_id, seen_run, admitted_at,"
+            " updated_at, host) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
             " ON CONFLICT DO NOTHING" + _RETURNING,
             (
                 *identity_columns(spec, file_key),
@@ -316,7 +316,7 @@ class PostgresLedger(Ledger):
         if not files:
             return EnqueueCounts(0, 0, [])
         now = time.time()
-        columns: list[list[Any]] = [[] for _ in range(10)]
+        columns: list[list[Any]] = [[] for _ in range(11)]
         for spec, key, job_id in files:
             for column, value in zip(columns, (*identity_columns(spec, key), job_id), strict=True):
                 column.append(value)
@@ -325,10 +325,10 @@ class PostgresLedger(Ledger):
         async def load(conn: Connection) -> tuple[set[str], list[str], set[str]]:
             async with conn.transaction():
                 cursor = await conn.execute(
-                    "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
-                    " settings_hash, settings_json, job_id, state, seen_run, admitted_at, updated_at)"
-                    " SELECT u.*, %s, %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[],"
-                    " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[]) AS u"
+                    "INSERT INTO files(" + IDENTITY_COLUMNS + ", job_id, state, seen_run, admitted_at,"
+                    " updated_at) SELECT u.*, %s, %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::int[],"
+                    " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
+                    " %s::text[]) AS u"
                     " ON CONFLICT DO NOTHING RETURNING file_key",
                     (FileState.PENDING.value, run_id, now, now, *columns),
                 )

@@ -64,6 +64,7 @@ class FileRecord:
     job_error: str | None = None  # the server's error_message for a FAILED job
     fetched_formats: str | None = None  # comma list of transcript formats on disk
     created_at: float | None = None
+    object_version: str | None = None  # a URL row's S3 version id or ETag (path is then its URL)
 
     def glance(self) -> Glance:
         """What the skip decision needs of this record, as the backends' batched glance reads it

@@ -96,12 +96,22 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX job_history_file ON job_history(file_id);
     """,
+    # 4: audio named by URL: `path` holds the URL without its query, and this the object's version
+    # (S3 version id, else its ETag) where a local file has its mtime; NULL for local files.
+    """
+    ALTER TABLE files ADD COLUMN object_version TEXT;
+    """,
 )
 
 FILE_COLUMNS = (
     "id, file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json, "
     "state, job_id, generation, s3_key, echo_json, md5, attempts, error, error_class, seen_run, "
-    "job_status, job_error, fetched_formats, created_at"
+    "job_status, job_error, fetched_formats, created_at, object_version"
+)
+# What `admit` and `enqueue` insert for a new file, in `identity_columns`' order.
+IDENTITY_COLUMNS = (
+    "file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json,"
+    " object_version"
 )
 
 
@@ -197,8 +207,8 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def identity_columns(spec: FileSpec, file_key: str) -> tuple[Any, ...]:
-    """A new file's first columns, file_key to settings_json, in that order: what both backends'
-    `admit` (and PostgreSQL's `enqueue`) insert for it."""
+    """A new file's IDENTITY_COLUMNS, in that order: what both backends' `admit` (and PostgreSQL's
+    `enqueue`) insert for it."""
     return (
         file_key,
         spec.source,
@@ -209,4 +219,5 @@ def identity_columns(spec: FileSpec, file_key: str) -> tuple[Any, ...]:
         spec.mtime_ns,
         spec.settings.settings_hash(),
         spec.settings.model_dump_json(exclude_none=True),
+        spec.remote.version if spec.remote is not None else None,
     )

@@ -37,6 +37,7 @@ from pipeline.ledger.records import (
 )
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
+    IDENTITY_COLUMNS,
     REJECTION_COLUMNS,
     REPLACED_COLUMNS,
     STORY_COLUMNS,
@@ -191,9 +192,8 @@ class SqliteLedger(Ledger):
             if owner is not None:
                 return Admission(None, f"job_id {job_id} is already used by another file ({owner[0]})")
             cursor = conn.execute(
-                "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns,"
-                " settings_hash, settings_json, state, job_id, seen_run, admitted_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO files({IDENTITY_COLUMNS}, state, job_id, seen_run, admitted_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*identity_columns(spec, file_key), FileState.PENDING.value, job_id, run_id, now, now),
             )
             new = conn.execute(

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Final, TextIO
 
 from pipeline.api.models import AUDIO_EXTENSIONS, MAX_FILE_BYTES, is_valid_job_id
 from pipeline.sources.lines import has_surrogates
+from pipeline.sources.remote import url_row
 from pipeline.sources.rows import FileSpec, JobSettings, Rejection, Row, escape_control, quote
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class SourceOptions:
     follow_symlinks: bool = False
     max_file_bytes: int = MAX_FILE_BYTES
     stdin: TextIO | None = None  # for "-"; default: sys.stdin (read as bytes)
+    allow_http_urls: bool = False  # url rows may be plain http:// (the sandbox, a loopback server)
 
 
 class ManifestError(Exception):
@@ -196,6 +198,21 @@ class SourceContext:
     prefix: str  # root + separator, for relative_path
     max_bytes: int
     cache: SettingsCache
+    allow_http: bool = False  # SourceOptions.allow_http_urls
+
+    @classmethod
+    def under(cls, source: str, root: str, options: SourceOptions, defaults: JobSettings) -> SourceContext:
+        """The context of a source whose relative paths resolve against `root`."""
+        from pipeline.sources.row_settings import SettingsCache
+
+        return cls(
+            source,
+            root,
+            root_prefix(root),
+            options.max_file_bytes,
+            SettingsCache(defaults),
+            options.allow_http_urls,
+        )
 
 
 def file_row(
@@ -219,6 +236,22 @@ def file_row(
         return reject(ctx.source, line, path, checked)
     relative = relative_to(path, ctx.prefix)
     return FileSpec(ctx.source, line, path, checked.st_size, checked.st_mtime_ns, job_id, settings, relative)
+
+
+def path_or_url_row(
+    ctx: SourceContext,
+    line: int | None,
+    path_cell: str,
+    url_cell: str,
+    job_id: str | None,
+    settings: JobSettings | str,
+) -> Row:
+    """A row that names its audio by a local path or by a URL (`url`), never both."""
+    if not url_cell:
+        return file_row(ctx, line, path_cell, job_id, settings)
+    if path_cell:
+        return reject(ctx.source, line, None, "give either path or url, not both")
+    return url_row(ctx.source, line, url_cell, job_id, settings, allow_http=ctx.allow_http)
 
 
 def open_manifest(source: str) -> IO[bytes]:

@@ -23,13 +23,12 @@ from pipeline.sources.checks import (
     manifest_error,
     open_manifest,
     os_reason,
+    path_or_url_row,
     reject,
-    root_prefix,
 )
 from pipeline.sources.lines import LINE_LIMIT_BYTES, Line, binary_lines
 from pipeline.sources.row_settings import (
     RowError,
-    SettingsCache,
     loads_json,
     loc_name,
     loc_suffix,
@@ -56,7 +55,7 @@ _CSV_SETTING_LOCS: Final[dict[str, tuple[str, ...]]] = {
     "srt_max_line_length": ("output_config", "srt_overrides", "max_line_length"),
     "srt_max_lines": ("output_config", "srt_overrides", "max_lines"),
 }
-CSV_COLUMNS: Final = ("path", "job_id", *_CSV_SETTING_LOCS)
+CSV_COLUMNS: Final = ("path", "job_id", *_CSV_SETTING_LOCS, "url")
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 
@@ -121,7 +120,8 @@ def _csv_settings(names: Sequence[str], cells: Sequence[str], defaults: JobSetti
 @dataclass
 class _CsvHeader:
     names: list[str]
-    path_index: int
+    path_index: int | None
+    url_index: int | None
     job_index: int | None
     setting_indexes: list[int]
     setting_names: list[str]
@@ -139,12 +139,13 @@ def _parse_header(source: str, record: list[str]) -> _CsvHeader:
             allowed = ", ".join(CSV_COLUMNS)
             raise manifest_error(source, f"CSV header: unknown column {quote(name)} (allowed: {allowed})")
         seen.add(name)
-    if "path" not in seen:
-        raise manifest_error(source, "CSV header: required column 'path' is missing")
+    if "path" not in seen and "url" not in seen:
+        raise manifest_error(source, "CSV header: required column 'path' (or 'url') is missing")
     settings = [i for i, name in enumerate(names) if name in _CSV_SETTING_LOCS]
     return _CsvHeader(
         names=names,
-        path_index=names.index("path"),
+        path_index=names.index("path") if "path" in seen else None,
+        url_index=names.index("url") if "url" in seen else None,
         job_index=names.index("job_id") if "job_id" in seen else None,
         setting_indexes=settings,
         setting_names=[names[i] for i in settings],
@@ -303,14 +304,14 @@ def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iter
     holds a quote or a damaged line, up to the first record boundary after that block's lines.
     """
     root = os.path.dirname(os.path.abspath(source))
-    ctx = SourceContext(source, root, root_prefix(root), options.max_file_bytes, SettingsCache(defaults))
+    ctx = SourceContext.under(source, root, options, defaults)
     with open_manifest(source) as handle:
         pending = _Pending(handle)
         stream = CsvStream(binary_lines(pending))
         reader = csv.reader(stream)
         header = read_csv_header(source, stream, reader)
         width = len(header.names)
-        path_index, job_index = header.path_index, header.job_index
+        path_index, url_index, job_index = header.path_index, header.url_index, header.job_index
         setting_indexes, setting_names = header.setting_indexes, header.setting_names
         cache = ctx.cache
         # The memo is keyed by the raw setting cells (one cell: a str, several: a tuple): a row whose
@@ -329,14 +330,17 @@ def csv_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iter
                 if len(record) == 1 and not record[0].strip():
                     return None  # whitespace-only line
                 return reject(source, start, None, f"expected {width} fields, got {len(record)}")
-            path_cell = record[path_index].strip()
-            if not path_cell and not any(cell.strip() for cell in record):
+            path_cell = record[path_index].strip() if path_index is not None else ""
+            url_cell = record[url_index].strip() if url_index is not None else ""
+            if not path_cell and not url_cell and not any(cell.strip() for cell in record):
                 return None  # ",,," rows that spreadsheets leave at the end
             job_id = (record[job_index].strip() or None) if job_index is not None else None
             settings: JobSettings | str = defaults
             if pick is not None:
                 raw = pick(record)
                 settings = cache.get(raw, cell_settings, raw)
+            if url_index is not None:
+                return path_or_url_row(ctx, start, path_cell, url_cell, job_id, settings)
             return file_row(ctx, start, path_cell, job_id, settings)
 
         end = max((lineno for lineno, _t, _p in stream.record), default=0)

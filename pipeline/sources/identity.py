@@ -14,7 +14,12 @@ JOB_ID_PREFIX = "sb"
 
 
 def file_key(spec: FileSpec) -> str:
-    """Identity of (file content as listed, settings): absolute path, size, mtime and settings hash."""
+    """Identity of (file content as listed, settings): absolute path, size, mtime and settings hash;
+    for a URL row the URL without query, its version (S3 version id or ETag) and size instead."""
+    remote = spec.remote
+    if remote is not None:
+        material = f"url\0{remote.url}\0{remote.version or ''}\0{spec.size}\0{spec.settings.settings_hash()}"
+        return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
     material = f"{spec.path_text}\0{spec.size}\0{spec.mtime_ns}\0{spec.settings.settings_hash()}"
     return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
 

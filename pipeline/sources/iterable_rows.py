@@ -10,9 +10,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from pipeline.sources.checks import SourceContext, SourceOptions, file_row, reject, root_prefix
+from pipeline.sources.checks import SourceContext, SourceOptions, file_row, reject
 from pipeline.sources.jsonl_reader import object_row
-from pipeline.sources.row_settings import SettingsCache
+from pipeline.sources.remote import is_url, url_row
 from pipeline.sources.rows import JobSettings, Row
 
 RowInput = str | os.PathLike[str] | Mapping[str, Any]
@@ -32,10 +32,12 @@ def object_rows(
     """
     opts = options if options is not None else SourceOptions()
     root = os.getcwd()
-    ctx = SourceContext(source, root, root_prefix(root), opts.max_file_bytes, SettingsCache(defaults))
+    ctx = SourceContext.under(source, root, opts, defaults)
     for position, item in enumerate(items, start=1):
         if isinstance(item, Mapping):
             yield object_row(ctx, position, dict(item))
+        elif isinstance(item, str) and is_url(item):
+            yield url_row(source, position, item, None, defaults, allow_http=ctx.allow_http)
         elif isinstance(item, str | os.PathLike):
             yield file_row(ctx, position, os.fspath(item), None, defaults)
         else:

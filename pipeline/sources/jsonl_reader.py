@@ -15,11 +15,12 @@ from pipeline.sources.checks import (
     file_row,
     open_manifest,
     os_reason,
+    path_or_url_row,
     reject,
-    root_prefix,
 )
 from pipeline.sources.lines import Line, binary_lines
-from pipeline.sources.row_settings import RowError, SettingsCache, json_type, loc_name, validation_reason
+from pipeline.sources.remote import is_url, url_row
+from pipeline.sources.row_settings import RowError, json_type, loc_name, validation_reason
 from pipeline.sources.rows import JobSettings, Row, quote
 
 _SETTINGS_KEYS: Final = (
@@ -30,7 +31,7 @@ _SETTINGS_KEYS: Final = (
     "model_code",
     "extra",
 )
-JSONL_KEYS: Final = ("path", "job_id", *_SETTINGS_KEYS)
+JSONL_KEYS: Final = ("path", "job_id", *_SETTINGS_KEYS, "url")
 _JSONL_KEY_SET: Final = frozenset(JSONL_KEYS)
 
 
@@ -68,6 +69,9 @@ def object_row(ctx: SourceContext, line: int, obj: object) -> Row:
     if path_cell is not None and not isinstance(path_cell, str):
         return reject(ctx.source, line, None, f"path: expected a string, got {json_type(path_cell)}")
     path_text = path_cell or ""  # exact: JSON can express leading/trailing spaces
+    url_cell = obj.get("url")
+    if url_cell is not None and not isinstance(url_cell, str):
+        return reject(ctx.source, line, None, f"url: expected a string, got {json_type(url_cell)}")
     display = (
         os.path.normpath(os.path.join(ctx.root, path_text)) if path_text and "\0" not in path_text else None
     )
@@ -79,10 +83,13 @@ def object_row(ctx: SourceContext, line: int, obj: object) -> Row:
         return reject(ctx.source, line, display, f"job_id: expected a string, got {json_type(job_id)}")
     data = {key: obj[key] for key in _SETTINGS_KEYS if obj.get(key) is not None}
     cache = ctx.cache
-    if not data:
-        return file_row(ctx, line, path_text, job_id, cache.defaults)
-    key = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return file_row(ctx, line, path_text, job_id, cache.get(key, _json_settings, data, cache.defaults))
+    settings: JobSettings | str = cache.defaults
+    if data:
+        key = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        settings = cache.get(key, _json_settings, data, cache.defaults)
+    if url_cell:
+        return path_or_url_row(ctx, line, path_text, url_cell, job_id, settings)
+    return file_row(ctx, line, path_text, job_id, settings)
 
 
 def line_rows(ctx: SourceContext, lines: Iterator[Line], *, allow_paths: bool) -> Iterator[Row]:
@@ -96,7 +103,11 @@ def line_rows(ctx: SourceContext, lines: Iterator[Line], *, allow_paths: bool) -
             stripped = text.strip()
             if not stripped:
                 continue
-            if allow_paths and not stripped.startswith("{"):
+            if allow_paths and is_url(stripped):
+                yield url_row(
+                    ctx.source, lineno, stripped, None, ctx.cache.defaults, allow_http=ctx.allow_http
+                )
+            elif allow_paths and not stripped.startswith("{"):
                 yield file_row(ctx, lineno, stripped, None, ctx.cache.defaults)
             else:
                 yield _json_row(ctx, lineno, stripped)
@@ -106,6 +117,6 @@ def line_rows(ctx: SourceContext, lines: Iterator[Line], *, allow_paths: bool) -
 
 def jsonl_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iterator[Row]:
     root = os.path.dirname(os.path.abspath(source))
-    ctx = SourceContext(source, root, root_prefix(root), options.max_file_bytes, SettingsCache(defaults))
+    ctx = SourceContext.under(source, root, options, defaults)
     with open_manifest(source) as handle:
         yield from line_rows(ctx, binary_lines(handle), allow_paths=False)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -26,6 +26,9 @@ from pipeline.api.models import (
 )
 
 __all__ = ["FileSpec", "JobSettings", "Rejection", "Row", "check_extra", "escape_control"]
+
+if TYPE_CHECKING:
+    from pipeline.sources.remote import RemoteObject
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -221,6 +224,7 @@ class FileSpec:
     job_id: str | None  # only when the row gives one
     settings: JobSettings
     relative_path: str  # relative to the source root, '/'-separated; lays out transcripts later
+    remote: RemoteObject | None = None  # audio named by URL (then path_text is that URL, no query)
     _path: Path | None = field(default=None, init=False, compare=False, repr=False)
 
     def __init__(
@@ -233,6 +237,7 @@ class FileSpec:
         job_id: str | None,
         settings: JobSettings,
         relative_path: str,
+        remote: RemoteObject | None = None,
     ) -> None:
         text, built = (path, None) if isinstance(path, str) else (str(path), path)
         # One assignment of the whole instance dict: each field set on its own through the frozen
@@ -249,9 +254,15 @@ class FileSpec:
                 "job_id": job_id,
                 "settings": settings,
                 "relative_path": relative_path,
+                "remote": remote,
                 "_path": built,
             },
         )
+
+    @property
+    def is_remote(self) -> bool:
+        """Named by URL: the service fetches it; no byte of it passes through this host."""
+        return self.remote is not None
 
     @property
     def path(self) -> Path:

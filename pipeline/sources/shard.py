@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from pipeline.sources.remote import is_url
 from pipeline.sources.rows import FileSpec, Row
 
 _SHARD_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -24,6 +25,8 @@ USAGE = "--shard takes I/N with 1 <= I <= N (e.g. 2/4)"
 def shard_key(row: Row) -> str:
     """What a row is placed by: its normalised absolute path, else (no path) its source and line."""
     path = row.path_text if isinstance(row, FileSpec) else row.path
+    if path is not None and is_url(path):
+        return path
     if path is not None:
         return os.path.normpath(os.path.abspath(path))
     return f"{row.source}\0{row.line}"

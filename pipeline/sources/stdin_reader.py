@@ -6,16 +6,15 @@ import os
 import sys
 from collections.abc import Iterator
 
-from pipeline.sources.checks import SourceContext, SourceOptions, root_prefix
+from pipeline.sources.checks import SourceContext, SourceOptions
 from pipeline.sources.jsonl_reader import line_rows
 from pipeline.sources.lines import binary_lines, text_lines
-from pipeline.sources.row_settings import SettingsCache
 from pipeline.sources.rows import JobSettings, Row
 
 
 def stdin_rows(defaults: JobSettings, options: SourceOptions) -> Iterator[Row]:
     root = os.getcwd()
-    ctx = SourceContext("-", root, root_prefix(root), options.max_file_bytes, SettingsCache(defaults))
+    ctx = SourceContext.under("-", root, options, defaults)
     if options.stdin is not None:
         lines = text_lines(options.stdin)
     else:

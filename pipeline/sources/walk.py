@@ -12,8 +12,10 @@ from pipeline.sources.checks import SourceOptions, check_file, manifest_error, o
 from pipeline.sources.lines import has_surrogates
 from pipeline.sources.rows import FileSpec, JobSettings, Row
 
+Globs = list[tuple[re.Pattern[str], bool]]
 
-def _compile_globs(patterns: Iterable[str]) -> list[tuple[re.Pattern[str], bool]]:
+
+def compile_globs(patterns: Iterable[str]) -> Globs:
     """(regex, whole-path-only): a pattern without '/' also matches the bare name, gitignore-style."""
     compiled = []
     for pattern in patterns:
@@ -22,13 +24,23 @@ def _compile_globs(patterns: Iterable[str]) -> list[tuple[re.Pattern[str], bool]
     return compiled
 
 
-def _matches(globs: list[tuple[re.Pattern[str], bool]], rel: str, name: str) -> bool:
+def matches(globs: Globs, rel: str, name: str) -> bool:
+    """Whether a path (relative to the walked root or prefix) or its bare name matches a glob."""
     return any(rx.match(rel) or (not path_only and rx.match(name)) for rx, path_only in globs)
 
 
 def _scan_sorted(path: str) -> list[os.DirEntry[str]]:
     with os.scandir(path) as entries:
         return sorted(entries, key=lambda entry: entry.name)
+
+
+def wanted(rel: str, name: str, include: Globs, exclude: Globs) -> bool:
+    """A file of a walk or a cloud listing is taken: an audio extension, --include and --exclude."""
+    if os.path.splitext(name)[1][1:].lower() not in AUDIO_EXTENSIONS:
+        return False
+    if include and not matches(include, rel, name):
+        return False
+    return not (exclude and matches(exclude, rel, name))
 
 
 def walk_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Iterator[Row]:
@@ -44,7 +56,7 @@ def walk_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Ite
         top = _scan_sorted(root)
     except OSError as exc:
         raise manifest_error(source, f"cannot read directory: {os_reason(exc)}") from None
-    include, exclude = _compile_globs(options.include), _compile_globs(options.exclude)
+    include, exclude = compile_globs(options.include), compile_globs(options.exclude)
     follow, max_bytes = options.follow_symlinks, options.max_file_bytes
     root_key = (root_stat.st_dev, root_stat.st_ino)
     on_path: set[tuple[int, int]] = {root_key}
@@ -71,7 +83,7 @@ def walk_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Ite
             is_link, is_dir = False, False
         full = os.path.join(root, rel) if os.sep == "/" else os.path.join(root, *rel.split("/"))
         if is_dir:
-            if exclude and _matches(exclude, rel, name):
+            if exclude and matches(exclude, rel, name):
                 continue
             try:
                 st = entry.stat()
@@ -89,11 +101,7 @@ def walk_rows(source: str, defaults: JobSettings, options: SourceOptions) -> Ite
                 visited.add(key)
             stack.append((iter(children), rel + "/", key))
             continue
-        if os.path.splitext(name)[1][1:].lower() not in AUDIO_EXTENSIONS:
-            continue
-        if include and not _matches(include, rel, name):
-            continue
-        if exclude and _matches(exclude, rel, name):
+        if not wanted(rel, name, include, exclude):
             continue
         if has_surrogates(rel):
             yield reject(source, None, full, "file name is not valid UTF-8")

@@ -24,7 +24,7 @@ import anyio
 
 from pipeline.config.settings import load_settings
 from pipeline.ledger import FileState, open_ledger
-from pipeline.ledger.schema import connect, identity_columns, migrate, transaction
+from pipeline.ledger.schema import IDENTITY_COLUMNS, connect, identity_columns, migrate, transaction
 from pipeline.redact import redact
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.readers import SourceOptions, iter_rows
@@ -67,9 +67,8 @@ async def populate(ledger_path: Path, source: str) -> int:
 
 
 _INSERT = (
-    "INSERT INTO files(file_key, source, line, path, relative_path, size, mtime_ns, settings_hash,"
-    " settings_json, state, job_id, seen_run, s3_key, echo_json, admitted_at, presigned_at, created_at,"
-    " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO files({IDENTITY_COLUMNS}, state, job_id, seen_run, s3_key, echo_json, admitted_at,"
+    " presigned_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 

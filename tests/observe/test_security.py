@@ -444,6 +444,13 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "log_level": ("debug", "debug"),
     "event_loop": ("asyncio", "asyncio"),
     "summary_json": ("/tmp/summary.json", Path("/tmp/summary.json")),
+    "max_outage": ("90", 90.0),
+    "s3_endpoint": ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
+    "s3_region": ("eu-west-1", "eu-west-1"),
+    "gcs_endpoint": ("http://127.0.0.1:4443", "http://127.0.0.1:4443"),
+    "azure_endpoint": ("http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1"),
+    "cloud_allow_http": ("true", True),
+    "sign_expiry": ("7200", 7200.0),
 }
 
 

@@ -28,8 +28,8 @@ def test_csv_every_column(tmp_path: Path) -> None:
         tmp_path / "m.csv",
         f"\ufeff{header}\n"
         f'audio/a.wav,job1,fr,enhanced,speaker,medical,fr-FR,yes,{vocab},Title,ref-1,"a, b ,",details,'
-        f'"{{""k"": 1}}","{{""summarization"": true}}",{DEFAULT_MODEL_CODE},42,2\n'
-        "audio/sub/b.MP3,,,,,,,,,,,,,,,,,\n",
+        f'"{{""k"": 1}}","{{""summarization"": true}}",{DEFAULT_MODEL_CODE},42,2,\n'
+        "audio/sub/b.MP3,,,,,,,,,,,,,,,,,,\n",
     )
     check_sources([str(manifest)])
     first, second = rows(manifest)

@@ -29,7 +29,7 @@ from tests.sources.helpers import DEFAULTS, SAMPLES, assert_one_line, audio, rej
     ("content", "message"),
     [
         (b"path,langauge\na.wav,fr\n", 'CSV header: unknown column "langauge" (allowed: path, job_id'),
-        (b"language\nfr\n", "CSV header: required column 'path' is missing"),
+        (b"language\nfr\n", "CSV header: required column 'path' (or 'url') is missing"),
         (b"path,path\n", 'CSV header: duplicate column "path"'),
         (b"path,,language\n", "CSV header: column 2 has no name"),
         (b"", "empty manifest (no CSV header row)"),

@@ -36,7 +36,7 @@ def test_stdin_paths_and_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [r.message() for r in rejections(result)] == [
         f"-:5: {tmp_path / 'missing.wav'}: file not found",
         f'-:6: {a}: unknown key "bogus" (allowed: path, job_id, transcription_config, tracking, '
-        "output_config, metadata, model_code, extra)",
+        "output_config, metadata, model_code, extra, url)",
     ]
 
 

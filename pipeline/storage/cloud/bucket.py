@@ -11,8 +11,7 @@ resolve it; they are never logged. Failures surface at the first list call as on
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
@@ -21,44 +20,19 @@ from obstore.store import AzureStore, GCSStore, S3Store
 
 from pipeline.errors import ConfigError
 from pipeline.storage.cloud.aws_chain import BotocoreCredentials
-from pipeline.storage.cloud.failures import translate
+from pipeline.storage.cloud.failures import is_not_found, translate
 from pipeline.storage.cloud.location import CloudLocation
+from pipeline.storage.cloud.options import MAX_SIGN_EXPIRY, CloudObject, CloudOptions
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta
     from obstore.store import ClientConfig, RetryConfig
 
-# Long enough for the service to fetch the audio after the job waited in its queue; SigV4 allows
-# 7 days, but temporary credentials (a role, SSO) end a URL when they end, whatever it says.
-DEFAULT_SIGN_EXPIRY: Final = dt.timedelta(hours=6)
-MAX_SIGN_EXPIRY: Final = dt.timedelta(days=7)
-LIST_CHUNK: Final = 1000
 # obstore retries 10 times over up to 3 minutes by default; a listing that cannot start should say
 # so sooner (a missing metadata server, a wrong endpoint).
 RETRIES: Final[RetryConfig] = {"max_retries": 3, "retry_timeout": dt.timedelta(seconds=30)}
 
 Store = S3Store | GCSStore | AzureStore
-
-
-@dataclass(frozen=True)
-class CloudOptions:
-    endpoint: str | None = None  # an S3-compatible store or an emulator; None = the cloud itself
-    allow_http: bool = False  # plain http to `endpoint` (emulators on loopback, a LAN MinIO)
-    region: str | None = None  # S3 only; default: the AWS profile's region, else us-east-1
-    sign_expiry: dt.timedelta = DEFAULT_SIGN_EXPIRY
-    list_chunk: int = LIST_CHUNK
-
-
-@dataclass(frozen=True)
-class CloudObject:
-    """One listed object. Its identity is url + (version or etag) + size, never the key alone."""
-
-    url: str  # scheme://bucket/key, no query
-    key: str
-    size: int
-    etag: str | None
-    version: str | None
-    last_modified: dt.datetime
 
 
 class CloudBucket:
@@ -117,7 +91,7 @@ class CloudBucket:
 
     # --- listing ----------------------------------------------------------------------------------
 
-    async def pages(self) -> AsyncIterator[Sequence[CloudObject]]:
+    async def pages(self) -> AsyncGenerator[Sequence[CloudObject], None]:
         """The objects under the prefix, a chunk at a time, fetched as they are consumed."""
         if self._aws is not None:
             await self._aws.ensure()
@@ -142,6 +116,18 @@ class CloudBucket:
             version=meta["version"],
             last_modified=meta["last_modified"],
         )
+
+    async def head(self, key: str) -> CloudObject | None:
+        """One object's size and version, as a listing would give them (a manifest's `url` row);
+        None when there is no such object (or bucket: a HEAD's 404 has no body to tell them apart)."""
+        if self._aws is not None:
+            await self._aws.ensure()
+        try:
+            return self._object(await obstore.head_async(self._store, key))
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise translate(exc, self.location, "reading an object's size and version") from None
 
     # --- signing ----------------------------------------------------------------------------------
 

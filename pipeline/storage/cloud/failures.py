@@ -39,6 +39,11 @@ def _status_and_code(text: str) -> tuple[int | None, str | None]:
     )
 
 
+def is_not_found(exc: BaseException) -> bool:
+    """A 404 (obstore raises NotFoundError for some stores, a generic error for a HEAD's bare 404)."""
+    return isinstance(exc, NotFoundError) or _status_and_code(str(exc))[0] == 404
+
+
 def translate(exc: BaseException, location: CloudLocation, doing: str) -> SlngBulkError:
     """The project's error for an obstore failure while `doing` something at `location`."""
     if isinstance(exc, SlngBulkError):

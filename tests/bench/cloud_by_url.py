@@ -1,0 +1,158 @@
+"""cloud_by_url: audio already in S3 (LocalStack), submitted by URL, beside the upload path on the
+same objects downloaded locally; and the listing rate of a large prefix.
+
+Run on its own (it starts LocalStack and a sandbox thread; the sandbox's API has no rate limit):
+
+    python -m tests.bench.cloud_by_url --objects 10000 --listing 100000
+
+Figures: files/s of `slng-bulk submit s3://…` and of `slng-bulk submit <folder>` (presign + PUT +
+create) with the same objects, client CPU ms per file (the CLI child's user+sys), and objects/s of
+the page-by-page listing alone (no ledger, no API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import obstore
+from obstore.store import S3Store
+
+from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
+from tests.sandbox.helpers import wav_bytes
+from tests.support.localstack import LocalStackS3, find_localstack_python, run_localstack
+
+
+def child_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of one `slng-bulk` run, which must succeed."""
+    cpu0, t0 = child_cpu_s(), time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli.app", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall, cpu = time.monotonic() - t0, child_cpu_s() - cpu0
+    if done.returncode != 0:
+        raise SystemExit(f"slng-bulk failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall, cpu
+
+
+async def fill(server: LocalStackS3, bucket: str, prefix: str, count: int, body: bytes) -> None:
+    store = S3Store(
+        bucket,
+        endpoint=server.endpoint,
+        region=server.region,
+        access_key_id=server.access_key,
+        secret_access_key=server.secret_key,
+        client_options={"allow_http": True},
+    )
+    gate = asyncio.Semaphore(64)
+
+    async def put(i: int) -> None:
+        async with gate:
+            await obstore.put_async(store, f"{prefix}{i:07d}.wav", body)
+
+    await asyncio.gather(*(put(i) for i in range(count)))
+
+
+async def listing_rate(server: LocalStackS3, url: str) -> tuple[int, float]:
+    bucket = CloudBucket(parse_cloud_url(url), CloudOptions(endpoint=server.endpoint, allow_http=True))
+    t0, seen = time.monotonic(), 0
+    async for page in bucket.pages():
+        seen += len(page)
+    return seen, time.monotonic() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.cloud_by_url")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--listing", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    python, why = find_localstack_python()
+    if python is None:
+        raise SystemExit(f"LocalStack not found: {why}")
+    from pipeline.sandbox import Sandbox, SandboxConfig
+
+    work = Path(tempfile.mkdtemp(prefix="slng-bench-cloud-"))
+    body = wav_bytes(0.05)
+    with (
+        run_localstack(python) as server,
+        Sandbox(SandboxConfig(job_step_seconds=0.01)).run_in_thread() as sb,
+    ):
+        bucket = server.create_bucket("bench")
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = (
+            server.access_key,
+            server.secret_key,
+        )
+        asyncio.run(fill(server, bucket, "calls/", args.objects, body))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
+        env.update(
+            {
+                "SLNG_API_KEY": sb.api_key,
+                "SLNG_BULK_API_URL": sb.api_url,
+                "SLNG_BULK_PROGRESS": "none",
+                "AWS_ACCESS_KEY_ID": server.access_key,
+                "AWS_SECRET_ACCESS_KEY": server.secret_key,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "SLNG_BULK_LOG_LEVEL": "warning",
+            }
+        )
+        common = [
+            "--concurrency",
+            str(args.concurrency),
+            "--max-create-rps",
+            "100000",
+            "--max-presign-rps",
+            "100000",
+        ]
+        wall, cpu = timed_cli(
+            [
+                "submit",
+                f"s3://{bucket}/calls/",
+                "--ledger",
+                str(work / "url.db"),
+                "--s3-endpoint",
+                server.endpoint,
+                "--cloud-allow-http",
+                *common,
+            ],
+            env,
+            work,
+        )
+        print(
+            f"by URL:  {args.objects} objects in {wall:.1f} s = {args.objects / wall:.0f} files/s, "
+            f"client CPU {cpu * 1000 / args.objects:.2f} ms/file"
+        )
+        local = work / "local"
+        local.mkdir()
+        for i in range(args.objects):  # the same objects, as a folder on this host
+            (local / f"{i:07d}.wav").write_bytes(body)
+        wall, cpu = timed_cli(["submit", str(local), "--ledger", str(work / "upload.db"), *common], env, work)
+        print(
+            f"upload:  {args.objects} files in {wall:.1f} s = {args.objects / wall:.0f} files/s, "
+            f"client CPU {cpu * 1000 / args.objects:.2f} ms/file"
+        )
+        asyncio.run(fill(server, bucket, "big/", args.listing, b"x"))
+        seen, took = asyncio.run(listing_rate(server, f"s3://{bucket}/big/"))
+        print(f"listing: {seen} objects in {took:.1f} s = {seen / took:.0f} objects/s (pages of 1000)")
+
+
+if __name__ == "__main__":
+    main()
