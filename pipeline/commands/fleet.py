@@ -18,22 +18,22 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
-import aiohttp
 import anyio
 
-from pipeline.commands.connect import connect
-from pipeline.commands.run import finish_stats, run_context
+from pipeline.commands.connect import Connection
+from pipeline.commands.run import RunHooks, run_pool
 from pipeline.config.settings import Settings
 from pipeline.flow.claims import ClaimFeed
-from pipeline.flow.context import ResultCallback, StopHandle
+from pipeline.flow.context import RunContext
 from pipeline.flow.feed import PRODUCER_BATCH
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.pool import Pool
-from pipeline.flow.signals import watch_signals
 from pipeline.ledger import Ledger, open_ledger, require_shared_ledger
+from pipeline.ledger.base import SharedLedger
 from pipeline.ledger.leases import Leases
-from pipeline.ledger.postgres import EnqueueCounts, PostgresLedger
+from pipeline.ledger.postgres import EnqueueCounts
 from pipeline.ledger.shared_rate import SharedRate
 from pipeline.logs import log
 from pipeline.observe.stats import RunStats
@@ -44,11 +44,12 @@ from pipeline.sources.rows import FileSpec, Rejection, Row
 CLAIM_BATCH = 8  # files claimed per transaction: small, so that work spreads evenly over workers
 
 
-def shared_ledger(ledger: Ledger, command: str) -> PostgresLedger:
-    if isinstance(ledger, PostgresLedger):
-        return ledger
-    require_shared_ledger(ledger.location, command)  # raises: it is a SQLite ledger
-    raise AssertionError("unreachable: only a PostgreSQL ledger is shared")
+def shared_ledger(ledger: Ledger, command: str) -> SharedLedger:
+    shared = ledger.shared()
+    if shared is None:
+        require_shared_ledger(ledger.location, command)  # raises: one line saying what to set
+        raise AssertionError("unreachable: a ledger that is not shared is refused above")
+    return shared
 
 
 @dataclass(slots=True)
@@ -69,8 +70,8 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
     def next_batch() -> list[Row]:
         return list(itertools.islice(rows, PRODUCER_BATCH))
 
-    async with open_ledger(settings.ledger, max_outage=settings.max_outage) as opened:
-        ledger = shared_ledger(opened, "enqueue")
+    async with open_ledger(settings.ledger, max_outage=settings.max_outage) as ledger:
+        shared = shared_ledger(ledger, "enqueue")
         await ledger.start_run(run_id)
         while batch := await anyio.to_thread.run_sync(next_batch):
             specs: list[tuple[FileSpec, str, str]] = []
@@ -82,7 +83,7 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
                     continue
                 key = file_key(row)
                 specs.append((row, key, derive_job_id(key, 0, row.job_id)))
-            counts: EnqueueCounts = await ledger.enqueue(specs, run_id)
+            counts: EnqueueCounts = await shared.enqueue(specs, run_id)
             report.added += counts.added
             report.known += counts.known
             report.refused += len(counts.refused)
@@ -92,25 +93,17 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
     return report
 
 
-async def work(
-    settings: Settings,
-    *,
-    session: aiohttp.ClientSession | None = None,
-    on_result: ResultCallback | None = None,
-    stop: StopHandle | None = None,
-    handle_signals: bool = False,
-) -> RunStats:
+async def work(settings: Settings, **hooks: Unpack[RunHooks]) -> RunStats:
     """Work on the shared ledger's files with the others until none is left; this worker's counters.
-    The keyword arguments are `submit`'s."""
+    `hooks` are `submit`'s."""
     require_shared_ledger(settings.ledger, "work")  # before the lock, the ledger, the API
     path_map = PathMap.parse(settings.path_map)
-    stats: RunStats | None = None
-    async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
+
+    async def claim_and_run(conn: Connection, run: RunContext) -> RunStats:
         ledger = shared_ledger(conn.ledger, "work")
         for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
             # The --max-*-rps limits hold for the whole fleet, not per host.
             rate.shared = SharedRate(ledger, rate.name, rate.ceiling, rate.floor)
-        run = run_context(conn, signals, on_result, stop)
         worker = f"{ledger.host}:{os.getpid()}:{run.stats.run_id}"
         leases = Leases(ledger, worker, settings.lease_timeout)
         feed = ClaimFeed(leases, path_map, concurrency=settings.concurrency)
@@ -124,4 +117,6 @@ async def work(
         finally:
             with anyio.CancelScope(shield=True):
                 await leases.release_all()
-    return finish_stats(settings, stats, signals)
+        return stats
+
+    return await run_pool(settings, hooks, claim_and_run)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import aiohttp
+from typing import Unpack
 
-from pipeline.commands.connect import connect
-from pipeline.commands.run import finish_stats, follow_if_asked, run_context
+from pipeline.commands.connect import Connection
+from pipeline.commands.run import RunHooks, run_pool
 from pipeline.config.settings import Settings
-from pipeline.flow.context import ResultCallback, StopHandle
+from pipeline.flow.context import RunContext
 from pipeline.flow.journey import WorkItem
 from pipeline.flow.ledger_work import work_from_ledger
 from pipeline.flow.pool import Pool
-from pipeline.flow.signals import watch_signals
 from pipeline.flow.work_source import ListedWork
 from pipeline.follow.common import RETRY_REASON
 from pipeline.follow.refresh import refresh_statuses
@@ -21,26 +20,19 @@ from pipeline.sources.identity import derive_job_id
 from pipeline.sources.pathmap import PathMap
 
 
-async def resubmit_failed(
-    settings: Settings,
-    *,
-    session: aiohttp.ClientSession | None = None,
-    on_result: ResultCallback | None = None,
-    stop: StopHandle | None = None,
-    handle_signals: bool = False,
-) -> RunStats:
+async def resubmit_failed(settings: Settings, **hooks: Unpack[RunHooks]) -> RunStats:
     """`retry-failed`: every file whose job FAILED on the server becomes a new job (history kept).
 
     Statuses are refreshed first, so jobs that failed since the last look are included. A file that
     changed or vanished since it was submitted is rejected and keeps its failed job. Rerunnable: a
     file renewed by an interrupted earlier run (new job_id, job not created yet) is taken again.
     Files are read where `--path-map` says they live on this host; they keep their recorded
-    identity (path, file key, job ids), as with `work`. The keyword arguments are `submit`'s.
+    identity (path, file key, job ids), as with `work`. `hooks` are `submit`'s.
     """
     path_map = PathMap.parse(settings.path_map)
-    stats: RunStats | None = None
-    async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
-        ledger = conn.ledger
+
+    async def renew_and_run(conn: Connection, run: RunContext) -> RunStats:
+        ledger, signals = conn.ledger, run.signals
         with signals.stoppable():
             await refresh_statuses(ledger, conn.client, conn.policy)
         interrupted = await ledger.reads.renewed_not_created(HistoryKind.RETRY_FAILED)
@@ -56,6 +48,6 @@ async def resubmit_failed(
                 renewed = await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
                 item = WorkItem(item.spec, renewed.file_key, renewed.job_id)
             work.append(item)
-        stats = await Pool(run_context(conn, signals, on_result, stop)).run_source(ListedWork(work))
-        await follow_if_asked(conn, stats, signals)
-    return finish_stats(settings, stats, signals)
+        return await Pool(run).run_source(ListedWork(work))
+
+    return await run_pool(settings, hooks, renew_and_run)

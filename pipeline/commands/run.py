@@ -4,30 +4,55 @@ connection and the caller's hooks, `--wait` after it, and the counters saved and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypedDict
 
-from pipeline.commands.connect import Connection
+import aiohttp
+
+from pipeline.commands.connect import Connection, connect
 from pipeline.commands.wait import follow_through
 from pipeline.config.settings import Settings
 from pipeline.errors import AuthenticationError
 from pipeline.flow.context import ResultCallback, RunContext, StopHandle
-from pipeline.flow.signals import SignalWatch
+from pipeline.flow.signals import SignalWatch, watch_signals
 from pipeline.observe.stats import RunStats, write_summary_json
 
 
-def run_context(
-    conn: Connection, signals: SignalWatch, on_result: ResultCallback | None, stop: StopHandle | None
-) -> RunContext:
-    return RunContext(
-        conn.settings,
-        conn.ledger,
-        conn.client,
-        conn.session,
-        conn.rates,
-        signals,
-        on_result=on_result,
-        stop_handle=stop,
-    )
+class RunHooks(TypedDict, total=False):
+    """What a library caller may hand a run besides its settings (all optional)."""
+
+    session: aiohttp.ClientSession  # the caller's own session to send through; it stays open
+    on_result: ResultCallback  # called with each file's outcome (a FileResult)
+    stop: StopHandle  # stops the run gracefully, as SIGTERM does the command
+    handle_signals: bool  # SIGINT/SIGTERM handled as the command line does (default: not)
+
+
+RunBody = Callable[[Connection, RunContext], Awaitable[RunStats]]
+
+
+async def run_pool(settings: Settings, hooks: RunHooks, body: RunBody) -> RunStats:
+    """One pool run of a command: connect, build the run's context from the connection and the
+    hooks, let `body` feed the pool, follow the jobs with --wait, then save and judge the counters."""
+    stats: RunStats | None = None
+    session = hooks.get("session")
+    async with (
+        watch_signals(hooks.get("handle_signals", False)) as signals,
+        connect(settings, session=session) as conn,
+    ):
+        run = RunContext(
+            conn.settings,
+            conn.ledger,
+            conn.client,
+            conn.session,
+            conn.rates,
+            signals,
+            on_result=hooks.get("on_result"),
+            stop_handle=hooks.get("stop"),
+        )
+        stats = await body(conn, run)
+        await follow_if_asked(conn, stats, signals)
+    return finish_stats(settings, stats, signals)
 
 
 async def follow_if_asked(conn: Connection, stats: RunStats, signals: SignalWatch) -> None:

@@ -40,12 +40,9 @@ async def status(settings: Settings) -> StatusOutcome:
 
 async def fleet_of(ledger: Ledger) -> list[HostProgress] | None:
     """Progress by host, for a ledger that a fleet shares; None for a run's own ledger."""
-    try:
-        from pipeline.ledger.postgres import PostgresLedger
-    except ImportError:  # the postgres extra is not installed: no ledger can be a shared one
-        return None
-    if not isinstance(ledger, PostgresLedger):
+    shared = ledger.shared()
+    if shared is None:
         return None
     from pipeline.ledger.leases import fleet_progress
 
-    return await anyio.to_thread.run_sync(fleet_progress, ledger)  # a query: off the event loop
+    return await anyio.to_thread.run_sync(fleet_progress, shared)  # a query: off the event loop

@@ -7,70 +7,36 @@ It opens one connection (lock, ledger, HTTP session, client), feeds rows through
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Unpack
 
-import aiohttp
-
-from pipeline.commands.connect import connect
-from pipeline.commands.run import finish_stats, follow_if_asked, run_context
+from pipeline.commands.run import RunHooks, run_pool
 from pipeline.config.settings import Settings
-from pipeline.flow.context import ResultCallback, StopHandle
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.pool import Pool
-from pipeline.flow.signals import watch_signals
 from pipeline.flow.work_source import SourceRows
 from pipeline.observe.stats import RunStats
 from pipeline.sources.iterable_rows import RowInput, object_rows
 
 
-async def submit(
-    sources: Sequence[str],
-    settings: Settings,
-    *,
-    session: aiohttp.ClientSession | None = None,
-    on_result: ResultCallback | None = None,
-    stop: StopHandle | None = None,
-    handle_signals: bool = False,
-) -> RunStats:
+async def submit(sources: Sequence[str], settings: Settings, **hooks: Unpack[RunHooks]) -> RunStats:
     """Submit every file named by `sources` (manifests, folders, "-" for stdin); the run's counters.
 
     With `settings.wait`, then follow the jobs to the end and, with `settings.out`, fetch
-    transcripts. `session`: an aiohttp session of the caller's to send through (it stays open);
-    `on_result`: called with each file's outcome; `stop`: a handle that stops the run gracefully.
-    A refused key raises `AuthenticationError` once the counters are saved.
+    transcripts. `hooks` (`RunHooks`): `session`, an aiohttp session of the caller's to send through
+    (it stays open); `on_result`, called with each file's outcome; `stop`, a handle that stops the
+    run gracefully; `handle_signals`. A refused key raises `AuthenticationError` once the counters
+    are saved.
     """
     rows = open_sources(sources, settings)
     source = SourceRows(rows, trickle="-" in sources)
-    return await _submit(source, settings, session, on_result, stop, handle_signals)
+    return await run_pool(settings, hooks, lambda _conn, run: Pool(run).run_source(source))
 
 
-async def submit_rows(
-    items: Iterable[RowInput],
-    settings: Settings,
-    *,
-    session: aiohttp.ClientSession | None = None,
-    on_result: ResultCallback | None = None,
-    stop: StopHandle | None = None,
-    handle_signals: bool = False,
-) -> RunStats:
+async def submit_rows(items: Iterable[RowInput], settings: Settings, **hooks: Unpack[RunHooks]) -> RunStats:
     """Like `submit`, for rows built in memory: paths, or dicts with the JSONL manifest's keys.
 
     The iterable is consumed lazily, in batches, as the pool takes work (from a worker thread, so a
     generator may block): it never needs to fit in memory.
     """
-    rows = object_rows(items, settings.job_defaults(), settings.source_options())
-    return await _submit(SourceRows(rows), settings, session, on_result, stop, handle_signals)
-
-
-async def _submit(
-    source: SourceRows,
-    settings: Settings,
-    session: aiohttp.ClientSession | None,
-    on_result: ResultCallback | None,
-    stop: StopHandle | None,
-    handle_signals: bool,
-) -> RunStats:
-    stats: RunStats | None = None
-    async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
-        stats = await Pool(run_context(conn, signals, on_result, stop)).run_source(source)
-        await follow_if_asked(conn, stats, signals)
-    return finish_stats(settings, stats, signals)
+    source = SourceRows(object_rows(items, settings.job_defaults(), settings.source_options()))
+    return await run_pool(settings, hooks, lambda _conn, run: Pool(run).run_source(source))

@@ -26,9 +26,9 @@ from __future__ import annotations
 import abc
 import functools
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, LiteralString, Protocol, Self, TypeVar
 
 import anyio
 
@@ -43,6 +43,11 @@ from pipeline.ledger.records import (
     RejectionRecord,
 )
 from pipeline.sources.rows import FileSpec, Rejection
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection, sql
+
+    from pipeline.ledger.postgres import EnqueueCounts
 
 T = TypeVar("T")
 
@@ -59,6 +64,11 @@ class Ledger(abc.ABC):
     def reads(self) -> AsyncReads:
         """The reads, for code on the event loop."""
         return AsyncReads(self)
+
+    def shared(self) -> SharedLedger | None:
+        """This ledger as one that many hosts use at once (enqueue, work, the fleet view), or None
+        for a ledger of one run's own."""
+        return None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -155,10 +165,6 @@ class Ledger(abc.ABC):
     # --- the server's view (status, fetch) -------------------------------------------------------
 
     @abc.abstractmethod
-    async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> FileRecord:
-        """Durable: the server's status of the job and, for a FAILED one, its message (redacted)."""
-
-    @abc.abstractmethod
     async def set_job_statuses(
         self, updates: Sequence[tuple[FileRecord, str, str | None]]
     ) -> list[FileRecord]:
@@ -173,10 +179,6 @@ class Ledger(abc.ABC):
         """Durable: these transcript formats (comma list) are on disk."""
 
     # --- reads -----------------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
-        """Whole records of the known files among these identities."""
 
     @abc.abstractmethod
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
@@ -266,3 +268,20 @@ class AsyncReads:
 
     async def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
         return await self._off_loop(lambda: self._ledger.rejections_at(paths))
+
+
+class SharedLedger(Protocol):
+    """What a ledger shared by many hosts offers beyond `Ledger`: rows loaded in bulk for the
+    fleet, and statements on the shared server (claims, leases, the fleet's request rate), each run
+    again whole on a fresh connection when the server was lost (`run`)."""
+
+    host: str
+    location: str
+
+    async def enqueue(self, files: Sequence[tuple[FileSpec, str, str]], run_id: str) -> EnqueueCounts: ...
+
+    async def run(self, work: Callable[[AsyncConnection[tuple[Any, ...]]], Awaitable[T]]) -> T: ...
+
+    def read(
+        self, query: LiteralString | sql.Composed, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]: ...

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 
 from pipeline.errors import ErrorClass
-from pipeline.ledger.postgres import Connection, PostgresLedger
+from pipeline.ledger.base import SharedLedger
+from pipeline.ledger.postgres import Connection
 from pipeline.ledger.records import FileRecord, FileState
 from pipeline.ledger.schema import FILE_COLUMNS, record_from_row
 
@@ -47,7 +48,7 @@ class HostProgress:
 class Leases:
     """One worker's claims on `ledger`: `worker` names the process, the ledger's host its machine."""
 
-    def __init__(self, ledger: PostgresLedger, worker: str, lease_seconds: float) -> None:
+    def __init__(self, ledger: SharedLedger, worker: str, lease_seconds: float) -> None:
         self.ledger = ledger
         self.worker = worker
         self.lease_seconds = lease_seconds
@@ -200,7 +201,7 @@ class Leases:
         return await self.ledger.run(count)
 
 
-def fleet_progress(ledger: PostgresLedger, window: float = 60.0) -> list[HostProgress]:
+def fleet_progress(ledger: SharedLedger, window: float = 60.0) -> list[HostProgress]:
     """Progress by host from the shared ledger: live workers, live claims, done, failed, bytes/s."""
     since = time.time() - window
     rows = ledger.read(
@@ -232,7 +233,7 @@ def fleet_progress(ledger: PostgresLedger, window: float = 60.0) -> list[HostPro
     ]
 
 
-def takeovers(ledger: PostgresLedger) -> list[tuple[int, str, str]]:
+def takeovers(ledger: SharedLedger) -> list[tuple[int, str, str]]:
     """Every claim taken from a worker whose lease ran out: (file id, from worker, to worker)."""
     return [
         (int(fid), str(src), str(dst))

@@ -199,6 +199,9 @@ class PostgresLedger(Ledger):
         )
         return self._broken
 
+    def shared(self) -> PostgresLedger:
+        return self
+
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """`work` on a pooled connection (autocommit: one statement is one transaction, or use
         `conn.transaction()`). Losing the server, `work` is run again, whole, on a fresh connection
@@ -490,10 +493,6 @@ class PostgresLedger(Ledger):
 
     # --- the server's view -----------------------------------------------------------------------
 
-    async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> FileRecord:
-        [updated] = await self.set_job_statuses([(record, status, error)])
-        return updated
-
     async def set_job_statuses(
         self, updates: Sequence[tuple[FileRecord, str, str | None]]
     ) -> list[FileRecord]:
@@ -575,10 +574,6 @@ class PostgresLedger(Ledger):
         for start in range(0, len(file_keys), KEY_CHUNK):
             chunk = list(file_keys[start : start + KEY_CHUNK])
             yield from self.read("SELECT " + columns + " FROM files WHERE file_key = ANY(%s)", (chunk,))
-
-    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
-        records = (record_from_row(row) for row in self._rows_for_keys(_COLUMNS, file_keys))
-        return {record.file_key: record for record in records}
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
         columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"

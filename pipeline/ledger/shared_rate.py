@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import psycopg
 
-from pipeline.ledger.postgres import Connection, PostgresLedger
+from pipeline.ledger.base import SharedLedger
+from pipeline.ledger.postgres import Connection
 from pipeline.transport.cubic import WINDOW_SECONDS, CubicRate
 
 TAKE = (
@@ -44,7 +45,7 @@ class SharedRate:
     """`await rate.take()` before each request of this class, on every host; `accepted()` and
     `throttled()` report its outcome (sent to the row with the next take)."""
 
-    def __init__(self, ledger: PostgresLedger, name: str, ceiling: float, floor: float = 1.0) -> None:
+    def __init__(self, ledger: SharedLedger, name: str, ceiling: float, floor: float = 1.0) -> None:
         self.ledger = ledger
         self.name = name
         self.ceiling = ceiling

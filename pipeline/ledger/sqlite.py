@@ -362,10 +362,6 @@ class SqliteLedger(Ledger):
 
     # --- the server's view -----------------------------------------------------------------------
 
-    async def set_job_status(self, record: FileRecord, status: str, error: str | None) -> FileRecord:
-        [updated] = await self.set_job_statuses([(record, status, error)])
-        return updated
-
     async def set_job_statuses(
         self, updates: Sequence[tuple[FileRecord, str, str | None]]
     ) -> list[FileRecord]:
@@ -418,10 +414,6 @@ class SqliteLedger(Ledger):
             chunk = file_keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             yield from conn.execute(f"SELECT {columns} FROM files WHERE file_key IN ({marks})", chunk)
-
-    def lookup(self, file_keys: Sequence[str]) -> dict[str, FileRecord]:
-        records = (record_from_row(row) for row in self._rows_for_keys(FILE_COLUMNS, file_keys))
-        return {record.file_key: record for record in records}
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
         columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"

@@ -169,11 +169,6 @@ class GroupCommitWriter:
     def cannot_write(self, exc: BaseException) -> LedgerWriteError:
         return LedgerWriteError(f"ledger {self._location}: cannot write: {exc}")
 
-    @property
-    def broken(self) -> LedgerWriteError | None:
-        """The storage failure that stopped the writer, if any."""
-        return self._broken
-
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` inside the writer's next transaction; return its value once it is committed."""
         return await self._wait(fn, _Slot())

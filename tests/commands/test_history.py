@@ -20,6 +20,7 @@ from pipeline.ledger import FileRecord, HistoryKind, Ledger, acquire_run_lock, o
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import make_spec
+from tests.support.stored import set_status
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +57,7 @@ async def test_history_of_one_file_by_path_and_by_job_id_while_a_run_holds_the_l
         record = await ledger.mark_uploaded(record, "0" * 32)
         record = await ledger.mark_creating(record, attempts=2)
         record = await ledger.mark_created(record)
-        record = await ledger.set_job_status(record, "FAILED", UNDECODABLE)
+        record = await set_status(ledger, record, "FAILED", UNDECODABLE)
         old_job = record.job_id
         reason = f"job FAILED on the server: {UNDECODABLE}"
         renewed = await ledger.renew(

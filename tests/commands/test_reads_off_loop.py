@@ -25,7 +25,6 @@ pytestmark = pytest.mark.anyio
 
 READS = (
     "glance",
-    "lookup",
     "records",
     "rejections",
     "count_by_state",

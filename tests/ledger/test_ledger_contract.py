@@ -13,6 +13,7 @@ from pipeline.ledger import CHANGED, FileRecord, FileState, HistoryKind, Ledger
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import LedgerFactory, make_spec
+from tests.support.stored import records_by_key, set_status
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +34,7 @@ async def test_admit_records_before_any_remote_step_and_survives_reopen(
         assert record.state is FileState.PENDING
         await ledger.mark_presigned(record, "inputs/x/a.wav", {"tracking": {"a": 1}})
     async with ledger_factory() as ledger:
-        found = ledger.lookup([record.file_key])[record.file_key]
+        found = records_by_key(ledger, [record.file_key])[record.file_key]
     assert found.state is FileState.PRESIGNED
     assert found.s3_key == "inputs/x/a.wav"
     assert found.echo == {"tracking": {"a": 1}}
@@ -47,9 +48,9 @@ async def test_a_glance_says_what_a_failure_said_for_the_rerun_to_report_it(
     failed = await admitted(ledger, tmp_path, "a.wav")
     await ledger.mark_failed(failed, "HTTP 422: bad audio", ErrorClass.PERMANENT)
     job = await ledger.mark_created(await admitted(ledger, tmp_path, "b.wav"))
-    await ledger.set_job_status(job, "FAILED", "could not decode audio")
+    await set_status(ledger, job, "FAILED", "could not decode audio")
     done = await ledger.mark_created(await admitted(ledger, tmp_path, "c.wav"))
-    await ledger.set_job_status(done, "DONE", None)
+    await set_status(ledger, done, "DONE", None)
     await ledger.flush()
     seen = ledger.glance([failed.file_key, job.file_key, done.file_key])
     assert seen[failed.file_key][3:] == ("HTTP 422: bad audio", None)
@@ -100,7 +101,7 @@ async def test_each_transition_returns_a_new_record_and_leaves_the_callers_alone
     with pytest.raises(AttributeError):
         created.state = FileState.PENDING  # type: ignore[misc]
     await ledger.flush()
-    stored = ledger.lookup([pending.file_key])[pending.file_key]
+    stored = records_by_key(ledger, [pending.file_key])[pending.file_key]
     assert (stored.state, stored.attempts, stored.md5) == (FileState.CREATED, 2, "0123abcd")
 
 
@@ -110,7 +111,7 @@ async def test_a_presign_counts_its_attempt_in_the_presigned_write(ledger: Ledge
     again = await ledger.mark_presigned(presigned, "inputs/j/a.wav", {})  # no count given: kept
     assert (record.attempts, presigned.attempts, again.attempts) == (0, 1, 1)
     await ledger.flush()
-    stored = ledger.lookup([record.file_key])[record.file_key]
+    stored = records_by_key(ledger, [record.file_key])[record.file_key]
     assert (stored.state, stored.attempts) == (FileState.PRESIGNED, 1)
 
 
@@ -126,7 +127,7 @@ async def test_failures_keep_their_class_and_a_failed_file_starts_over(
     assert (again.state, again.error, again.error_class) == (FileState.PENDING, None, None)
     changed = await ledger.mark_changed(again, "a.wav changed while it was uploaded")
     await ledger.flush()
-    stored = ledger.lookup([record.file_key])[record.file_key]
+    stored = records_by_key(ledger, [record.file_key])[record.file_key]
     assert (stored.state, stored.error_class, stored.error) == (
         FileState.FAILED,
         CHANGED,
@@ -142,19 +143,19 @@ async def test_errors_are_stored_redacted_on_one_line(ledger: Ledger, tmp_path: 
     )
     assert failed.error is not None and "abcdef123" not in failed.error and "\n" not in failed.error
     await ledger.flush()
-    assert ledger.lookup([record.file_key])[record.file_key].error == failed.error
+    assert records_by_key(ledger, [record.file_key])[record.file_key].error == failed.error
 
 
 async def test_renew_keeps_a_typed_history_and_changes_job_id(ledger: Ledger, tmp_path: Path) -> None:
     record = await admitted(ledger, tmp_path)
     old_job = record.job_id
     record = await ledger.mark_failed(record, "boom", ErrorClass.PERMANENT)
-    record = await ledger.set_job_status(record, "FAILED", "could not be decoded")
+    record = await set_status(ledger, record, "FAILED", "could not be decoded")
     assert (record.job_status, record.job_error) == ("FAILED", "could not be decoded")
     renewed = await ledger.renew(record, derive_job_id(record.file_key, 1), HistoryKind.RETRY_FAILED, "retry")
     assert renewed.state is FileState.PENDING and renewed.job_id == derive_job_id(record.file_key, 1)
     assert renewed.generation == 1 and record.generation == 0 and record.job_id == old_job
-    again = ledger.lookup([record.file_key])[record.file_key]
+    again = records_by_key(ledger, [record.file_key])[record.file_key]
     assert (again.job_status, again.job_error, again.fetched_formats) == (None, None, None)
     assert again == renewed
     assert ledger.history_job_ids() == {old_job}
@@ -205,7 +206,7 @@ async def test_adopt_job_points_at_a_later_job_and_keeps_the_old_one(ledger: Led
     adopted = await ledger.adopt_job(record, "later-job", 2, "reconcile: a later job is on the server")
     assert (adopted.job_id, adopted.generation, adopted.state) == ("later-job", 2, FileState.CREATED)
     assert ledger.history_job_ids() == {record.job_id}
-    assert ledger.lookup([record.file_key])[record.file_key] == adopted
+    assert records_by_key(ledger, [record.file_key])[record.file_key] == adopted
     assert ledger.renewed_not_created(HistoryKind.RECONCILED) == []  # adopted jobs exist
 
 

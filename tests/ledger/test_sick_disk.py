@@ -22,6 +22,7 @@ from tests.ledger.conftest import make_spec
 from tests.ledger.disks import fill, make_read_only, small_tmpfs
 from tests.support.audio import make_tree
 from tests.support.runs import assert_exactly_once, cli_env, run_cli, run_submit, settings_for, start_cli
+from tests.support.stored import records_by_key
 
 FULL = "database or disk is full"
 
@@ -65,7 +66,7 @@ async def test_a_full_disk_fails_every_writer_caller_and_later_ones_without_hang
         filler.unlink()
         # What was committed is whole; the ledger opens and writes again once there is room.
         async with SqliteLedger(path) as ledger:
-            assert ledger.lookup([first.file_key])[first.file_key].state is FileState.PENDING
+            assert records_by_key(ledger, [first.file_key])[first.file_key].state is FileState.PENDING
             await ledger.mark_creating(first, 1)
         assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
@@ -95,7 +96,7 @@ async def test_an_admission_applied_before_a_failed_commit_lets_nothing_be_creat
         filler.unlink()
         async with SqliteLedger(path) as ledger:
             # The lost admission is simply not there: the next run admits it again, same job_id.
-            assert set(ledger.lookup([file_key(known), file_key(new)])) == {file_key(known)}
+            assert set(records_by_key(ledger, [file_key(known), file_key(new)])) == {file_key(known)}
             again = await ledger.admit(new, file_key(new), derive_job_id(file_key(new)), "r2")
             assert again.record is not None and again.record.job_id == record.job_id
             await ledger.flush()

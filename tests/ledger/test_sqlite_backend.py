@@ -21,6 +21,7 @@ from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import derive_job_id, file_key
 from pipeline.sources.rows import Rejection
 from tests.ledger.conftest import make_spec
+from tests.support.stored import records_by_key
 
 pytestmark = pytest.mark.anyio
 
@@ -144,7 +145,7 @@ async def test_a_refused_statement_among_write_behind_ones_undoes_only_itself(tm
             presigned = await ledger.mark_presigned(record, f"inputs/{record.job_id}/a.wav", {}, attempts=1)
             await ledger.mark_uploaded(presigned, "md5")
         await ledger.flush()
-        stored = ledger.lookup([r.file_key for r in records])
+        stored = records_by_key(ledger, [r.file_key for r in records])
     states = [(stored[r.file_key].state, stored[r.file_key].attempts) for r in records]
     uploaded, refused = (FileState.UPLOADED, 1), (FileState.PRESIGNED, 1)
     assert states == [uploaded, uploaded, refused, uploaded, uploaded, uploaded]
