@@ -100,8 +100,17 @@ def _redacting_excepthook(
         sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time: while the progress bar is shown, rich's
+    stand-in, which prints the line above the bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(fmt: Literal["text", "json"], level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter() if fmt == "json" else _RedactingFormatter("%(asctime)s %(levelname)s %(message)s")
     )

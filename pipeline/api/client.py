@@ -32,6 +32,7 @@ from pipeline.api.models import (
 )
 from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError, classify_api_status
 from pipeline.redact import redact, safe_url
+from pipeline.transport.metrics import RequestTally
 from pipeline.transport.rates import AdaptiveRate, RateControl
 from pipeline.transport.retry import parse_retry_after
 from pipeline.transport.throttle import (
@@ -172,6 +173,7 @@ class SlngClient:
         self._timeout = (timeouts or ApiTimeouts()).client_timeout()
         self.allow_insecure_http = allow_insecure_http
         self.throttle_patience = throttle_patience
+        self.requests = RequestTally()  # what was sent and answered, for progress and metrics
 
     # --- endpoints -------------------------------------------------------------------------------
 
@@ -247,7 +249,12 @@ class SlngClient:
         waits = 0
         while True:
             await rate.acquire()
-            status, raw, retry_after = await self._send(operation, method, path, json_body, params)
+            try:
+                status, raw, retry_after = await self._send(operation, method, path, json_body, params)
+            except TransferError:
+                self.requests.request_done(operation, None)
+                raise
+            self.requests.request_done(operation, status)
             if 200 <= status < 300:
                 rate.succeeded()
                 return self._parse(operation, status, raw, model)

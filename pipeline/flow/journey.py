@@ -314,11 +314,13 @@ class Journey:
         """Back off without holding a slot: another file works while this one waits out a
         Retry-After, so throttling slows the pool by its rate, not by idle workers."""
         self.run.slots.release()
+        self.run.stats.in_flight -= 1  # in flight = holding a slot: never more than --concurrency
         try:
             await anyio.sleep(seconds)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.run.slots.acquire()
+            self.run.stats.in_flight += 1
 
     def count_retry(self, exc: TransferError) -> None:
         stats = self.run.stats

@@ -31,6 +31,7 @@ class Pool:
     async def produce(self, source: WorkSource, send: MemoryObjectSendStream[WorkItem]) -> None:
         with self.run.producer_scope, send:
             await source.produce(self.run, send)
+            self.run.stats.sources_read = not self.run.stopping.is_set()  # the total is known now
 
     async def work(self, source: WorkSource, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
         run = self.run

@@ -149,4 +149,4 @@ def test_size_flags_work_on_the_real_command_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "1 valid files" in result.stdout
+    assert "1 valid file," in result.stdout
