@@ -109,7 +109,17 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+_format: list[str] = ["text"]  # as last configured: what the command line's own lines must follow
+
+
+def json_lines() -> bool:
+    """Whether stderr is JSON lines (--log-format json): then every line, the summary and a fatal
+    error included, goes through the log as one event."""
+    return _format[0] == "json"
+
+
 def configure_logging(fmt: Literal["text", "json"], level: str) -> None:
+    _format[0] = fmt
     handler = _StderrHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter() if fmt == "json" else _RedactingFormatter("%(asctime)s %(levelname)s %(message)s")

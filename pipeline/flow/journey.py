@@ -28,7 +28,6 @@ from pipeline.errors import (
 )
 from pipeline.flow.admission import Verdict
 from pipeline.flow.context import FileResult, Outcome, RunContext
-from pipeline.flow.standing import failure_fields
 from pipeline.ledger import Admission, FileRecord, FileState, HistoryKind
 from pipeline.logs import log
 from pipeline.observe.stats import Failure
@@ -122,7 +121,6 @@ class Journey:
         except FileChangedError as exc:
             run.stats.changed += 1
             self.record = await run.ledger.mark_changed(self.record, str(exc))
-            log.warning("%s", exc)
             self.tell(Outcome.CHANGED, self.record, error=str(exc))
         except TransferError as exc:
             if isinstance(exc, ThrottledTooLongError):  # refused for too long: an outage, not this file
@@ -336,14 +334,6 @@ class Journey:
         record = self.record = await run.ledger.mark_failed(self.record, message, error_class)
         failure = Failure(record.path, record.job_id, error_class.value, message, record.source, record.line)
         run.stats.add_failure(failure)
-        log.error(
-            "failed (%s): %s: %s: %s",
-            error_class.value,
-            failure.where,
-            record.path,
-            message,
-            extra={"fields": failure_fields(failure)},
-        )
         self.tell(Outcome.FAILED, record, error_class=error_class.value, error=message)
         if error_class is not ErrorClass.PERMANENT:
             return  # out of retries on transient errors: tried again next run, not a --max-failures one

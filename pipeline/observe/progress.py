@@ -54,8 +54,8 @@ class ProgressDisplay:
     """Reads `RunStats` on a timer; never touches the pipeline's state."""
 
     def __init__(self, stats: RunStats, mode: Mode, interval: float, log_format: str) -> None:
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "lines"
+        if mode == "auto":  # JSON lines stay JSON lines, on a terminal too
+            mode = "bar" if sys.stderr.isatty() and log_format != "json" else "lines"
         self.mode = mode
         self.stats = stats
         self.interval = interval
