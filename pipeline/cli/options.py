@@ -42,6 +42,7 @@ UPLOADS = (
     "progress_interval",
     "summary_json",
 )
+METRICS = ("metrics_addr",)  # the commands that run a worker pool for a while
 FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
@@ -88,6 +89,7 @@ SUBMIT_SETTINGS = command_settings(
     WALK,
     ADMISSION,
     ROW_DEFAULTS,
+    METRICS,
 )
 RETRY_SETTINGS = command_settings(
     COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX, HOST_VIEW
@@ -99,7 +101,7 @@ RECONCILE_SETTINGS = command_settings(
 )
 LEDGER_SETTINGS = command_settings(COMMON)
 ENQUEUE_SETTINGS = command_settings(COMMON, ASYNC_RUN, WALK, ROW_DEFAULTS)
-WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER)
+WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER, METRICS)
 
 
 if TYPE_CHECKING:

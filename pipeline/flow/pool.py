@@ -17,6 +17,7 @@ from pipeline.flow.context import RunContext
 from pipeline.flow.journey import Journey, WorkItem
 from pipeline.flow.work_source import WorkSource
 from pipeline.logs import log
+from pipeline.observe.metrics import serve_metrics
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import RunStats
 
@@ -92,7 +93,7 @@ class Pool:
         )
         ledger_failure: LedgerWriteError | None = None
         try:
-            with display:
+            with display, serve_metrics(settings.metrics_addr, run.stats, run.rates.live):
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(display.run)
                     with (
