@@ -23,7 +23,7 @@ from pipeline.flow.admission import FAILED_BEFORE, AdmissionRules, Verdict
 from pipeline.flow.signals import SignalWatch
 from pipeline.flow.standing import StandingFailures
 from pipeline.ledger import Glance, Ledger
-from pipeline.logs import log
+from pipeline.logs import json_lines, log
 from pipeline.observe.stats import RunStats
 from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import UploadOptions
@@ -81,6 +81,8 @@ def log_outcome(
     """One log line per file outcome; with --log-format json, an event `file_<outcome>` whose
     fields are documented in the README (path, row, source, job_id, state, class, error...)."""
     level = _LEVELS[result.outcome]
+    if level == logging.INFO and not json_lines():
+        level = logging.DEBUG  # a line per file sent well: a collector's record, noise in a terminal
     if not log.isEnabledFor(level):
         return
     where = result.source if result.line is None else f"{result.source}:{result.line}"
