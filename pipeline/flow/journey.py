@@ -217,7 +217,7 @@ class Journey:
             run.stats.bytes_in_flight += nbytes
 
         try:
-            return await put_file(
+            result = await put_file(
                 run.session,
                 url.target,
                 spec.path,
@@ -229,8 +229,13 @@ class Journey:
                 url_deadline=url.expires_at,
                 prefetched=prefetched,
             )
+        except TransferError as exc:  # what S3 answered (or that it did not), for the metrics
+            run.stats.requests.request_done("put", exc.status)
+            raise
         finally:
             run.stats.bytes_in_flight -= sent
+        run.stats.requests.request_done("put", 200)
+        return result
 
     async def represign(self, why: str) -> _LiveUrl | None:
         """A fresh upload URL (same job_id and key); None when the job turns out to exist."""

@@ -81,6 +81,7 @@ def test_metrics_are_served_during_the_run_and_agree_with_it(slow_sandbox: Sandb
     assert mid_run is not None, "the run ended before a scrape saw it working"
     presigned = mid_run[("slng_bulk_requests_total", (("operation", "presign"), ("status", "200")))]
     assert presigned >= mid_run[("slng_bulk_files_total", (("outcome", "created"),))]
+    assert mid_run[("slng_bulk_requests_total", (("operation", "put"), ("status", "200")))] >= 1
     assert mid_run.get(("slng_bulk_requests_total", (("operation", "create"), ("status", "500"))), 0) <= 1
     assert 0 <= mid_run[("slng_bulk_in_flight", ())] <= 2
     assert mid_run[("slng_bulk_rate_ceiling_rps", (("operation", "create"),))] == 10.0

@@ -444,6 +444,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "log_level": ("debug", "debug"),
     "event_loop": ("asyncio", "asyncio"),
     "summary_json": ("/tmp/summary.json", Path("/tmp/summary.json")),
+    "metrics_addr": ("127.0.0.1:9464", "127.0.0.1:9464"),
 }
 
 
