@@ -100,8 +100,27 @@ def _redacting_excepthook(
         sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time: while the progress bar is shown, rich's
+    stand-in, which prints the line above the bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+_format: list[str] = ["text"]  # as last configured: what the command line's own lines must follow
+
+
+def json_lines() -> bool:
+    """Whether stderr is JSON lines (--log-format json): then every line, the summary and a fatal
+    error included, goes through the log as one event."""
+    return _format[0] == "json"
+
+
 def configure_logging(fmt: Literal["text", "json"], level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    _format[0] = fmt
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter() if fmt == "json" else _RedactingFormatter("%(asctime)s %(levelname)s %(message)s")
     )

@@ -40,6 +40,7 @@ from pipeline.errors import (
     classify_api_status,
 )
 from pipeline.redact import redact, safe_url
+from pipeline.transport.metrics import RequestTally
 from pipeline.transport.outage import OutageGates, through_gate
 from pipeline.transport.rates import AdaptiveRate, RateControl
 from pipeline.transport.retry import parse_retry_after
@@ -198,6 +199,7 @@ class SlngClient:
         self.throttle_patience = throttle_patience
         gates = OutageGates.of(session)  # a command's session has them; a bare one sends as ever
         self.gate = gates.api(self._base, self._headers, f"{JOBS_PATH}?page=1&page_size=1") if gates else None
+        self.requests = RequestTally()  # what was sent and answered, for progress and metrics
 
     # --- endpoints -------------------------------------------------------------------------------
 
@@ -282,7 +284,12 @@ class SlngClient:
         waits = 0
         while True:
             await rate.acquire()
-            status, raw, retry_after = await self._send(operation, method, path, json_body, params)
+            try:
+                status, raw, retry_after = await self._send(operation, method, path, json_body, params)
+            except TransferError:
+                self.requests.request_done(operation, None)
+                raise
+            self.requests.request_done(operation, status)
             if 200 <= status < 300:
                 rate.succeeded()
                 return self._parse(operation, status, raw, model)

@@ -12,6 +12,7 @@ from pipeline.cli.options import ENQUEUE_SETTINGS, WORK_SETTINGS, settings_optio
 from pipeline.cli.running import fail, load_command_settings, report_run, run_pool
 from pipeline.errors import ExitCode, SlngBulkError
 from pipeline.ledger import require_shared_ledger
+from pipeline.observe.stats import plural
 
 
 @click.command()
@@ -30,8 +31,8 @@ def enqueue(sources: tuple[str, ...], **flags: Any) -> None:
     except SlngBulkError as exc:
         fail(exc)
     click.echo(
-        f"{report.added} files enqueued, {report.known} already in the ledger, {report.rejected} rows "
-        f"rejected, {report.refused} refused",
+        f"{plural(report.added, 'file')} enqueued, {report.known} already in the ledger, "
+        f"{plural(report.rejected, 'row')} rejected, {report.refused} refused",
         err=True,
     )
     sys.exit(int(ExitCode.REJECTED if report.rejected or report.refused else ExitCode.OK))

@@ -49,6 +49,7 @@ UPLOADS = (
     "progress_interval",
     "summary_json",
 )
+METRICS = ("metrics_addr",)  # the commands that run a worker pool for a while
 FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
@@ -98,6 +99,7 @@ SUBMIT_SETTINGS = command_settings(
     CLOUD,
     ADMISSION,
     ROW_DEFAULTS,
+    METRICS,
 )
 RETRY_SETTINGS = command_settings(
     COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, FETCHING, WAITING, IN_PROCESS_SANDBOX, HOST_VIEW, CLOUD
@@ -109,7 +111,7 @@ RECONCILE_SETTINGS = command_settings(
 )
 LEDGER_SETTINGS = command_settings(COMMON)
 ENQUEUE_SETTINGS = command_settings(COMMON, ASYNC_RUN, WALK, CLOUD, ROW_DEFAULTS)
-WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER, CLOUD)
+WORK_SETTINGS = command_settings(COMMON, ASYNC_RUN, API, REQUESTS, UPLOADS, SHARED_LEDGER, CLOUD, METRICS)
 
 
 if TYPE_CHECKING:

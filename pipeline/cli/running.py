@@ -24,7 +24,7 @@ from pipeline.cli.options import log_level_from_aliases
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import AuthenticationError, ExitCode, SlngBulkError
 from pipeline.flow.signals import single_cause, watch_signals
-from pipeline.logs import configure_logging, log
+from pipeline.logs import configure_logging, json_lines, log
 from pipeline.observe.stats import RunStats, summary_lines
 from pipeline.redact import redact, register_secret
 
@@ -49,19 +49,44 @@ def load_command_settings(flags: dict[str, Any]) -> Settings:
     return settings
 
 
+def say(text: str, level: int, event: str, **fields: object) -> None:
+    """A line of the command's own on stderr: as it is, or one JSON event with --log-format json."""
+    if json_lines():
+        log.log(level, "%s", text, extra={"fields": {"event": event, **fields}})
+    else:
+        click.echo(redact(text), err=True)
+
+
 def fail(exc: SlngBulkError) -> typing.NoReturn:
     """One line on stderr and the error's exit code; never a traceback."""
-    click.echo(redact(f"slng-bulk: error: {exc}"), err=True)
+    say(f"slng-bulk: error: {exc}", logging.ERROR, "error", exit_code=int(exc.exit_code))
     sys.exit(int(exc.exit_code))
 
 
 def report_run(stats: RunStats, settings: Settings, nothing_to_do: str) -> typing.NoReturn:
-    """A run's summary on stderr, the line for an empty run, and its documented exit code."""
-    for line in summary_lines(stats):
-        click.echo(line, err=True)
-    if stats.nothing_to_do():
-        click.echo(f"nothing to do: {nothing_to_do}", err=True)
-    sys.exit(int(stats.exit_code(settings.error_on_nothing)))
+    """A run's summary on stderr, the line for an empty run, and its documented exit code.
+
+    The summary is a warning when the run needs a look (exit code not 0), else information: so
+    `-q` (warnings) prints it only for a run that needs a look, and `-qq` (errors) never does; the
+    errors themselves were logged as they happened. With --log-format json it is one
+    `run_finished` event with the counts and the exit code.
+    """
+    code = stats.exit_code(settings.error_on_nothing)
+    level = logging.INFO if code is ExitCode.OK else logging.WARNING
+    if not log.isEnabledFor(level):
+        sys.exit(int(code))
+    empty = f"nothing to do: {nothing_to_do}" if stats.nothing_to_do() else None
+    if json_lines():
+        summary = stats.summary()
+        summary.pop("failures")  # each was its own file_failed event
+        fields = {"event": "run_finished", "exit_code": int(code), "nothing_to_do": empty, **summary}
+        log.log(level, "run %s finished: exit %d", stats.run_id, int(code), extra={"fields": fields})
+    else:
+        for line in summary_lines(stats):
+            click.echo(line, err=True)
+        if empty:
+            click.echo(empty, err=True)
+    sys.exit(int(code))
 
 
 def run_pool(settings: Settings, command: Callable[[], Awaitable[RunStats]]) -> RunStats:
@@ -83,7 +108,12 @@ def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> 
     except SlngBulkError as exc:
         fail(exc)
     if signum is not None:
-        click.echo(f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept", err=True)
+        say(
+            f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept",
+            logging.WARNING,
+            "interrupted",
+            exit_code=int(ExitCode.INTERRUPTED),
+        )
         sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(int(code))
 
@@ -113,7 +143,12 @@ def internal_error(exc: Exception) -> typing.NoReturn:
         click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
     text = str(cause).strip()
     first_line = text.splitlines()[0] if text else "(no message)"
-    click.echo(redact(f"slng-bulk: internal error: {type(cause).__name__}: {first_line}"), err=True)
+    say(
+        f"slng-bulk: internal error: {type(cause).__name__}: {first_line}",
+        logging.CRITICAL,
+        "internal_error",
+        exit_code=int(ExitCode.INTERNAL),
+    )
     sys.exit(int(ExitCode.INTERNAL))
 
 

@@ -16,7 +16,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ExitCode
 from pipeline.flow.inputs import open_sources
 from pipeline.logs import log
-from pipeline.observe.stats import human_bytes
+from pipeline.observe.stats import human_bytes, plural
 from pipeline.sources.rows import FileSpec
 
 
@@ -50,9 +50,11 @@ def dry_run(sources: list[str], settings: Settings) -> ExitCode:
             log.warning("rejected: %s", row.message())
     elapsed = time.monotonic() - started
     out = sys.stdout
-    out.write(f"dry run: {valid} valid files, {rejected} rejected rows, {human_bytes(total_bytes)}, ")
+    valid_text, rejected_text = plural(valid, "valid file"), plural(rejected, "rejected row")
+    out.write(f"dry run: {valid_text}, {rejected_text}, {human_bytes(total_bytes)}, ")
     out.write(f"{seconds / 3600:.2f} h of audio")
-    out.write(f" ({unknown_duration} files of unknown duration)\n" if unknown_duration else "\n")
+    unknown = plural(unknown_duration, "file")
+    out.write(f" ({unknown} of unknown duration)\n" if unknown_duration else "\n")
     out.write(f"checked in {elapsed:.2f} s; nothing was sent\n")
     if rejected:
         return ExitCode.REJECTED

@@ -139,6 +139,19 @@ def _check_path_map(rules: list[str]) -> list[str]:
 PathMapRules = Annotated[CommaList, AfterValidator(_check_path_map)]
 
 
+def _check_host_port(value: str | None) -> str | None:
+    """`HOST:PORT` (IPv6 hosts in brackets), port 0 meaning any free one."""
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9464)")
+    return value
+
+
+HostPort = Annotated[str | None, AfterValidator(_check_host_port)]
+
+
 def _ledger_text(value: Any) -> Any:
     return os.fspath(value) if isinstance(value, os.PathLike) else value
 
@@ -358,6 +371,10 @@ class Settings(BaseSettings):
         description="Event loop: uvloop when installed (the fast extra), or force asyncio's or uvloop's.",
     )
     summary_json: Path | None = Field(default=None, description="Write the run's JSON summary to this file.")
+    metrics_addr: HostPort = Field(
+        default=None,
+        description="Serve Prometheus metrics of the run at http://HOST:PORT/metrics while it runs.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ the log, and to the library caller's `on_result` callback, from one place (`RunC
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pipeline.flow.cloud_rows import open_stores
 from pipeline.flow.signals import SignalWatch
 from pipeline.flow.standing import StandingFailures
 from pipeline.ledger import Glance, Ledger
-from pipeline.logs import log
+from pipeline.logs import json_lines, log
 from pipeline.observe.stats import RunStats
 from pipeline.sources.rows import FileSpec, Rejection
 from pipeline.storage.upload import UploadOptions
@@ -60,6 +61,71 @@ class FileResult:
 
 
 ResultCallback = Callable[[FileResult], None]
+
+# How loud each outcome is in the log: what a user running the command expects to see by default.
+_LEVELS = {
+    Outcome.CREATED: logging.INFO,
+    Outcome.ALREADY_CREATED: logging.INFO,
+    Outcome.SKIPPED: logging.DEBUG,
+    Outcome.FAILED: logging.ERROR,
+    Outcome.CHANGED: logging.WARNING,
+    Outcome.REJECTED: logging.WARNING,
+}
+_STATES = {  # the ledger's state after the outcome, when the caller does not know better
+    Outcome.CREATED: "created",
+    Outcome.ALREADY_CREATED: "created",
+    Outcome.FAILED: "failed",
+    Outcome.CHANGED: "changed",
+    Outcome.REJECTED: "rejected",
+}
+
+
+def log_outcome(
+    result: FileResult, run_id: str, *, state: str | None = None, earlier_run: bool = False, why: str = ""
+) -> None:
+    """One log line per file outcome; with --log-format json, an event `file_<outcome>` whose
+    fields are documented in the README (path, row, source, job_id, state, class, error...)."""
+    level = _LEVELS[result.outcome]
+    if level == logging.INFO and not json_lines():
+        level = logging.DEBUG  # a line per file sent well: a collector's record, noise in a terminal
+    if not log.isEnabledFor(level):
+        return
+    where = result.source if result.line is None else f"{result.source}:{result.line}"
+    path = result.path or "(no path)"
+    match result.outcome:
+        case Outcome.REJECTED:
+            rejection = Rejection(result.source, result.line, result.path, result.error or "")
+            text = f"rejected: {rejection.message()}"
+        case Outcome.FAILED if earlier_run:
+            text = (
+                f"failed in an earlier run ({result.error_class}), not sent again: "
+                f"{where}: {path}: {result.error}"
+            )
+        case Outcome.FAILED:
+            text = f"failed ({result.error_class}): {where}: {path}: {result.error}"
+        case Outcome.CHANGED:
+            text = f"changed during upload, sent again next run: {where}: {result.error}"
+        case Outcome.SKIPPED:
+            text = f"skipped ({why or 'not sent'}): {where}: {path}"
+        case Outcome.ALREADY_CREATED:
+            text = f"already on the server: {where}: {path} (job {result.job_id})"
+        case _:
+            text = f"created: {where}: {path} (job {result.job_id})"
+    fields: dict[str, object] = {
+        "event": f"file_{result.outcome.value}",
+        "run_id": run_id,
+        "path": result.path,
+        "source": result.source,
+        "row": result.line,
+        "job_id": result.job_id,
+        "state": state or _STATES.get(result.outcome, "skipped"),
+    }
+    if result.error is not None:
+        fields["class"] = result.error_class or result.outcome.value
+        fields["error"] = result.error
+    if result.outcome is Outcome.FAILED:
+        fields["earlier_run"] = earlier_run
+    log.log(level, "%s", text, extra={"fields": fields})
 
 
 class StopHandle:
@@ -107,7 +173,7 @@ class RunContext:
         self.signals = signals or SignalWatch()  # the command's; inert for a library caller's run
         self.on_result = on_result
         self.stop_handle = stop_handle or StopHandle()
-        self.stats = RunStats(run_id=uuid.uuid4().hex[:12])
+        self.stats = RunStats(run_id=uuid.uuid4().hex[:12], requests=client.requests)
         self.standing = StandingFailures(self.stats)  # earlier runs' failures, reported again
         self.policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
         self.upload_options = UploadOptions(
@@ -136,9 +202,12 @@ class RunContext:
         The producer's glance and the journey's admission both ask (see flow.admission). A file
         that failed in an earlier run is not sent again, but reported as failed again (standing)."""
         job_id = known.job_id if known is not None else None
+        state = known.state.value if known is not None else None
         if verdict is Verdict.SKIP_DONE:
             self.stats.skipped_done += 1
-            outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
+            if self.on_result is not None or log.isEnabledFor(logging.DEBUG):
+                outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
+                self.tell(outcome, state=state, why="done before")
         elif verdict in FAILED_BEFORE:
             assert known is not None, "only a file the ledger knows failed before"
             failure = self.standing.report(spec, verdict, known)
@@ -151,17 +220,22 @@ class RunContext:
                 failure.error_class,
                 failure.error,
             )
+            self.tell(outcome, state=state, earlier_run=True)
         elif verdict is Verdict.SKIP_UNSETTLED:
             self.stats.skipped_unsettled += 1
-            outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
+            if self.on_result is not None or log.isEnabledFor(logging.DEBUG):
+                outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
+                self.tell(outcome, state=state, why="still changing")
         else:
             return False
-        if self.on_result is not None:
-            self.tell(outcome)
         return True
 
-    def tell(self, result: FileResult) -> None:
-        """Hand one file's outcome to the library caller, if it asked; its errors are its own."""
+    def tell(
+        self, result: FileResult, *, state: str | None = None, earlier_run: bool = False, why: str = ""
+    ) -> None:
+        """The one place a file's outcome is reported: one log event (`file_<outcome>`, see
+        `log_outcome`), then the library caller's `on_result`, if it asked (its errors are its own)."""
+        log_outcome(result, self.stats.run_id, state=state, earlier_run=earlier_run, why=why)
         if self.on_result is None:
             return
         try:
@@ -172,7 +246,6 @@ class RunContext:
     async def reject(self, rejection: Rejection) -> None:
         self.stats.rejected += 1
         await self.ledger.reject(self.stats.run_id, rejection)
-        log.warning("rejected: %s", rejection.message())
         self.tell(
             FileResult(
                 rejection.path,

@@ -28,7 +28,6 @@ from pipeline.errors import (
 )
 from pipeline.flow.admission import Verdict
 from pipeline.flow.context import FileResult, Outcome, RunContext
-from pipeline.flow.standing import failure_fields
 from pipeline.ledger import Admission, FileRecord, FileState, HistoryKind
 from pipeline.logs import log
 from pipeline.observe.stats import Failure
@@ -126,7 +125,6 @@ class Journey:
         except FileChangedError as exc:
             run.stats.changed += 1
             self.record = await run.ledger.mark_changed(self.record, str(exc))
-            log.warning("%s", exc)
             self.tell(Outcome.CHANGED, self.record, error=str(exc))
         except TransferError as exc:
             if isinstance(exc, ThrottledTooLongError):  # refused for too long: an outage, not this file
@@ -223,7 +221,7 @@ class Journey:
             run.stats.bytes_in_flight += nbytes
 
         try:
-            return await put_file(
+            result = await put_file(
                 run.session,
                 url.target,
                 spec.path,
@@ -235,8 +233,13 @@ class Journey:
                 url_deadline=url.expires_at,
                 prefetched=prefetched,
             )
+        except TransferError as exc:  # what S3 answered (or that it did not), for the metrics
+            run.stats.requests.request_done("put", exc.status)
+            raise
         finally:
             run.stats.bytes_in_flight -= sent
+        run.stats.requests.request_done("put", 200)
+        return result
 
     async def represign(self, why: str) -> _LiveUrl | None:
         """A fresh upload URL (same job_id and key); None when the job turns out to exist."""
@@ -343,11 +346,13 @@ class Journey:
         """Back off without holding a slot: another file works while this one waits out a
         Retry-After, so throttling slows the pool by its rate, not by idle workers."""
         self.run.slots.release()
+        self.run.stats.in_flight -= 1  # in flight = holding a slot: never more than --concurrency
         try:
             await anyio.sleep(seconds)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.run.slots.acquire()
+            self.run.stats.in_flight += 1
 
     def count_retry(self, exc: TransferError) -> None:
         stats = self.run.stats
@@ -363,14 +368,6 @@ class Journey:
         record = self.record = await run.ledger.mark_failed(self.record, message, error_class)
         failure = Failure(record.path, record.job_id, error_class.value, message, record.source, record.line)
         run.stats.add_failure(failure)
-        log.error(
-            "failed (%s): %s: %s: %s",
-            error_class.value,
-            failure.where,
-            record.path,
-            message,
-            extra={"fields": failure_fields(failure)},
-        )
         self.tell(Outcome.FAILED, record, error_class=error_class.value, error=message)
         if error_class is not ErrorClass.PERMANENT:
             return  # out of retries on transient errors: tried again next run, not a --max-failures one

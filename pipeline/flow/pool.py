@@ -17,6 +17,7 @@ from pipeline.flow.context import RunContext
 from pipeline.flow.journey import Journey, WorkItem
 from pipeline.flow.work_source import WorkSource
 from pipeline.logs import log
+from pipeline.observe.metrics import serve_metrics
 from pipeline.observe.progress import ProgressDisplay
 from pipeline.observe.stats import RunStats
 
@@ -31,6 +32,7 @@ class Pool:
     async def produce(self, source: WorkSource, send: MemoryObjectSendStream[WorkItem]) -> None:
         with self.run.producer_scope, send:
             await source.produce(self.run, send)
+            self.run.stats.sources_read = not self.run.stopping.is_set()  # the total is known now
 
     async def work(self, source: WorkSource, receive: MemoryObjectReceiveStream[WorkItem]) -> None:
         run = self.run
@@ -93,7 +95,7 @@ class Pool:
         )
         fatal: LedgerWriteError | OutageError | None = None
         try:
-            with display:
+            with display, serve_metrics(settings.metrics_addr, run.stats, run.rates.live):
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(display.run)
                     with (

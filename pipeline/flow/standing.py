@@ -2,15 +2,14 @@
 
 A file that failed for good (or whose job FAILED on the server) is not sent again by a rerun, but
 it is not done either: the run counts it as failed, lists it in its summary and summary JSON, logs
-it, and so exits 1, until the input is fixed, `--force` sends it again, or `retry-failed` gives
-its job a new one. A cron job that runs every night keeps seeing it.
+it (`RunContext.tell`), and so exits 1, until the input is fixed, `--force` sends it again, or
+`retry-failed` gives its job a new one. A cron job that runs every night keeps seeing it.
 """
 
 from __future__ import annotations
 
 from pipeline.flow.admission import Verdict
 from pipeline.ledger import Glance
-from pipeline.logs import log
 from pipeline.observe.stats import JOB_FAILED_CLASS, Failure, RunStats
 from pipeline.sources.rows import FileSpec
 
@@ -35,27 +34,5 @@ class StandingFailures:
         failure = Failure(
             spec.path_text, known.job_id, error_class, message, spec.source, spec.line, earlier=True
         )
-        self.stats.add_failure(failure)
-        log.error(
-            "failed in an earlier run (%s), not sent again: %s: %s: %s",
-            failure.error_class,
-            failure.where,
-            failure.path,
-            message,
-            extra={"fields": failure_fields(failure)},
-        )
+        self.stats.add_failure(failure)  # logged with the run's other outcomes (RunContext.tell)
         return failure
-
-
-def failure_fields(failure: Failure) -> dict[str, object]:
-    """A failure as the fields of a JSON log line (`--log-format json`)."""
-    return {
-        "event": "file_failed",
-        "path": failure.path,
-        "source": failure.source,
-        "line": failure.line,
-        "job_id": failure.job_id,
-        "class": failure.error_class,
-        "error": failure.error,
-        "earlier_run": failure.earlier,
-    }

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.errors import ErrorClass, ExitCode
 from pipeline.redact import redact
+from pipeline.transport.metrics import RequestTally
 
 
 @dataclass
@@ -42,7 +43,8 @@ class RunStats:
     run_id: str
     started: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
-    rows_seen: int = 0
+    rows_seen: int = 0  # every file named by the sources so far (rejected and skipped ones too)
+    sources_read: bool = False  # the sources are read to their end: rows_seen is the total
     queued: int = 0  # taken for work this run
     skipped_done: int = 0  # already done in an earlier run
     skipped_unsettled: int = 0  # still being written (--settle)
@@ -69,6 +71,7 @@ class RunStats:
     failed_job_ids: set[str] = field(default_factory=set)  # jobs already listed as files' failures
     transcripts_written: int = 0
     fetch_errors: list[str] = field(default_factory=list)
+    requests: RequestTally = field(default_factory=RequestTally)  # the API client's, once connected
 
     MAX_LISTED_FAILURES = 1000
 
@@ -79,6 +82,16 @@ class RunStats:
     @property
     def finished(self) -> int:
         return self.created + self.already_created + self.failed + self.changed
+
+    @property
+    def files_known(self) -> int:
+        """Files named so far: the run's total once `sources_read`, a lower bound before."""
+        return self.rows_seen
+
+    @property
+    def files_done(self) -> int:
+        """Files whose outcome in this run is decided, whatever it is (skips and rejections too)."""
+        return self.finished + self.skipped_done + self.skipped_unsettled + self.rejected
 
     def add_failure(self, failure: Failure) -> None:
         self.failed += 1
@@ -174,11 +187,17 @@ def write_summary_json(path: Path, stats: RunStats, exit_code: ExitCode) -> None
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
+    """Decimal (SI) units everywhere, bar and summary alike: 1 kB = 1000 B, 1 MB = 1000 kB."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(count) < 1000 or unit == "TB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1000
     raise AssertionError("unreachable")
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`1 rejected row`, `2 rejected rows`: the count with the noun that agrees with it."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def _rps(value: float) -> str:
@@ -191,6 +210,16 @@ def slowed_rates_text(rates: Mapping[str, Mapping[str, float]]) -> str:
     return ", ".join(
         f"{name} {view.get('accepted', 0.0):.1f}/{view['ceiling']:g} rps accepted"
         f" (sending {_rps(view['current'])})"
+        for name, view in rates.items()
+        if view.get("throttles", 0)
+    )
+
+
+def accepted_rates_text(rates: Mapping[str, Mapping[str, float]]) -> str:
+    """For the progress line: each rate the server has throttled, accepted against the ceiling,
+    e.g. "create 19.8/80 rps"; "" while none was throttled."""
+    return ", ".join(
+        f"{name} {view.get('accepted', 0.0):.1f}/{view['ceiling']:g} rps"
         for name, view in rates.items()
         if view.get("throttles", 0)
     )

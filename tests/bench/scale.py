@@ -79,7 +79,7 @@ def dry_run(ctx: Context, manifest: Path, rows: int) -> Measured:
         timeout=1800,
         watch_stderr={"first_rejected": b"rejected:"},
     ).check(3)
-    if f"{rows - 1} valid files, 1 rejected rows" not in run.stdout:
+    if f"{rows - 1} valid files, 1 rejected row" not in run.stdout:
         raise RuntimeError(f"unexpected dry-run summary: {run.stdout!r}")
     return run
 

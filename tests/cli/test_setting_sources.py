@@ -61,6 +61,8 @@ def samples(name: str, field: FieldInfo, tmp_path: Path) -> list[str]:
         return ["/mnt/a=/data/a,/mnt/b=/data/b", "/=/srv"]
     if name == "shard":
         return ["2/4", "1/1"]
+    if name == "metrics_addr":
+        return ["127.0.0.1:9464", "localhost:0"]
     if name == "extra":
         return ['{"summarization": true, "translation_config": {"target_languages": ["de"]}}']
     if typing.get_origin(base) is list:
@@ -149,4 +151,4 @@ def test_size_flags_work_on_the_real_command_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "1 valid files" in result.stdout
+    assert "1 valid file," in result.stdout

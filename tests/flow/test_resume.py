@@ -248,7 +248,7 @@ def test_dry_run_counts_without_remote_calls(sandbox_thread: Sandbox, tmp_path: 
         cwd=tmp_path,
     )
     assert result.returncode == ExitCode.REJECTED, result.stderr
-    assert "4 valid files, 1 rejected rows" in result.stdout
+    assert "4 valid files, 1 rejected row" in result.stdout
     assert "0.00 h of audio" in result.stdout or "h of audio" in result.stdout
     assert total_requests(sandbox_thread) == 0
     assert not (tmp_path / "l.db").exists()

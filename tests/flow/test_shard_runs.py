@@ -57,5 +57,5 @@ def test_dry_run_counts_only_its_shard(tmp_path: Path) -> None:
             "submit", "--dry-run", "--shard", f"{index}/2", str(tmp_path / "audio"), cwd=tmp_path
         )
         assert result.returncode == 0, result.stderr
-        counts.append(int(result.stdout.split(" valid files")[0].split()[-1]))
+        counts.append(int(result.stdout.split(" valid file")[0].split()[-1]))
     assert sum(counts) == 40 and all(counts)

@@ -22,4 +22,4 @@ def test_a_bar_still_shows_and_stops() -> None:
         stats.bytes_total = 100
         display.refresh()
         assert display.mode == "bar"
-    assert "rich.progress" in sys.modules
+    assert "rich.live" in sys.modules

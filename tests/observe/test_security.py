@@ -451,6 +451,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "azure_endpoint": ("http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1"),
     "cloud_allow_http": ("true", True),
     "sign_expiry": ("7200", 7200.0),
+    "metrics_addr": ("127.0.0.1:9464", "127.0.0.1:9464"),
 }
 
 
