@@ -18,7 +18,7 @@ Secrets are masked in our own log lines; attach `RedactingFilter` to your handle
 yours (the API key of a run, presigned URL signatures, bearer tokens).
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import (
@@ -29,6 +29,7 @@ from pipeline.errors import (
     FileChangedError,
     LedgerWriteError,
     LockHeldError,
+    OutageError,
     SlngBulkError,
     TransferError,
 )
@@ -37,7 +38,7 @@ from pipeline.observe.stats import Failure, RunStats
 from pipeline.sources.iterable_rows import RowInput
 from pipeline.version import __version__
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from pipeline.commands.fetch import FetchOutcome, fetch
     from pipeline.commands.fleet import EnqueueReport, enqueue, work
     from pipeline.commands.reconcile import ReconcileOutcome, reconcile
@@ -61,6 +62,7 @@ __all__ = [
     "History",
     "LedgerWriteError",
     "LockHeldError",
+    "OutageError",
     "Outcome",
     "ReconcileOutcome",
     "RedactingFilter",
