@@ -1,17 +1,19 @@
 """A request rate shared by every host of a fleet, kept in the PostgreSQL ledger, that follows what
-the server accepts (the fleet-wide form of `transport.cubic`).
+the server accepts (the fleet-wide form of `transport.cubic`; the arithmetic is
+`transport.fleet_rate`, this module only reads and writes the row).
 
 Each worker limits itself to `--max-create-rps` (and the presign and read rates) already; with N
 hosts that would be N times the limit. This bucket makes the limit the fleet's: one row per
 operation class in `rate_buckets`, where every request takes a token in one atomic UPDATE. Tokens
-refill at the fleet's rate (by the server's clock) up to a burst of one second's worth; a caller
-that finds the bucket empty still takes its token (the balance goes negative) and waits until it is
-due, so callers are served in order and the fleet never goes faster than the rate.
+refill at the fleet's rate (by the server's clock) up to a burst of one second's worth at that rate;
+a caller that finds the bucket empty still takes its token (the balance goes negative) and waits
+until it is due, so callers are served in order and the fleet never goes faster than the rate.
 
-The rate is the ceiling until the server throttles any worker. Then that worker writes the cubic's
-new estimate into the row (the fleet's acceptances since the last estimate, per second, which every
-worker reports with its next take), and every worker reads it back with each take: all of them
-follow one curve, so the fleet together stays near what the server accepts.
+The rate is the ceiling until the server throttles any worker. Then that worker writes the new
+estimate into the row (the fleet's acceptances since the last estimate, per second, which every
+worker reports with its next take) and empties the bucket (the server has just said it is empty);
+every worker reads the estimate back with each take: all of them follow one curve, so the fleet
+together stays near what the server accepts.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import psycopg
 
 from pipeline.ledger.base import SharedLedger
 from pipeline.ledger.postgres import Connection
-from pipeline.transport.cubic import WINDOW_SECONDS, CubicRate
+from pipeline.transport.fleet_rate import FleetShare, RowSeen, TakeOrder
+
+DUE_SLACK_SECONDS = 0.001
 
 TAKE = (
     "INSERT INTO rate_buckets(name, tokens, updated_at, accepted_total) VALUES (%(name)s, %(burst)s - 1,"
@@ -35,10 +38,23 @@ TAKE = (
     " extract(epoch FROM clock_timestamp() - started_at), accepted_total, accepted_at_cut"
 )
 CUT = (
-    "UPDATE rate_buckets SET w_max = %(w_max)s, cut_at = clock_timestamp(), accepted_at_cut = %(total)s"
+    "UPDATE rate_buckets SET w_max = %(w_max)s, cut_at = clock_timestamp(), accepted_at_cut = %(total)s,"
+    " tokens = LEAST(tokens, 0)"
     " WHERE name = %(name)s"
     " AND (cut_at IS NULL OR cut_at < clock_timestamp() - make_interval(secs => %(echo)s))"
 )
+
+
+def _row(values: Any) -> RowSeen:
+    balance, w_max, since_cut, since_start, total, total_at_cut = values
+    return RowSeen(
+        balance=float(balance),
+        w_max=None if w_max is None else float(w_max),
+        since_cut=None if since_cut is None else float(since_cut),
+        since_start=float(since_start),
+        accepted_total=float(total),
+        accepted_at_cut=float(total_at_cut),
+    )
 
 
 class SharedRate:
@@ -48,66 +64,47 @@ class SharedRate:
     def __init__(self, ledger: SharedLedger, name: str, ceiling: float, floor: float = 1.0) -> None:
         self.ledger = ledger
         self.name = name
-        self.ceiling = ceiling
-        self.burst = max(ceiling, 1.0)
-        self._curve = CubicRate(ceiling=ceiling, floor=min(ceiling, floor))
-        self._since_cut = 0.0  # seconds, by the server's clock, at the last take
-        self.rate = ceiling  # the fleet's rate as of the last take
-        self._accepted = 0  # this host's acceptances not yet reported
-        self._throttled = False
+        self.share = FleetShare(ceiling=ceiling, floor=floor)
+
+    @property
+    def rate(self) -> float:
+        """The fleet's rate as of the last take."""
+        return self.share.rate
 
     def accepted(self) -> None:
-        self._accepted += 1
+        self.share.accepted()
 
     def throttled(self) -> None:
-        self._throttled = True
+        self.share.throttled()
 
     async def take(self) -> None:
-        reported, self._accepted = self._accepted, 0
-        throttled, self._throttled = self._throttled, False
-        params = {"name": self.name, "burst": self.burst, "rate": self.rate, "accepted": reported}
+        order = self.share.order()
 
-        async def take_token(conn: Connection) -> tuple[Any, float | None, float | None]:
-            row = await (await conn.execute(TAKE, params)).fetchone()
-            assert row is not None
-            balance, w_max, since_cut, since_start, total, total_at_cut = row
-            if throttled:
-                w_max, since_cut = await self._cut(conn, w_max, since_cut, since_start, total, total_at_cut)
-            return balance, w_max, since_cut
+        async def take_token(conn: Connection) -> RowSeen:
+            return await self._take(conn, order)
 
         # Run again after a lost server, a token taken unheard is taken twice: a moment's slowing.
-        balance, w_max, since_cut = await self.ledger.run(take_token)
-        self._follow(w_max, since_cut)
-        if balance < 0:
-            await anyio.sleep(-float(balance) / self.rate)  # our token is due once the debt before it is paid
+        row = await self.ledger.run(take_token)
+        self.share.follow(row.w_max, row.since_cut)
+        waited = 0.0
+        # Our token is due once the debt before it is paid, at the rate as it is by then.
+        while (due := self.share.wait(row.balance)) - waited > DUE_SLACK_SECONDS:
+            await anyio.sleep(due - waited)
+            waited = due
 
-    async def _cut(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        w_max: float | None,
-        since_cut: float | None,
-        since_start: float,
-        total: float,
-        total_at_cut: float,
-    ) -> tuple[float | None, float | None]:
-        """Write the new estimate: what the fleet had accepted per second since the last one (or
-        since the start), unless another host just cut (the same burst of refusals)."""
-        if since_cut is not None and float(since_cut) < self._curve.echo_seconds:
-            return w_max, since_cut
-        span = float(since_cut) if since_cut is not None else float(since_start)
-        estimate = (float(total) - float(total_at_cut)) / max(span, WINDOW_SECONDS)
-        if since_cut is not None and float(since_cut) < self._curve.return_seconds:
-            estimate = min(estimate, self.rate)  # refused again below the last estimate: too high
-        estimate = min(max(estimate, self._curve.floor), self.ceiling)
-        params = {"w_max": estimate, "total": total, "name": self.name, "echo": self._curve.echo_seconds}
-        await conn.execute(CUT, params)
-        return estimate, 0.0
-
-    def _follow(self, w_max: float | None, since_cut: float | None) -> None:
-        """The fleet's rate now, from the row's curve (every host computes the same one)."""
-        if w_max is None or since_cut is None:
-            self.rate = self.ceiling
-            return
-        self._curve.w_max = float(w_max)
-        self._curve.cut_at = -float(since_cut)
-        self.rate = self._curve.rate(0.0)
+    async def _take(self, conn: Connection, order: TakeOrder) -> RowSeen:
+        params = {"name": self.name, "burst": order.burst, "rate": order.rate, "accepted": order.accepted}
+        values = await (await conn.execute(TAKE, params)).fetchone()
+        assert values is not None
+        row = _row(values)
+        estimate = self.share.estimate(row, order.refused_ago) if order.throttled else None
+        if estimate is None:
+            return row
+        cut = {
+            "w_max": estimate,
+            "total": row.accepted_total,
+            "name": self.name,
+            "echo": self.share.echo_seconds,
+        }
+        await conn.execute(CUT, cut)
+        return row.cut(estimate)

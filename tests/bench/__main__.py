@@ -22,7 +22,19 @@ from types import FrameType
 from tests.bench.procs import REPO_ROOT, snapshot_code
 from tests.bench.results import Suite, compare, machine, render, save
 
-SCENARIO_NAMES = ("small_files", "latency", "large_file", "scale", "chaos", "fleet")
+SCENARIO_NAMES = (
+    "small_files",
+    "latency",
+    "large_file",
+    "scale",
+    "chaos",
+    "fleet",
+    "cloud_by_url",
+    "rate_bound",
+    "hidden_capacity",
+    "fleet_capacity",
+    "bandwidth_bound",
+)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -1,7 +1,8 @@
 """cloud_by_url: audio already in S3 (LocalStack), submitted by URL, beside the upload path on the
 same objects downloaded locally; and the listing rate of a large prefix.
 
-Run on its own (it starts LocalStack and a sandbox thread; the sandbox's API has no rate limit):
+In the suite (`python -m tests.bench --only cloud_by_url`: LocalStack and a sandbox process from
+`Servers`, each run measured like the others), or on its own (LocalStack and a sandbox thread):
 
     python -m tests.bench.cloud_by_url --objects 10000 --listing 100000
 
@@ -26,6 +27,8 @@ import obstore
 from obstore.store import S3Store
 
 from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
+from tests.bench.common import Context, slng_submit
+from tests.bench.results import Result
 from tests.sandbox.helpers import wav_bytes
 from tests.support.localstack import LocalStackS3, find_localstack_python, run_localstack
 
@@ -76,6 +79,62 @@ async def listing_rate(server: LocalStackS3, url: str) -> tuple[int, float]:
     async for page in bucket.pages():
         seen += len(page)
     return seen, time.monotonic() - t0
+
+
+def cloud_by_url(ctx: Context) -> None:
+    """The suite's form: by URL vs upload on the same objects, then the listing rate."""
+    name = "cloud_by_url"
+    objects, listing = ctx.size(2000, 300), ctx.size(20_000, 2000)
+    server = ctx.servers.localstack()
+    bucket = server.create_bucket("bench-by-url")
+    body = wav_bytes(0.05)
+    asyncio.run(fill(server, bucket, "calls/", objects, body))
+    aws = {
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    local = ctx.work / "data" / "by-url-local"
+    local.mkdir(parents=True, exist_ok=True)
+    for i in range(objects):  # the same objects, as a folder on this host
+        (local / f"{i:07d}.wav").write_bytes(body)
+    sources = {
+        "by URL (s3://, create with input_url)": f"s3://{bucket}/calls/",
+        "upload (presign, PUT, create)": str(local),
+    }
+    for variant, source in sources.items():
+        sb = ctx.servers.sandbox()
+        extra = ["--s3-endpoint", server.endpoint, "--cloud-allow-http"] if source.startswith("s3://") else []
+        try:
+            run = slng_submit(
+                ctx,
+                [source],
+                sb.api_url,
+                sb.api_key,
+                ctx.work / f"by-url-{len(extra)}.db",
+                concurrency=32,
+                extra=extra,
+                env_extra=aws,
+            )
+        finally:
+            ctx.servers.stop(sb)
+        ctx.suite.add(
+            Result(
+                name,
+                f"{variant}, {objects} objects",
+                run.wall_s,
+                objects / run.wall_s,
+                "files/s",
+                run.cpu_s * 1000 / objects,
+                run.max_rss_mb,
+            )
+        )
+    asyncio.run(fill(server, bucket, "big/", listing, b"x"))
+    os.environ.update(aws)
+    seen, took = asyncio.run(listing_rate(server, f"s3://{bucket}/big/"))
+    ctx.suite.add(Result(name, f"listing {seen} objects (pages of 1000)", took, seen / took, "objects/s"))
+    ctx.suite.figure(name, "client CPU ms/file by URL", ctx.suite.results[-3].cpu_ms_per_item or 0.0)
+    ctx.servers.stop_localstack()
 
 
 def main() -> None:

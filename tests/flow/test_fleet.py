@@ -155,10 +155,11 @@ def test_a_fleet_finds_the_servers_capacity_together(
     times = sorted(parse_iso(attempt.at) for attempt in sandbox_thread.jobs().attempts if attempt.created)
     span = times[-1] - times[0]
     print(f"\nfleet of 3 at C=20: 240 creates in {span:.1f} s (ideal 11.0), {refused}/{total} refused")
-    # Measured on 2 shared cores: ~20 s and ~15% refused. The targets (>= 0.95 of N / C, <= 3%)
-    # are not met yet by the fleet; these bounds only catch a regression from there.
-    assert refused / total <= 0.25
-    assert span <= 220 / 20 * 2.5
+    # Measured on 2 shared cores (one estimate, one bucket of one second at the fleet's rate, late
+    # echoes of refusals ignored): 11.1-14.7 s and 3-4% refused; before that, 20-27 s and 14-15%.
+    # The bounds leave room for a busy CI machine.
+    assert refused / total <= 0.08
+    assert span <= 220 / 20 * 1.6
 
 
 @pytest.mark.slow
