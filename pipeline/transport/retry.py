@@ -99,12 +99,6 @@ async def retry_transient(
     """
 
     first_try = time.monotonic()
-    try:  # the common case, success at once, without building a retry controller per request
-        return await operation()
-    except TransferError as exc:
-        if not exc.is_transient:
-            raise
-        first_error = exc
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -127,11 +121,7 @@ async def retry_transient(
         reraise=True,
         sleep=sleep if sleep is not None else anyio.sleep,
     )
-    first = True
     async for attempt in retrying:
         with attempt:
-            if first:  # replay the first attempt's failure so tenacity counts, waits and stops as usual
-                first = False
-                raise first_error
             return await operation()
     raise AssertionError("unreachable: tenacity re-raises the last error")
