@@ -50,7 +50,10 @@ async def run_pool(settings: Settings, hooks: RunHooks, body: RunBody) -> RunSta
             on_result=hooks.get("on_result"),
             stop_handle=hooks.get("stop"),
         )
-        stats = await body(conn, run)
+        try:
+            stats = await body(conn, run)
+        finally:
+            run.close()
         await follow_if_asked(conn, stats, signals)
     return finish_stats(settings, stats, signals)
 

@@ -256,6 +256,10 @@ class RunContext:
             )
         )
 
+    def close(self) -> None:
+        """Let go of what the run holds beyond its connection: its file-read threads."""
+        self.upload_options.reads.close()
+
     def stop(self, why: str) -> None:
         if not self.stopping.is_set():
             log.warning("stopping: %s; no new files will be started", why)

@@ -111,7 +111,7 @@ class Journey:
                 return
             if self.record.state in (FileState.PENDING, FileState.PRESIGNED):
                 if read_whole(spec.size, run.upload_options):  # read while the presign is out
-                    self.read = SmallFileRead(spec.path, spec.size, spec.mtime_ns)
+                    self.read = run.upload_options.reads.read_whole(spec.path, spec.size, spec.mtime_ns)
                 url = await self.presign()
                 if url is None:
                     return  # the job already exists (409 on presign, confirmed)

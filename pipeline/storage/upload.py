@@ -10,7 +10,8 @@ What S3 demands and local servers forgive (see README, "What the upload guarante
   a few chunks ahead of the sender, so the loop only writes; at most a few chunks per upload in
   memory. A file that fits in one chunk is read and hashed in a single thread hop and sent as one
   buffer (the common case for call recordings: cheapest per file); the runner starts that read
-  when it sends the presign (`SmallFileRead`), so the PUT does not wait for the hop.
+  when it sends the presign (`FileReads.read_whole`), so the PUT does not wait for the hop; file
+  checks (`stat`) run on those threads too, never on the event loop.
 - a file that did not change while it was read (size and mtime before and after). A file cut
   short mid-upload comes out as FileChangedError, never as the connection error aiohttp turns
   whatever the body generator raises into (that would be retried as transient).
@@ -26,9 +27,9 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
@@ -56,6 +57,8 @@ _S3_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _S3_MESSAGE = re.compile(rb"<Message>([^<]{1,300})</Message>")
 ProgressCallback = Callable[[int], None]
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class UploadOptions:
@@ -66,6 +69,7 @@ class UploadOptions:
     stall_timeout: float = 60.0
     response_timeout: float = 120.0  # after the last byte, for S3's answer
     bandwidth: AsyncLimiter | None = None  # pool-wide bytes/s cap, shared by every worker
+    reads: FileReads = field(default_factory=lambda: FileReads())  # the run's file-read threads
 
 
 @dataclass(frozen=True)
@@ -80,39 +84,51 @@ def read_whole(size: int, options: UploadOptions) -> bool:
     return size <= options.chunk_size and options.bandwidth is None
 
 
+class FileReads:
+    """The threads that read small files whole and check files unchanged, for one run (closed
+    with it). Not the loop's default executor: that one has a handful of threads and is where
+    aiohttp resolves host names, so reads stuck on a hung NFS mount would stall every new
+    connection. Never the event loop itself: a `stat` on a sick mount can block for seconds."""
+
+    THREADS = 40  # as many as anyio's default thread limiter
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="slng-bulk file read")
+
+    def read_whole(self, path: Path, size: int, mtime_ns: int) -> SmallFileRead:
+        """Start reading and hashing a file that fits one buffer; it runs from now on."""
+        return SmallFileRead(self._run(_read_whole, path, size, mtime_ns))
+
+    async def check_unchanged(self, path: Path, size: int, mtime_ns: int) -> None:
+        """FileChangedError if the file is gone or its size or mtime differ from the listing's."""
+        await self._run(_check_unchanged, path, size, mtime_ns)
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class SmallFileRead:
-    """A file that fits one buffer, read and hashed in a worker thread from the moment this is made.
+    """A file that fits one buffer, read and hashed on a file-read thread from the moment this is made.
 
     Why: a thread hop waits for the GIL and a busy loop, milliseconds at a time. Made when the
-    presign is sent, the read is done by the time the URL is back, so the PUT starts at once.
-    The file is still checked unchanged (size, mtime) before the read and again after the PUT, so
-    a change in between is caught as ever. For one PUT attempt: a retry reads the file afresh.
-    Memory: one buffer (at most --chunk-size) per file holding a slot, as the PUT itself holds
-    (the runner drops the read when the file backs off, and lends its slot).
+    presign is sent, the read is done by the time the URL is back, so the PUT starts at once
+    (the PUT step at c=32 on the latency bench: 62-74 -> 54-64 ms). The file is still checked
+    unchanged (size, mtime) before the read and again after the PUT, so a change in between is
+    caught as ever. For one PUT attempt: a retry reads the file afresh. Memory: one buffer (at most
+    --chunk-size) per file holding a slot, as the PUT itself holds (the runner drops the read when
+    the file backs off, and lends its slot).
     """
 
-    def __init__(self, path: Path, size: int, mtime_ns: int) -> None:
+    def __init__(self, future: asyncio.Future[tuple[bytes, Any]]) -> None:
         # An executor future, not anyio's to_thread: this starts now, without a task to await it.
-        loop = asyncio.get_running_loop()
-        self._future = loop.run_in_executor(_read_pool(), _read_whole, path, size, mtime_ns)
+        self._future = future
         self._future.add_done_callback(_retrieved)  # a read never awaited (presign failed) logs nothing
 
     async def result(self) -> tuple[bytes, Any]:
         return await self._future
-
-
-READ_THREADS = 40  # as many as anyio's default thread limiter
-_pool: ThreadPoolExecutor | None = None
-
-
-def _read_pool() -> ThreadPoolExecutor:
-    """The small-file reads' own threads. Not the loop's default executor: that one has a handful
-    of threads and is where aiohttp resolves host names, so reads stuck on a hung NFS mount would
-    stall every new connection."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="slng-bulk small read")
-    return _pool
 
 
 def _retrieved(future: asyncio.Future[tuple[bytes, Any]]) -> None:
@@ -220,11 +236,11 @@ async def _put_once(
     payload: bytes | AsyncIterator[bytes]
     reader: ReadAhead | None = None
     if read_whole(expected_size, options):
-        read = prefetched or SmallFileRead(path, expected_size, expected_mtime_ns)
+        read = prefetched or options.reads.read_whole(path, expected_size, expected_mtime_ns)
         payload, digest = await read.result()
         sent = expected_size
     else:
-        _check_unchanged(path, expected_size, expected_mtime_ns)
+        await options.reads.check_unchanged(path, expected_size, expected_mtime_ns)
         reader = ReadAhead(path, expected_size, options.chunk_size)
         digest = reader.digest
         reader.start()
@@ -293,7 +309,7 @@ async def _put_once(
     if returned and returned != md5:
         raise TransferError(f"upload corrupted: S3 ETag {returned} != local MD5 {md5}", ErrorClass.TRANSIENT)
     # Changed while its PUT was in flight (a recorder still writing it): not this run's file.
-    _check_unchanged(path, expected_size, expected_mtime_ns)
+    await options.reads.check_unchanged(path, expected_size, expected_mtime_ns)
     return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import pytest
 from aiolimiter import AsyncLimiter
 
@@ -25,7 +26,7 @@ from pipeline.errors import ErrorClass, FileChangedError, TransferError
 from pipeline.ledger import FileState, SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
-from pipeline.storage.upload import SmallFileRead, UploadOptions, put_file
+from pipeline.storage.upload import FileReads, UploadOptions, put_file
 from tests.sandbox.helpers import presign
 from tests.support.audio import write_wav
 from tests.support.runs import objects_by_key, run_submit
@@ -361,7 +362,18 @@ async def test_a_small_files_read_runs_on_threads_of_its_own(tmp_path: Path) -> 
     path = random_file(tmp_path / "a.wav", 1000)
     st = path.stat()
 
-    data, _digest = await SmallFileRead(path, st.st_size, st.st_mtime_ns).result()
+    def readers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("slng-bulk file read")}
+
+    before = readers()  # other tests' options may have left idle ones
+    reads = FileReads()
+    data, _digest = await reads.read_whole(path, st.st_size, st.st_mtime_ns).result()
+    await reads.check_unchanged(path, st.st_size, st.st_mtime_ns)
 
     assert data == path.read_bytes()
-    assert any(t.name.startswith("slng-bulk small read") for t in threading.enumerate())
+    ours = readers() - before
+    assert ours
+    reads.close()  # the run's threads end with it
+    for thread in ours:
+        thread.join(timeout=5)
+    assert not ours & readers()
