@@ -126,7 +126,8 @@ def fetch(**flags: Any) -> None:
 def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
     missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing.
-    Give the same settings as the original submit: they are part of each file's job_id."""
+    Give the same recognition settings (language, model, transcription options) as the original
+    submit: they are part of each file's job_id; tags, metadata and output settings are not."""
     from pipeline.commands.reconcile import reconcile as run_reconcile
 
     async def run(settings: Settings) -> ExitCode:

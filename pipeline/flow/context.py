@@ -138,6 +138,8 @@ class RunContext:
         job_id = known.job_id if known is not None else None
         if verdict is Verdict.SKIP_DONE:
             self.stats.skipped_done += 1
+            if known is not None and known.settings_hash not in (None, spec.settings.settings_hash()):
+                self.stats.skipped_relabelled += 1  # a label is no new recognition: not resent
             outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
         elif verdict in FAILED_BEFORE:
             assert known is not None, "only a file the ledger knows failed before"

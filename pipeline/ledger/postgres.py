@@ -50,6 +50,7 @@ from pipeline.ledger.records import (
 )
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
+    GLANCE_COLUMNS,
     IDENTITY_COLUMNS,
     REJECTION_COLUMNS,
     REPLACED_COLUMNS,
@@ -581,11 +582,10 @@ class PostgresLedger(Ledger):
         return {record.file_key: record for record in records}
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"
-        rows = self._rows_for_keys(columns, file_keys)
+        rows = self._rows_for_keys(GLANCE_COLUMNS, file_keys)
         return {
-            key: Glance(FileState(state), error_class, job_id, error, status)
-            for key, state, error_class, job_id, error, status in rows
+            key: Glance(FileState(state), error_class, job_id, error, status, settings_hash)
+            for key, state, error_class, job_id, error, status, settings_hash in rows
         }
 
     def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:

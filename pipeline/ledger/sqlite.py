@@ -37,6 +37,7 @@ from pipeline.ledger.records import (
 )
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
+    GLANCE_COLUMNS,
     IDENTITY_COLUMNS,
     REJECTION_COLUMNS,
     REPLACED_COLUMNS,
@@ -424,11 +425,10 @@ class SqliteLedger(Ledger):
         return {record.file_key: record for record in records}
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"
-        rows = self._rows_for_keys(columns, file_keys)
+        rows = self._rows_for_keys(GLANCE_COLUMNS, file_keys)
         return {
-            key: Glance(_STATES[state], error_class, job_id, error, status)
-            for key, state, error_class, job_id, error, status in rows
+            key: Glance(_STATES[state], error_class, job_id, error, status, settings_hash)
+            for key, state, error_class, job_id, error, status, settings_hash in rows
         }
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Sequence[Any]]:
