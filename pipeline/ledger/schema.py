@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -230,6 +231,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         rollback(conn)
         raise
+
+
+def transcripts_json(paths: Sequence[str]) -> str | None:
+    """The `transcripts` column: a JSON list of the files fetch wrote, None for none."""
+    return json.dumps(list(paths)) if paths else None
 
 
 def identity_columns(spec: FileSpec, file_key: str) -> tuple[Any, ...]:

@@ -48,6 +48,7 @@ from pipeline.ledger.schema import (
     migrate,
     record_from_row,
     stories_from_rows,
+    transcripts_json,
 )
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.redact import redact
@@ -313,7 +314,7 @@ class SqliteLedger(Ledger):
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, s3_key = NULL, echo_json = NULL,"
                 " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
                 " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
-                " status_checked_at = NULL, fetched_formats = NULL, fetched_at = NULL,"
+                " status_checked_at = NULL, fetched_formats = NULL, transcripts = NULL, fetched_at = NULL,"
                 " server_deleted_at = NULL, updated_at = ? WHERE id = ?",
                 (new_job_id, generation, FileState.PENDING.value, now, record.id),
             )
@@ -342,8 +343,8 @@ class SqliteLedger(Ledger):
             _archive_job(conn, record, HistoryKind.RECONCILED, reason, now)
             conn.execute(
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, error = NULL, error_class = NULL,"
-                " job_status = NULL, job_error = NULL, fetched_formats = NULL, fetched_at = NULL,"
-                " created_at = ?, updated_at = ? WHERE id = ?",
+                " job_status = NULL, job_error = NULL, fetched_formats = NULL, transcripts = NULL,"
+                " fetched_at = NULL, created_at = ?, updated_at = ? WHERE id = ?",
                 (job_id, generation, FileState.CREATED.value, now, now, record.id),
             )
 
@@ -399,15 +400,19 @@ class SqliteLedger(Ledger):
         )
         return dataclasses.replace(record, job_status="DELETED")
 
-    async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
+    async def set_fetched(
+        self, record: FileRecord, formats: str, transcripts: Sequence[str] = ()
+    ) -> FileRecord:
         now = time.time()
+        stored = transcripts_json(transcripts)
         await self._w.write(
             Statement(
-                "UPDATE files SET fetched_formats = ?, fetched_at = ?, updated_at = ? WHERE id = ?",
-                (formats, now, now, record.id),
+                "UPDATE files SET fetched_formats = ?, transcripts = ?, fetched_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (formats, stored, now, now, record.id),
             )
         )
-        return dataclasses.replace(record, fetched_formats=formats)
+        return dataclasses.replace(record, fetched_formats=formats, transcripts=stored)
 
     # --- reads -----------------------------------------------------------------------------------
 
