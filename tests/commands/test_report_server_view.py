@@ -24,6 +24,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     isolate(monkeypatch, tmp_path)
 
 
+def all_files(paths: list[str]) -> bool:
+    return all(Path(p).is_file() for p in paths)
+
+
 def report(ledger: Path, *args: str) -> str:
     done = run_cli("report", "--ledger", str(ledger), *args)
     assert done.returncode == 0, done.stderr
@@ -45,7 +49,7 @@ async def test_report_has_server_status_message_and_transcript_paths(
         assert (row["state"], row["server_status"], row["server_message"]) == ("created", "DONE", None)
         stem = out / path.relative_to(tmp_path / "in")
         assert row["transcripts"] == [f"{stem}.json", f"{stem}.txt"]
-        assert all(Path(p).is_file() for p in row["transcripts"])
+        assert all_files(row["transcripts"])
     failed = rows[str(bad)]
     assert (failed["state"], failed["server_status"]) == ("failed", "FAILED")
     assert "could not be decoded" in failed["server_message"] and failed["transcripts"] == []
