@@ -374,12 +374,17 @@ class SqliteLedger(Ledger):
         if not updates:
             return []
         now = time.time()
-        rows = [(status, _server_message(error), now, now, record.id) for record, status, error in updates]
+        rows = [
+            (status, _server_message(error), now, now, record.id, record.job_id)
+            for record, status, error in updates
+        ]
 
+        # `AND job_id`: status may run beside a run (the lock held), which may have given the file
+        # a new job since it was read; the old job's status must not land on the new one.
         def apply(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE files SET job_status = ?, job_error = ?, status_checked_at = ?, updated_at = ?"
-                " WHERE id = ?",
+                " WHERE id = ? AND job_id = ?",
                 rows,
             )
 
@@ -394,8 +399,8 @@ class SqliteLedger(Ledger):
         await self._w.write(
             Statement(
                 "UPDATE files SET job_status = 'DELETED', server_deleted_at = ?, status_checked_at = ?,"
-                " updated_at = ? WHERE id = ?",
-                (now, now, now, record.id),
+                " updated_at = ? WHERE id = ? AND job_id = ?",
+                (now, now, now, record.id, record.job_id),
             )
         )
         return dataclasses.replace(record, job_status="DELETED")
@@ -408,8 +413,8 @@ class SqliteLedger(Ledger):
         await self._w.write(
             Statement(
                 "UPDATE files SET fetched_formats = ?, transcripts = ?, fetched_at = ?, updated_at = ?"
-                " WHERE id = ?",
-                (formats, stored, now, now, record.id),
+                " WHERE id = ? AND job_id = ?",
+                (formats, stored, now, now, record.id, record.job_id),
             )
         )
         return dataclasses.replace(record, fetched_formats=formats, transcripts=stored)
