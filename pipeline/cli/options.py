@@ -18,6 +18,7 @@ import click
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from pipeline.config.problems import plain_words
 from pipeline.config.settings import ENV_PREFIX, Settings, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,7 +134,7 @@ class SettingType(_ParamType):
         try:
             return self._adapter.validate_python(value)
         except ValidationError as exc:
-            messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors(include_url=False)]
+            messages = [plain_words(e) for e in exc.errors(include_url=False)]
             self.fail("; ".join(messages), param, ctx)
 
 
