@@ -53,7 +53,7 @@ UPLOADS = (
 FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
-WALK = ("include", "exclude", "follow_symlinks")
+WALK = ("include", "exclude", "follow_symlinks", "null")
 # Audio in object storage: where each cloud's store is, and how long a signed GET URL lives.
 CLOUD = ("s3_endpoint", "s3_region", "gcs_endpoint", "azure_endpoint", "cloud_allow_http", "sign_expiry")
 ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources

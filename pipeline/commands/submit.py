@@ -19,6 +19,7 @@ from pipeline.flow.pool import Pool
 from pipeline.flow.signals import watch_signals
 from pipeline.flow.work_source import SourceRows
 from pipeline.observe.stats import RunStats
+from pipeline.sources.checks import WalkTally
 from pipeline.sources.iterable_rows import RowInput, object_rows
 
 
@@ -38,9 +39,10 @@ async def submit(
     `on_result`: called with each file's outcome; `stop`: a handle that stops the run gracefully.
     A refused key raises `AuthenticationError` once the counters are saved.
     """
-    rows = open_sources(sources, settings)
+    tally = WalkTally()
+    rows = open_sources(sources, settings, tally)
     source = SourceRows(rows, trickle="-" in sources)
-    return await _submit(source, settings, session, on_result, stop, handle_signals)
+    return await _submit(source, settings, session, on_result, stop, handle_signals, tally)
 
 
 async def submit_rows(
@@ -68,9 +70,12 @@ async def _submit(
     on_result: ResultCallback | None,
     stop: StopHandle | None,
     handle_signals: bool,
+    tally: WalkTally | None = None,
 ) -> RunStats:
     stats: RunStats | None = None
     async with watch_signals(handle_signals) as signals, connect(settings, session=session) as conn:
         stats = await Pool(run_context(conn, signals, on_result, stop)).run_source(source)
+        if tally is not None:  # what folder walks left out, for the summary
+            stats.skipped_links, stats.skipped_hidden = tally.links, tally.hidden
         await follow_if_asked(conn, stats, signals)
     return finish_stats(settings, stats, signals)

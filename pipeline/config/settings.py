@@ -287,10 +287,23 @@ class Settings(BaseSettings):
     )
     # --- sources ---
     include: CommaList = Field(
-        default_factory=list, description="Directory sources: only paths matching these globs."
+        default_factory=list,
+        description=(
+            "Folder and cloud-prefix sources: only files matching one of these globs, matched on the"
+            " path below the source. * and ? stay within one name (never cross /), ** spans folders;"
+            " a pattern without / matches a file or folder name at any depth (2026-01-01 takes that"
+            " folder's files), one with / is anchored at the source's top (2026-01/*.wav). A pattern"
+            " that matches nothing is warned of."
+        ),
     )
     exclude: CommaList = Field(
-        default_factory=list, description="Directory sources: skip paths matching these globs."
+        default_factory=list,
+        description="Folder and cloud-prefix sources: leave out files and whole folders matching these"
+        " globs (the same rules as --include).",
+    )
+    null: bool = Field(
+        default=False,
+        description="Paths on stdin (-) separated by NUL bytes, as find -print0 writes them (also -0).",
     )
     follow_symlinks: bool = Field(
         default=False, description="Directory sources: follow symbolic links (never in a loop)."
@@ -402,6 +415,7 @@ class Settings(BaseSettings):
             exclude=tuple(self.exclude),
             follow_symlinks=self.follow_symlinks,
             allow_http_urls=self.allow_insecure_http or self.sandbox,
+            null_separated=self.null,
         )
 
     def cloud_options(self) -> dict[str, CloudOptions]:
