@@ -15,7 +15,7 @@ from pipeline.ledger import ledger_missing
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("-0", "null_short", is_flag=True, help="As --null: NUL-separated paths on stdin (find -print0).")
+@click.option("-0", "null_short", is_flag=True, help="As --null: NUL-separated paths on stdin (find -print0)")
 @settings_options(SUBMIT_SETTINGS)
 def submit(sources: tuple[str, ...], null_short: bool, **flags: Any) -> None:
     """Upload every file named by SOURCES (CSV or JSONL manifests, directories, or - for stdin) and
