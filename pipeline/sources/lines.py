@@ -90,7 +90,6 @@ def text_lines(stream: IO[str]) -> Iterator[Line]:
         yield lineno, text, problem
 
 
-
 class ByteChunks(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 

@@ -157,6 +157,7 @@ async def test_renew_keeps_a_typed_history_and_changes_job_id(ledger: Ledger, tm
     assert renewed.generation == 1 and record.generation == 0 and record.job_id == old_job
     again = ledger.lookup([record.file_key])[record.file_key]
     assert (again.job_status, again.job_error, again.fetched_formats) == (None, None, None)
+    assert again.transcripts is None  # a new job has no transcripts yet
     assert again == renewed
     assert ledger.history_job_ids() == {old_job}
 
@@ -215,10 +216,11 @@ async def test_the_servers_view_is_recorded(ledger: Ledger, tmp_path: Path) -> N
     two = await ledger.mark_created(await admitted(ledger, tmp_path, "b.wav"))
     one, two = await ledger.set_job_statuses([(one, "DONE", None), (two, "FAILED", "bad audio")])
     assert (one.job_status, two.job_status, two.job_error) == ("DONE", "FAILED", "bad audio")
-    one = await ledger.set_fetched(one, "json,srt")
+    one = await ledger.set_fetched(one, "json,srt", ["/out/a.wav.json", "/out/a.wav.srt"])
     one = await ledger.set_server_deleted(one)
     stored = {r.relative_path: r for r in ledger.records([FileState.CREATED.value])}
     assert (stored["a.wav"].fetched_formats, stored["a.wav"].job_status) == ("json,srt", "DELETED")
+    assert stored["a.wav"].transcript_paths == ["/out/a.wav.json", "/out/a.wav.srt"]
     assert (stored["b.wav"].job_status, stored["b.wav"].job_error) == ("FAILED", "bad audio")
     assert stored["a.wav"] == one
     assert await ledger.set_job_statuses([]) == []
