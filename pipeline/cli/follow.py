@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from pipeline.ledger.leases import HostProgress
 
 
+BESIDE_A_RUN = (
+    "a run is going on this ledger: jobs refreshed beside it (files it is still sending are not "
+    "counted until it records their jobs)"
+)
+
+
 @click.command()
 @click.option(
     "--format",
@@ -35,8 +41,11 @@ def status(fmt: str, **flags: Any) -> None:
 
     async def run(settings: Settings) -> ExitCode:
         outcome = await run_status(settings)
+        if outcome.beside_a_run:
+            click.echo(BESIDE_A_RUN, err=True)
         if fmt == "json":
             document = status_document(outcome.report)
+            document["beside_a_run"] = outcome.beside_a_run
             if outcome.fleet is not None:
                 document["fleet"] = [dataclasses.asdict(host) for host in outcome.fleet]
             click.echo(json.dumps(document, indent=2))
@@ -104,6 +113,8 @@ def fetch(**flags: Any) -> None:
             raise click.UsageError("fetch needs --out DIR (or SLNG_BULK_OUT, or out in the config file)")
         outcome = await run_fetch(settings)
         statuses, report = outcome.statuses, outcome.report
+        if outcome.beside_a_run:
+            click.echo(BESIDE_A_RUN, err=True)
         click.echo(
             f"{report.written} transcripts written to {settings.out}, {report.skipped} jobs already "
             f"fetched" + (f", {report.deleted} jobs deleted on the server" if report.deleted else ""),
@@ -126,7 +137,8 @@ def fetch(**flags: Any) -> None:
 def reconcile(sources: tuple[str, ...], **flags: Any) -> None:
     """Rebuild the ledger from the server: match server jobs to files by job_id. With SOURCES, files
     missing from the ledger (a lost or new ledger) are first added, so a later submit duplicates nothing.
-    Give the same settings as the original submit: they are part of each file's job_id."""
+    Give the same recognition settings (language, model, transcription options) as the original
+    submit: they are part of each file's job_id; tags, metadata and output settings are not."""
     from pipeline.commands.reconcile import reconcile as run_reconcile
 
     async def run(settings: Settings) -> ExitCode:

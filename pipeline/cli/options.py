@@ -18,6 +18,7 @@ import click
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from pipeline.config.problems import plain_words
 from pipeline.config.settings import ENV_PREFIX, Settings, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,7 +54,7 @@ METRICS = ("metrics_addr",)  # the commands that run a worker pool for a while
 FETCHING = ("out", "formats", "delete_after_fetch")
 WAITING = ("wait", "wait_timeout")
 IN_PROCESS_SANDBOX = ("sandbox",)  # the built-in sandbox, its state kept beside the ledger
-WALK = ("include", "exclude", "follow_symlinks")
+WALK = ("include", "exclude", "follow_symlinks", "null")
 # Audio in object storage: where each cloud's store is, and how long a signed GET URL lives.
 CLOUD = ("s3_endpoint", "s3_region", "gcs_endpoint", "azure_endpoint", "cloud_allow_http", "sign_expiry")
 ADMISSION = ("settle", "force", "dry_run", "shard")  # how submit takes files from its sources
@@ -135,7 +136,7 @@ class SettingType(_ParamType):
         try:
             return self._adapter.validate_python(value)
         except ValidationError as exc:
-            messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors(include_url=False)]
+            messages = [plain_words(e) for e in exc.errors(include_url=False)]
             self.fail("; ".join(messages), param, ctx)
 
 

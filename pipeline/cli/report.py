@@ -140,7 +140,11 @@ EXPORT_COLUMNS = (
     "attempts",
     "error_class",
     "error",
+    "server_status",
+    "server_message",
+    "transcripts",
 )
+LIST_SEPARATOR = ";"  # between the transcript paths in a CSV cell
 
 
 def write_export(rows: Iterable[dict[str, Any]], fmt: ExportFormat, out: IO[str] | None = None) -> int:
@@ -150,7 +154,7 @@ def write_export(rows: Iterable[dict[str, Any]], fmt: ExportFormat, out: IO[str]
         writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            writer.writerow({k: LIST_SEPARATOR.join(v) if isinstance(v, list) else v for k, v in row.items()})
             count += 1
     elif fmt == "jsonl":
         for row in rows:
@@ -178,7 +182,9 @@ def history_lines(history: History) -> Iterator[str]:
             )
         if record.error:
             yield f"  last error ({record.error_class or 'unknown'}): {record.error}"
-        if record.fetched_formats:
+        if record.transcripts:
+            yield from (f"  transcript {path}" for path in record.transcripts)
+        elif record.fetched_formats:
             yield f"  transcripts on disk: {', '.join(record.fetched_formats)}"
         for name, at in record.times.items():
             if at is not None:

@@ -15,16 +15,20 @@ from pipeline.ledger import ledger_missing
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
+@click.option("-0", "null_short", is_flag=True, help="As --null: NUL-separated paths on stdin (find -print0)")
 @settings_options(SUBMIT_SETTINGS)
-def submit(sources: tuple[str, ...], **flags: Any) -> None:
+def submit(sources: tuple[str, ...], null_short: bool, **flags: Any) -> None:
     """Upload every file named by SOURCES (CSV or JSONL manifests, directories, or - for stdin) and
     create one transcription job per file. Safe to rerun: finished files are skipped."""
+    if null_short:
+        flags["null"] = True
+    list_files = bool(flags.get("verbose"))  # -v: a dry run lists each file and what would happen
     try:
         settings = load_command_settings(flags)
         if settings.dry_run:
             from pipeline.commands.dry_run import dry_run  # without the HTTP stack: a dry run sends nothing
 
-            sys.exit(int(dry_run(list(sources), settings)))
+            sys.exit(int(dry_run(list(sources), settings, list_files=list_files)))
         from pipeline.commands.submit import submit as run_submit
 
         stats = run_pool(settings, lambda: run_submit(list(sources), settings, handle_signals=True))

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import filelock
 
 from pipeline.api.client import ApiTimeouts, SlngClient
 from pipeline.config.settings import Settings
-from pipeline.errors import ConfigError
-from pipeline.ledger import Ledger, acquire_run_lock, open_ledger, sqlite_path
+from pipeline.errors import ConfigError, LockHeldError
+from pipeline.ledger import Ledger, acquire_run_lock, open_ledger, sqlite_path, try_run_lock
 from pipeline.logs import log
 from pipeline.redact import secret_scope
 from pipeline.transport.outage import OutageGates, OutagePolicy
@@ -28,6 +29,7 @@ class Connection:
     session: aiohttp.ClientSession
     rates: RateControl
     policy: RetryPolicy
+    beside_a_run: bool = False  # another run holds the ledger's lock; this command reads beside it
 
 
 def sandbox_data_dir(ledger: Path) -> Path:
@@ -61,19 +63,37 @@ async def api_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     yield settings.api_url, settings.api_key.get_secret_value()
 
 
+def _run_lock(ledger_path: Path, settings: Settings, beside_a_run: bool) -> filelock.BaseFileLock | None:
+    """The ledger's lock; with `beside_a_run`, None when a run holds it (the command goes on
+    beside it), except with --sandbox, whose state beside the ledger the lock also guards."""
+    if not beside_a_run:
+        return acquire_run_lock(ledger_path)
+    lock = try_run_lock(ledger_path)
+    if lock is None and settings.sandbox:
+        raise LockHeldError(
+            f"another slng-bulk run is using the ledger {ledger_path} and its sandbox; "
+            "`slng-bulk report` reads the ledger now, or wait for the run to finish"
+        )
+    return lock
+
+
 @asynccontextmanager
 async def connect(
-    settings: Settings, *, session: aiohttp.ClientSession | None = None
+    settings: Settings, *, session: aiohttp.ClientSession | None = None, beside_a_run: bool = False
 ) -> AsyncIterator[Connection]:
     """Take the ledger's lock, open the ledger, one pooled HTTP session and the API client.
 
     `session`: the caller's own aiohttp session (a web service's, with its tracing and proxies),
     used as it is and left open; otherwise one is made for the command, sized to --concurrency.
+    `beside_a_run`: a command that only follows jobs (status, fetch) goes on while another run
+    holds the lock: it writes only the server's view of created files, each guarded by the job_id
+    it read, in short transactions SQLite's WAL serialises with the run's (Connection.beside_a_run).
     """
     ledger_path = sqlite_path(settings.ledger)
     given_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     # One run per SQLite ledger; a shared (PostgreSQL) ledger is made for many at once.
-    lock = acquire_run_lock(ledger_path) if ledger_path is not None else None
+    lock = _run_lock(ledger_path, settings, beside_a_run) if ledger_path is not None else None
+    beside = ledger_path is not None and lock is None
     try:
         async with AsyncExitStack() as stack:
             stack.enter_context(secret_scope(given_key))
@@ -93,7 +113,7 @@ async def connect(
             timeouts = ApiTimeouts(read=settings.request_timeout, total=settings.request_timeout * 2)
             client = SlngClient(session, api_url, api_key, rates, timeouts, settings.allow_insecure_http)
             policy = RetryPolicy(retries=settings.retries, max_elapsed=settings.retry_max_elapsed)
-            yield Connection(settings, ledger, client, session, rates, policy)
+            yield Connection(settings, ledger, client, session, rates, policy, beside)
     finally:
         if lock is not None:
             lock.release()

@@ -16,6 +16,7 @@ from pipeline.ledger import ledger_missing
 class FetchOutcome:
     statuses: StatusReport
     report: FetchReport
+    beside_a_run: bool = False  # another run held the ledger: fetched beside it
 
 
 async def fetch(settings: Settings) -> FetchOutcome:
@@ -25,7 +26,7 @@ async def fetch(settings: Settings) -> FetchOutcome:
     check_formats(settings.formats)
     if ledger_missing(settings.ledger):
         raise ConfigError(f"no ledger at {settings.ledger}")
-    async with connect(settings) as conn:
+    async with connect(settings, beside_a_run=True) as conn:
         statuses = await refresh_statuses(conn.ledger, conn.client, conn.policy)
         report = await fetch_transcripts(
             conn.ledger,
@@ -37,4 +38,5 @@ async def fetch(settings: Settings) -> FetchOutcome:
             delete_after=settings.delete_after_fetch,
             concurrency=settings.concurrency,
         )
-    return FetchOutcome(statuses, report)
+        beside = conn.beside_a_run
+    return FetchOutcome(statuses, report, beside)

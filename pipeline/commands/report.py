@@ -22,7 +22,8 @@ import anyio
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.ledger import FileRecord, FileStory, Ledger, StepTimes, ledger_missing, open_ledger
+from pipeline.flow.admission import JOB_FAILED
+from pipeline.ledger import FileRecord, FileState, FileStory, Ledger, StepTimes, ledger_missing, open_ledger
 
 EXPORT_BATCH = 1000  # ledger rows read per hop to the worker thread
 
@@ -63,6 +64,7 @@ class FileHistory:
     job_status: str | None
     job_error: str | None
     fetched_formats: list[str]
+    transcripts: list[str]  # the transcript files fetch wrote, as written
     times: dict[str, str | None]
     jobs: list[EarlierJob] = field(default_factory=list)  # earlier jobs, oldest first
 
@@ -138,9 +140,16 @@ def _file(story: FileStory) -> FileHistory:
         job_status=record.job_status,
         job_error=record.job_error,
         fetched_formats=[f for f in (record.fetched_formats or "").split(",") if f],
+        transcripts=record.transcript_paths,
         times={name: instant(getattr(story.times, name)) for name in STEPS},
         jobs=[EarlierJob(j.job_id, j.state, j.reason, instant(j.replaced_at)) for j in story.replaced],
     )
+
+
+def shown_state(record: FileRecord) -> str:
+    """The state a report gives a file: `failed` also when its job FAILED on the server (the
+    ledger's state is then `created`: the job exists; it did not succeed)."""
+    return FileState.FAILED.value if record.job_status == JOB_FAILED else record.state.value
 
 
 def _record_row(record: FileRecord) -> dict[str, Any]:
@@ -148,7 +157,7 @@ def _record_row(record: FileRecord) -> dict[str, Any]:
         "source": record.source,
         "line": record.line,
         "path": record.path,
-        "state": record.state.value,
+        "state": shown_state(record),
         "job_id": record.job_id,
         "s3_key": record.s3_key,
         "size": record.size,
@@ -156,16 +165,24 @@ def _record_row(record: FileRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "error_class": record.error_class,
         "error": record.error,
+        "server_status": record.job_status,
+        "server_message": record.job_error,
+        "transcripts": record.transcript_paths,
     }
 
 
 def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[str, Any]]:
-    """Per-file results from the ledger; rejected rows come from the rejection log."""
+    """Per-file results from the ledger; rejected rows come from the rejection log. `states` are
+    the states a report shows (`shown_state`): `failed` takes in jobs that FAILED on the server."""
     wanted = set(states or ())
-    file_states = [s for s in wanted if s != "rejected"] if wanted else None
+    file_states = wanted - {"rejected"}
     if not wanted or file_states:
-        for record in ledger.records(file_states):
-            yield _record_row(record)
+        # a server-FAILED job is `created` in the ledger: read those too, then keep what is wanted
+        stored = file_states | ({FileState.CREATED.value} if FileState.FAILED.value in file_states else set())
+        for record in ledger.records(sorted(stored) or None):
+            row = _record_row(record)
+            if not file_states or row["state"] in file_states:
+                yield row
     if not wanted or "rejected" in wanted:
         for source, line, path, reason in ledger.rejections():
             yield {
@@ -180,6 +197,9 @@ def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[s
                 "attempts": 0,
                 "error_class": "input",
                 "error": reason,
+                "server_status": None,
+                "server_message": None,
+                "transcripts": [],
             }
 
 

@@ -44,7 +44,7 @@ async def resubmit_failed(settings: Settings, **hooks: Unpack[RunHooks]) -> RunS
             item = next(work_from_ledger([record], path_map))
             if isinstance(item, WorkItem):
                 reason = f"{RETRY_REASON}: {record.job_error or 'no message'}"
-                new_job_id = derive_job_id(record.file_key, record.generation + 1)
+                new_job_id = derive_job_id(record.id_seed, record.generation + 1)
                 renewed = await ledger.renew(record, new_job_id, HistoryKind.RETRY_FAILED, reason)
                 item = WorkItem(item.spec, renewed.file_key, renewed.job_id)
             work.append(item)

@@ -16,6 +16,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import AuthenticationError
 from pipeline.flow.context import ResultCallback, RunContext, StopHandle
 from pipeline.flow.signals import SignalWatch, watch_signals
+from pipeline.logs import log
 from pipeline.observe.stats import RunStats, write_summary_json
 
 
@@ -74,6 +75,12 @@ def finish_stats(settings: Settings, stats: RunStats | None, signals: SignalWatc
         stats = RunStats(run_id=uuid.uuid4().hex[:12])
     if signals.caught is not None and not stats.interrupted:
         stats.interrupted = f"signal {signals.caught.name}"
+    if stats.skipped_relabelled:
+        log.warning(
+            "%d done files have new tracking, metadata or output_config; not resubmitted "
+            "(their jobs keep what they were made with); --force resubmits",
+            stats.skipped_relabelled,
+        )
     if settings.summary_json is not None:
         write_summary_json(Path(settings.summary_json), stats, stats.exit_code(settings.error_on_nothing))
     if stats.auth_failure:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # leases needs the postgres extra, which a run's own ledger d
 class StatusOutcome:
     report: StatusReport
     fleet: list[HostProgress] | None  # progress by host on a shared ledger; None on a run's own
+    beside_a_run: bool = False  # another run held the ledger: refreshed beside it
 
     @property
     def has_problems(self) -> bool:
@@ -33,9 +34,9 @@ async def status(settings: Settings) -> StatusOutcome:
     """Refresh every job that is not finished (one GET each, or pages of the job list)."""
     if ledger_missing(settings.ledger):
         raise ConfigError(f"no ledger at {settings.ledger}")
-    async with connect(settings) as conn:
+    async with connect(settings, beside_a_run=True) as conn:
         report = await refresh_statuses(conn.ledger, conn.client, conn.policy)
-        return StatusOutcome(report, await fleet_of(conn.ledger))
+        return StatusOutcome(report, await fleet_of(conn.ledger), conn.beside_a_run)
 
 
 async def fleet_of(ledger: Ledger) -> list[HostProgress] | None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Unpack
 
+from pipeline.commands.connect import Connection
 from pipeline.commands.run import RunHooks, run_pool
 from pipeline.config.settings import Settings
+from pipeline.flow.context import RunContext
 from pipeline.flow.inputs import open_sources
 from pipeline.flow.pool import Pool
 from pipeline.flow.work_source import SourceRows
 from pipeline.observe.stats import RunStats
+from pipeline.sources.checks import WalkTally
 from pipeline.sources.iterable_rows import RowInput, object_rows
 
 
@@ -27,9 +30,16 @@ async def submit(sources: Sequence[str], settings: Settings, **hooks: Unpack[Run
     run gracefully; `handle_signals`. A refused key raises `AuthenticationError` once the counters
     are saved.
     """
-    rows = open_sources(sources, settings)
+    tally = WalkTally()
+    rows = open_sources(sources, settings, tally)
     source = SourceRows(rows, trickle="-" in sources)
-    return await run_pool(settings, hooks, lambda _conn, run: Pool(run).run_source(source))
+
+    async def run_and_count(_conn: Connection, run: RunContext) -> RunStats:
+        stats = await Pool(run).run_source(source)
+        stats.skipped_links, stats.skipped_hidden = tally.links, tally.hidden  # what walks left out
+        return stats
+
+    return await run_pool(settings, hooks, run_and_count)
 
 
 async def submit_rows(items: Iterable[RowInput], settings: Settings, **hooks: Unpack[RunHooks]) -> RunStats:

@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -45,6 +46,7 @@ from pipeline.api.models import (
     Tracking,
     TranscriptionConfig,
 )
+from pipeline.config.problems import plain_words, shown_value, unknown_key
 from pipeline.errors import ConfigError
 from pipeline.logs import log
 from pipeline.sources.pathmap import PathMap
@@ -298,10 +300,23 @@ class Settings(BaseSettings):
     )
     # --- sources ---
     include: CommaList = Field(
-        default_factory=list, description="Directory sources: only paths matching these globs."
+        default_factory=list,
+        description=(
+            "Folder and cloud-prefix sources: only files matching one of these globs, matched on the"
+            " path below the source. * and ? stay within one name (never cross /), ** spans folders;"
+            " a pattern without / matches a file or folder name at any depth (2026-01-01 takes that"
+            " folder's files), one with / is anchored at the source's top (2026-01/*.wav). A pattern"
+            " that matches nothing is warned of."
+        ),
     )
     exclude: CommaList = Field(
-        default_factory=list, description="Directory sources: skip paths matching these globs."
+        default_factory=list,
+        description="Folder and cloud-prefix sources: leave out files and whole folders matching these"
+        " globs (the same rules as --include).",
+    )
+    null: bool = Field(
+        default=False,
+        description="Paths on stdin (-) separated by NUL bytes, as find -print0 writes them (also -0).",
     )
     follow_symlinks: bool = Field(
         default=False, description="Directory sources: follow symbolic links (never in a loop)."
@@ -417,6 +432,7 @@ class Settings(BaseSettings):
             exclude=tuple(self.exclude),
             follow_symlinks=self.follow_symlinks,
             allow_http_urls=self.allow_insecure_http or self.sandbox,
+            null_separated=self.null,
         )
 
     def cloud_options(self) -> dict[str, CloudOptions]:
@@ -566,17 +582,40 @@ def load_settings(*, environment: bool = False, **flags: Any) -> Settings:
         _config_path_override.reset(token)
 
 
+def _source_of(name: str, given: dict[str, Any]) -> str:
+    """Where the load in progress took setting `name` from: a flag (or the library caller's
+    argument), an environment variable, or the config file, in that order of precedence."""
+    command_line = _use_environment.get()
+    if name in given:
+        return f"--{name.replace('_', '-')}" if command_line else f"argument {name}"
+    variables = (KEY_VARIABLE, KEY_ALIAS) if name == "api_key" else (f"{ENV_PREFIX}{name.upper()}",)
+    for variable in variables if command_line else ():
+        if variable in os.environ:
+            return f"variable {variable}"
+    return f"config file {_config_file()}, key {name}"
+
+
+def _problem(error: ErrorDetails, given: dict[str, Any]) -> str:
+    """One validation error as a line that names the setting, its source and the fix."""
+    loc = tuple(str(part) for part in error["loc"])
+    if not loc:
+        return f"invalid settings: {plain_words(error)}"
+    name = loc[0]
+    if error["type"] == "extra_forbidden":
+        where = f"config file {_config_file()}" if name not in given else "the arguments to load_settings"
+        return unknown_key(".".join(loc), where, Settings.model_fields)
+    value = shown_value(name, error.get("input"))
+    got = f" (got {value})" if value is not None else ""
+    return f"invalid setting {'.'.join(loc)} (from {_source_of(name, given)}): {plain_words(error)}{got}"
+
+
 def _from_values(given: dict[str, Any]) -> Settings:
     """The model built from `given` (and whatever sources the load in progress allows)."""
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False):
-            name = ".".join(str(part) for part in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}: {message}" if name else message)
-        raise ConfigError("invalid setting " + "; ".join(problems)) from None
+        problems = [_problem(error, given) for error in exc.errors(include_url=False)]
+        raise ConfigError("; ".join(problems)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {_config_file()} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -205,6 +205,8 @@ class RunContext:
         state = known.state.value if known is not None else None
         if verdict is Verdict.SKIP_DONE:
             self.stats.skipped_done += 1
+            if known is not None and known.settings_hash not in (None, spec.settings.settings_hash()):
+                self.stats.skipped_relabelled += 1  # a label is no new recognition: not resent
             if self.on_result is not None or log.isEnabledFor(logging.DEBUG):
                 outcome = FileResult(spec.path_text, spec.source, spec.line, Outcome.SKIPPED, job_id)
                 self.tell(outcome, state=state, why="done before")

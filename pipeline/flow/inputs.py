@@ -8,20 +8,22 @@ completed there with a HEAD; a source that is one `https://` URL is one row.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.cloud_rows import check_cloud_source, cloud_prefix_rows, completed_url_rows, open_stores
+from pipeline.sources.checks import WalkTally
 from pipeline.sources.readers import ManifestError, check_sources, iter_rows
 from pipeline.sources.remote import is_cloud_url, is_url, url_row
 from pipeline.sources.rows import Row
 
 
-def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
+def open_sources(sources: Sequence[str], settings: Settings, tally: WalkTally | None = None) -> Iterator[Row]:
     """Check every source up front (a whole-manifest problem is a usage error; a cloud prefix must
     be listable and signable with the credentials at hand, before any job is created), then stream
-    rows (only those of `--shard I/N` when it is given)."""
+    rows (only those of `--shard I/N` when it is given). `tally` counts what folder walks leave out."""
     options = settings.source_options()
     local = [source for source in sources if not is_url(source)]
     try:
@@ -34,7 +36,7 @@ def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
         for source in sources:
             if is_cloud_url(source):
                 check_cloud_source(source, stores)
-    rows = _rows(sources, settings)
+    rows = _rows(sources, settings, tally)
     if stores is None:
         rows = _completed_lazily(rows, settings)
     else:
@@ -42,8 +44,8 @@ def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
     return settings.shard.select(rows) if settings.shard is not None else rows
 
 
-def _rows(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
-    options, defaults = settings.source_options(), settings.job_defaults()
+def _rows(sources: Sequence[str], settings: Settings, tally: WalkTally | None) -> Iterator[Row]:
+    options, defaults = dataclasses.replace(settings.source_options(), tally=tally), settings.job_defaults()
     for source in sources:
         if is_cloud_url(source):
             yield from cloud_prefix_rows(source, defaults, options, open_stores(settings))

@@ -94,7 +94,7 @@ class Journey:
         if run.skips(verdict, spec, record.glance()):
             return
         if verdict is Verdict.RENEW:
-            new_job_id = derive_job_id(record.file_key, record.generation + 1)
+            new_job_id = derive_job_id(record.id_seed, record.generation + 1)
             record = await run.ledger.renew(record, new_job_id, HistoryKind.FORCED, "resubmitted (--force)")
         elif verdict is Verdict.RESTART:  # ran out of retries last time: same job_id, fresh start
             record = await run.ledger.mark_pending(record)

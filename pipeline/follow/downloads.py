@@ -74,6 +74,11 @@ def transcript_path(out_dir: Path, relative_path: str, fmt: str, variant: str | 
     return parent / name
 
 
+def _paths(written: dict[str, str], formats: set[str]) -> list[str]:
+    """The transcript files of these formats, in format order, for `Ledger.set_fetched`."""
+    return [written[fmt] for fmt in sorted(formats) if fmt in written]
+
+
 async def _delete_job(ledger: Ledger, client: SlngClient, policy: RetryPolicy, record: FileRecord) -> None:
     """DELETE the job; a 409/404 (e.g. our earlier DELETE landed but its answer was lost) is checked."""
     try:
@@ -120,6 +125,9 @@ async def fetch_transcripts(
         have = set(filter(None, (record.fetched_formats or "").split(",")))
         needed = [f for f in wanted if f not in have or not targets[f].exists()]
         have -= set(needed)
+        # Where each format on disk is, as written: earlier fetches' (other --formats) kept.
+        written = {Path(p).suffix[1:]: p for p in record.transcript_paths}
+        written.update({fmt: str(targets[fmt]) for fmt in have & set(wanted)})
         absent: list[str] = []
         files: JobFiles | None = None
         for fmt in needed:
@@ -147,11 +155,14 @@ async def fetch_transcripts(
                         continue
                     raise
                 have.add(fmt)
-                await ledger.set_fetched(record, ",".join(sorted(have)))
+                written[fmt] = str(targets[fmt])
+                await ledger.set_fetched(record, ",".join(sorted(have)), _paths(written, have))
                 report.written += 1
                 break
         if not needed:
             report.skipped += 1
+            if record.transcripts is None and have:  # fetched before the ledger kept the paths
+                await ledger.set_fetched(record, ",".join(sorted(have)), _paths(written, have))
         if delete_after and all(f in have or f in absent for f in wanted):
             await _delete_job(ledger, client, policy, record)
             report.deleted += 1

@@ -40,7 +40,7 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
     later: dict[str, tuple[FileRecord, int]] = {}
     for record in records:
         for generation in range(record.generation + 1, record.generation + 1 + LATER_GENERATIONS):
-            later[derive_job_id(record.file_key, generation)] = (record, generation)
+            later[derive_job_id(record.id_seed, generation)] = (record, generation)
     history = await ledger.reads.history_job_ids()
     adopt: dict[int, tuple[FileRecord, BatchJob, int]] = {}
     seen: set[str] = set()

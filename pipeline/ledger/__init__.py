@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.ledger.base import Ledger
-from pipeline.ledger.lock import acquire_run_lock
+from pipeline.ledger.lock import acquire_run_lock, try_run_lock
 from pipeline.ledger.records import (
     CHANGED,
     RESUMABLE_STATES,
@@ -111,4 +111,5 @@ __all__ = [
     "require_postgres_driver",
     "require_shared_ledger",
     "sqlite_path",
+    "try_run_lock",
 ]

@@ -175,8 +175,11 @@ class Ledger(abc.ABC):
         """Durable: the job was deleted on the server (its outputs are on disk); status DELETED."""
 
     @abc.abstractmethod
-    async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
-        """Durable: these transcript formats (comma list) are on disk."""
+    async def set_fetched(
+        self, record: FileRecord, formats: str, transcripts: Sequence[str] = ()
+    ) -> FileRecord:
+        """Durable: these transcript formats (comma list) are on disk, in these files (as written,
+        so a report names them whatever --out was)."""
 
     # --- reads -----------------------------------------------------------------------------------
 

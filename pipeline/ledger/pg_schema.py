@@ -16,15 +16,30 @@ transactional, so a migration lands whole or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import psycopg
 
 from pipeline.errors import ConfigError
+from pipeline.ledger import rekey
 
 MIGRATION_LOCK: Final = 0x736C6E67  # "slng": the advisory lock that serialises migrations
 
-MIGRATIONS: tuple[str, ...] = (
+
+async def _rekey(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Migration 5's second half: every file's key recomputed (`pipeline.ledger.rekey`)."""
+    select = rekey.SELECT_BATCH.format(p="%s")
+    update = rekey.UPDATE_KEY.format(p="%s")
+    for created in (1, 0):
+        before = rekey.NO_ID_ABOVE
+        while rows := await (await conn.execute(select, (created, before, rekey.REKEY_BATCH))).fetchall():
+            async with conn.cursor() as cursor:
+                await cursor.executemany(update, rekey.new_keys(rows))
+            before = rows[-1][0]
+
+
+MIGRATIONS: tuple[str | Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]], ...] = (
     # 1: the ledger proper (as SQLite's after its migrations), claims, takeovers, workers
     """
     CREATE TABLE files (
@@ -139,6 +154,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE files ADD COLUMN object_version TEXT
     """,
+    # 4 and 5 (as SQLite's 5 and 6): the transcript files fetch wrote, and identity by the
+    # recognition settings only, each key recomputed and the old one kept as its job ids' seed
+    """
+    ALTER TABLE files ADD COLUMN transcripts TEXT;
+    ALTER TABLE files ADD COLUMN job_seed TEXT
+    """,
+    _rekey,
 )
 
 
@@ -155,7 +177,10 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
                 f"({len(MIGRATIONS)}); upgrade slng-bulk"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    await conn.execute(statement.encode())
+            if callable(script):
+                await script(conn)
+            else:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await conn.execute(statement.encode())
             await conn.execute("INSERT INTO slng_schema(version) VALUES (%s)", (number,))

@@ -50,6 +50,7 @@ from pipeline.ledger.records import (
 )
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
+    GLANCE_COLUMNS,
     IDENTITY_COLUMNS,
     REJECTION_COLUMNS,
     REPLACED_COLUMNS,
@@ -57,6 +58,7 @@ from pipeline.ledger.schema import (
     identity_columns,
     record_from_row,
     stories_from_rows,
+    transcripts_json,
 )
 from pipeline.redact import redact, register_secret
 from pipeline.sources.rows import FileSpec, Rejection, escape_control
@@ -474,7 +476,7 @@ class PostgresLedger(Ledger):
             "UPDATE files SET job_id = %s, generation = %s, state = %s, s3_key = NULL, echo_json = NULL,"
             " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
             " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
-            " status_checked_at = NULL, fetched_formats = NULL, fetched_at = NULL,"
+            " status_checked_at = NULL, fetched_formats = NULL, transcripts = NULL, fetched_at = NULL,"
             " server_deleted_at = NULL, updated_at = %s, host = %s WHERE id = %s",
             (new_job_id, record.generation + 1, FileState.PENDING.value, time.time(), self.host, record.id),
         )
@@ -486,8 +488,8 @@ class PostgresLedger(Ledger):
             HistoryKind.RECONCILED,
             reason,
             "UPDATE files SET job_id = %s, generation = %s, state = %s, error = NULL, error_class = NULL,"
-            " job_status = NULL, job_error = NULL, fetched_formats = NULL, fetched_at = NULL,"
-            " created_at = %s, updated_at = %s, host = %s WHERE id = %s",
+            " job_status = NULL, job_error = NULL, fetched_formats = NULL, transcripts = NULL,"
+            " fetched_at = NULL, created_at = %s, updated_at = %s, host = %s WHERE id = %s",
             (job_id, generation, FileState.CREATED.value, now, now, self.host, record.id),
         )
 
@@ -525,11 +527,14 @@ class PostgresLedger(Ledger):
             (now, now, now, record.id),
         )
 
-    async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
+    async def set_fetched(
+        self, record: FileRecord, formats: str, transcripts: Sequence[str] = ()
+    ) -> FileRecord:
         now = time.time()
         return await self._record(
-            "UPDATE files SET fetched_formats = %s, fetched_at = %s, updated_at = %s WHERE id = %s",
-            (formats, now, now, record.id),
+            "UPDATE files SET fetched_formats = %s, transcripts = %s, fetched_at = %s, updated_at = %s"
+            " WHERE id = %s",
+            (formats, transcripts_json(transcripts), now, now, record.id),
         )
 
     # --- reads -----------------------------------------------------------------------------------
@@ -576,11 +581,10 @@ class PostgresLedger(Ledger):
             yield from self.read("SELECT " + columns + " FROM files WHERE file_key = ANY(%s)", (chunk,))
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"
-        rows = self._rows_for_keys(columns, file_keys)
+        rows = self._rows_for_keys(GLANCE_COLUMNS, file_keys)
         return {
-            key: Glance(FileState(state), error_class, job_id, error, status)
-            for key, state, error_class, job_id, error, status in rows
+            key: Glance(FileState(state), error_class, job_id, error, status, settings_hash)
+            for key, state, error_class, job_id, error, status, settings_hash in rows
         }
 
     def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:

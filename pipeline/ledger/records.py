@@ -65,12 +65,25 @@ class FileRecord:
     fetched_formats: str | None = None  # comma list of transcript formats on disk
     created_at: float | None = None
     object_version: str | None = None  # a URL row's S3 version id or ETag (path is then its URL)
+    transcripts: str | None = None  # JSON list of the transcript files fetch wrote, as written
+    job_seed: str | None = None  # the key its job ids derive from, when not file_key (re-keyed)
+
+    @property
+    def id_seed(self) -> str:
+        """What this file's later job ids (`derive_job_id`) derive from: its key when it was
+        first admitted (a ledger re-keyed by an upgrade keeps the old one, so its jobs still match)."""
+        return self.job_seed or self.file_key
+
+    @property
+    def transcript_paths(self) -> list[str]:
+        """The transcript files fetch wrote for the current job, oldest first."""
+        return list(json.loads(self.transcripts)) if self.transcripts else []
 
     def glance(self) -> Glance:
         """What the skip decision needs of this record, as the backends' batched glance reads it
         (the error: the file's own, else its job's server message)."""
         error = self.error if self.error is not None else self.job_error
-        return Glance(self.state, self.error_class, self.job_id, error, self.job_status)
+        return Glance(self.state, self.error_class, self.job_id, error, self.job_status, self.settings_hash)
 
     @property
     def echo(self) -> dict[str, Any]:
@@ -86,6 +99,7 @@ class Glance(NamedTuple):
     job_id: str
     error: str | None = None  # the file's error, or else its job's server message
     job_status: str | None = None  # the server's status, as last seen (FAILED: reported again)
+    settings_hash: str | None = None  # all the settings its job was made with (labels changed?)
 
 
 @dataclass(frozen=True, slots=True)

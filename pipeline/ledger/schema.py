@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.ledger import rekey
 from pipeline.ledger.records import FileRecord, FileState, FileStory, HistoryKind, ReplacedJob, StepTimes
 from pipeline.sources.rows import FileSpec
 
-MIGRATIONS: tuple[str, ...] = (
+
+def _rekey(conn: sqlite3.Connection) -> None:
+    """Migration 5's second half: every file's key recomputed (`pipeline.ledger.rekey`)."""
+    select = rekey.SELECT_BATCH.format(p="?")
+    update = rekey.UPDATE_KEY.format(p="?")
+    for created in (1, 0):
+        before = rekey.NO_ID_ABOVE
+        while rows := conn.execute(select, (created, before, rekey.REKEY_BATCH)).fetchall():
+            conn.executemany(update, rekey.new_keys(rows))
+            before = rows[-1][0]
+
+
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: files, rejections, runs, job history
     """
     CREATE TABLE files (
@@ -101,13 +115,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE files ADD COLUMN object_version TEXT;
     """,
+    # 5: the transcript files fetch wrote (a JSON list of paths), and (6) identity by the
+    # recognition settings only: each key recomputed, the old one kept as the seed of the file's
+    # later job ids (pipeline.ledger.rekey).
+    """
+    ALTER TABLE files ADD COLUMN transcripts TEXT;
+    ALTER TABLE files ADD COLUMN job_seed TEXT;
+    """,
+    _rekey,
 )
 
 FILE_COLUMNS = (
     "id, file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json, "
     "state, job_id, generation, s3_key, echo_json, md5, attempts, error, error_class, seen_run, "
-    "job_status, job_error, fetched_formats, created_at, object_version"
+    "job_status, job_error, fetched_formats, created_at, object_version, transcripts, job_seed"
 )
+# What the producer's batched glance reads of each known file, in `Glance`'s order after the key.
+GLANCE_COLUMNS = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status, settings_hash"
 # What `admit` and `enqueue` insert for a new file, in `identity_columns`' order.
 IDENTITY_COLUMNS = (
     "file_key, source, line, path, relative_path, size, mtime_ns, settings_hash, settings_json,"
@@ -177,9 +201,12 @@ def migrate(conn: sqlite3.Connection) -> None:
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         with transaction(conn):
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            if callable(script):
+                script(conn)
+            else:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number}")
 
 
@@ -204,6 +231,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         rollback(conn)
         raise
+
+
+def transcripts_json(paths: Sequence[str]) -> str | None:
+    """The `transcripts` column: a JSON list of the files fetch wrote, None for none."""
+    return json.dumps(list(paths)) if paths else None
 
 
 def identity_columns(spec: FileSpec, file_key: str) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ from pipeline.ledger.records import (
 )
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
+    GLANCE_COLUMNS,
     IDENTITY_COLUMNS,
     REJECTION_COLUMNS,
     REPLACED_COLUMNS,
@@ -47,6 +48,7 @@ from pipeline.ledger.schema import (
     migrate,
     record_from_row,
     stories_from_rows,
+    transcripts_json,
 )
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.redact import redact
@@ -312,7 +314,7 @@ class SqliteLedger(Ledger):
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, s3_key = NULL, echo_json = NULL,"
                 " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
                 " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
-                " status_checked_at = NULL, fetched_formats = NULL, fetched_at = NULL,"
+                " status_checked_at = NULL, fetched_formats = NULL, transcripts = NULL, fetched_at = NULL,"
                 " server_deleted_at = NULL, updated_at = ? WHERE id = ?",
                 (new_job_id, generation, FileState.PENDING.value, now, record.id),
             )
@@ -341,8 +343,8 @@ class SqliteLedger(Ledger):
             _archive_job(conn, record, HistoryKind.RECONCILED, reason, now)
             conn.execute(
                 "UPDATE files SET job_id = ?, generation = ?, state = ?, error = NULL, error_class = NULL,"
-                " job_status = NULL, job_error = NULL, fetched_formats = NULL, fetched_at = NULL,"
-                " created_at = ?, updated_at = ? WHERE id = ?",
+                " job_status = NULL, job_error = NULL, fetched_formats = NULL, transcripts = NULL,"
+                " fetched_at = NULL, created_at = ?, updated_at = ? WHERE id = ?",
                 (job_id, generation, FileState.CREATED.value, now, now, record.id),
             )
 
@@ -368,12 +370,17 @@ class SqliteLedger(Ledger):
         if not updates:
             return []
         now = time.time()
-        rows = [(status, _server_message(error), now, now, record.id) for record, status, error in updates]
+        rows = [
+            (status, _server_message(error), now, now, record.id, record.job_id)
+            for record, status, error in updates
+        ]
 
+        # `AND job_id`: status may run beside a run (the lock held), which may have given the file
+        # a new job since it was read; the old job's status must not land on the new one.
         def apply(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE files SET job_status = ?, job_error = ?, status_checked_at = ?, updated_at = ?"
-                " WHERE id = ?",
+                " WHERE id = ? AND job_id = ?",
                 rows,
             )
 
@@ -388,21 +395,25 @@ class SqliteLedger(Ledger):
         await self._w.write(
             Statement(
                 "UPDATE files SET job_status = 'DELETED', server_deleted_at = ?, status_checked_at = ?,"
-                " updated_at = ? WHERE id = ?",
-                (now, now, now, record.id),
+                " updated_at = ? WHERE id = ? AND job_id = ?",
+                (now, now, now, record.id, record.job_id),
             )
         )
         return dataclasses.replace(record, job_status="DELETED")
 
-    async def set_fetched(self, record: FileRecord, formats: str) -> FileRecord:
+    async def set_fetched(
+        self, record: FileRecord, formats: str, transcripts: Sequence[str] = ()
+    ) -> FileRecord:
         now = time.time()
+        stored = transcripts_json(transcripts)
         await self._w.write(
             Statement(
-                "UPDATE files SET fetched_formats = ?, fetched_at = ?, updated_at = ? WHERE id = ?",
-                (formats, now, now, record.id),
+                "UPDATE files SET fetched_formats = ?, transcripts = ?, fetched_at = ?, updated_at = ?"
+                " WHERE id = ? AND job_id = ?",
+                (formats, stored, now, now, record.id, record.job_id),
             )
         )
-        return dataclasses.replace(record, fetched_formats=formats)
+        return dataclasses.replace(record, fetched_formats=formats, transcripts=stored)
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -416,11 +427,10 @@ class SqliteLedger(Ledger):
             yield from conn.execute(f"SELECT {columns} FROM files WHERE file_key IN ({marks})", chunk)
 
     def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        columns = "file_key, state, error_class, job_id, COALESCE(error, job_error), job_status"
-        rows = self._rows_for_keys(columns, file_keys)
+        rows = self._rows_for_keys(GLANCE_COLUMNS, file_keys)
         return {
-            key: Glance(_STATES[state], error_class, job_id, error, status)
-            for key, state, error_class, job_id, error, status in rows
+            key: Glance(_STATES[state], error_class, job_id, error, status, settings_hash)
+            for key, state, error_class, job_id, error, status, settings_hash in rows
         }
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Sequence[Any]]:

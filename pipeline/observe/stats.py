@@ -48,6 +48,9 @@ class RunStats:
     queued: int = 0  # taken for work this run
     skipped_done: int = 0  # already done in an earlier run
     skipped_unsettled: int = 0  # still being written (--settle)
+    skipped_relabelled: int = 0  # of skipped_done: new tracking, metadata or output_config; not resent
+    skipped_links: int = 0  # symbolic links a folder walk left out (--follow-symlinks takes them)
+    skipped_hidden: int = 0  # dot-files and dot-folders a folder walk left out
     rejected: int = 0
     created: int = 0
     already_created: int = 0  # confirmed to exist on the server (resume, 409)
@@ -130,6 +133,9 @@ class RunStats:
                 "already_created": self.already_created,
                 "skipped_done": self.skipped_done,
                 "skipped_unsettled": self.skipped_unsettled,
+                "skipped_relabelled": self.skipped_relabelled,
+                "skipped_links": self.skipped_links,
+                "skipped_hidden": self.skipped_hidden,
                 "rejected": self.rejected,
                 "failed": self.failed,
                 "failed_earlier": self.failed_earlier,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Final, TextIO
 
 from pipeline.api.models import AUDIO_EXTENSIONS, MAX_FILE_BYTES, is_valid_job_id
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 _SUPPORTED: Final = ", ".join(sorted(AUDIO_EXTENSIONS))
 
 
+@dataclass
+class WalkTally:
+    """What folder walks left out without a word per entry, for the run's summary."""
+
+    links: int = 0  # symbolic links not followed (--follow-symlinks takes them)
+    hidden: int = 0  # dot-files and dot-folders (a folder counts once, its contents not at all)
+
+
 @dataclass(frozen=True)
 class SourceOptions:
     """How sources are read; the include/exclude globs and symlink policy apply to directory walks."""
@@ -33,6 +41,8 @@ class SourceOptions:
     max_file_bytes: int = MAX_FILE_BYTES
     stdin: TextIO | None = None  # for "-"; default: sys.stdin (read as bytes)
     allow_http_urls: bool = False  # url rows may be plain http:// (the sandbox, a loopback server)
+    null_separated: bool = False  # stdin: paths separated by NUL bytes (find -print0), not lines
+    tally: WalkTally | None = field(default=None, compare=False)  # counts what walks leave out
 
 
 class ManifestError(Exception):

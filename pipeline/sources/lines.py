@@ -88,3 +88,41 @@ def text_lines(stream: IO[str]) -> Iterator[Line]:
             problem = problem or "invalid UTF-8"
             text = text.encode("utf-8", "replace").decode("utf-8")
         yield lineno, text, problem
+
+
+class ByteChunks(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def null_records(stream: ByteChunks, chunk: int = 1 << 16) -> Iterator[Line]:
+    """NUL-separated records (`find -print0`), numbered from 1, each at most LINE_LIMIT_BYTES and
+    decoded one by one, a problem travelling beside its record as with lines. The bytes are kept
+    exactly (a path may hold spaces or newlines). Memory: one record and one chunk at most. Reads
+    what has come (`read1`) rather than waiting for a whole chunk: stdin may trickle."""
+    read = getattr(stream, "read1", stream.read)
+    number, pending, overflow = 0, bytearray(), False
+    while data := read(chunk):
+        *complete, rest = data.split(b"\0")
+        for part in complete:
+            record = bytes(pending) + part
+            pending.clear()
+            overflow = overflow or len(record) > LINE_LIMIT_BYTES
+            if record or overflow:
+                number += 1
+                yield _record(number, record, overflow)
+            overflow = False
+        pending += rest
+        if len(pending) > LINE_LIMIT_BYTES:
+            pending.clear()
+            overflow = True
+    if pending or overflow:
+        yield _record(number + 1, bytes(pending), overflow)
+
+
+def _record(number: int, record: bytes, overflow: bool) -> Line:
+    if overflow:
+        return number, "", f"path longer than {LINE_LIMIT_BYTES} bytes"
+    try:
+        return number, record.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return number, record.decode("utf-8", "replace"), f"invalid UTF-8 (byte {exc.start + 1} of the path)"

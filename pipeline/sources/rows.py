@@ -108,6 +108,22 @@ def _prune_empty(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v != {}}
 
 
+RECOGNITION_FIELDS = ("transcription_config", "extra", "model_code")
+"""The JobSettings that change the recognition itself, and so a file's identity. Tracking and
+metadata are labels; output_config shapes the SRT made from the same recognition: changing them is
+reported, not resubmitted (`--force` resubmits)."""
+
+
+def _canonical_hash(data: dict[str, Any]) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace, empty sub-objects dropped), with an
+    empty transcription_config always present so that {} and no config hash alike."""
+    data = _prune_empty(data)
+    if "transcription_config" not in data:
+        data["transcription_config"] = {}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def check_extra(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """`extra` holds only keys the models do not name: one value has one place."""
     named = sorted(set(value or {}) & set(TranscriptionConfig.model_fields))
@@ -151,23 +167,31 @@ class JobSettings(BaseModel):
         output_config = data.get("output_config")
         if isinstance(output_config, dict):
             data["output_config"] = _prune_empty(output_config)
-        data = _prune_empty(data)
-        if "transcription_config" not in data:
-            data["transcription_config"] = {}
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+        return _canonical_hash(data)
 
     def settings_hash(self) -> str:
-        """Stable identity of the settings, part of the job's identity (same file, new language = new job).
+        """Stable hash of all the settings, as sent: the ledger compares it with a rerun's to tell
+        that a file's labels (tracking, metadata) or output shaping changed since its job was made.
 
         sha256 of canonical JSON (sorted keys, no whitespace, None and empty sub-objects dropped).
         """
         return self._settings_hash
 
+    @cached_property
+    def _recognition_hash(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True, include=set(RECOGNITION_FIELDS))
+        return _canonical_hash(data)
+
+    def recognition_hash(self) -> str:
+        """Hash of the settings that change what is recognised (RECOGNITION_FIELDS), the part of
+        the settings in a file's identity: a new language is a new job; a new tag is not."""
+        return self._recognition_hash
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """Copy without the cached hash, which an `update` would make stale."""
         copied = super().model_copy(update=update, deep=deep)
         copied.__dict__.pop("_settings_hash", None)
+        copied.__dict__.pop("_recognition_hash", None)
         return copied
 
     def merged_over(self, defaults: JobSettings) -> JobSettings:

@@ -5,11 +5,6 @@ repository's own history (`git archive`), so the test runs wherever the checkout
 
 from __future__ import annotations
 
-import io
-import os
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -21,10 +16,10 @@ from pipeline.ledger.schema import MIGRATIONS
 from pipeline.sources.identity import file_key
 from pipeline.sources.remote import RemoteObject, remote_spec
 from pipeline.sources.rows import FileSpec, JobSettings
+from tests.support.history import old_checkout, run_old_code
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 
 pytestmark = pytest.mark.anyio
-REPO = Path(__file__).resolve().parents[2]
 OLD_COMMIT = "f0418d2"  # main just before URL rows (the object_version column) were merged
 WRITE_OLD = """
 import anyio, sys
@@ -40,25 +35,11 @@ anyio.run(main)
 """
 
 
-def old_checkout(folder: Path) -> Path:
-    """The package and tests as they were at OLD_COMMIT, unpacked under `folder`."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", OLD_COMMIT, "pipeline", "tests"], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        pytest.fail(f"cannot read commit {OLD_COMMIT} from the repository's history: {archive.stderr!r}")
-    root = folder / "old"
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(root, filter="data")
-    schema = (root / "pipeline" / "ledger" / "schema.py").read_text()
-    assert "object_version" not in schema, "OLD_COMMIT must predate URL rows"
-    return root
-
-
 def write_with_old_code(target: str, folder: Path) -> None:
-    old = old_checkout(folder)
-    env = {**os.environ, "PYTHONPATH": str(old)}
-    subprocess.run([sys.executable, "-c", WRITE_OLD, target, str(folder)], env=env, check=True, cwd=old)
+    old = old_checkout(folder, OLD_COMMIT)
+    schema = (old / "pipeline" / "ledger" / "schema.py").read_text()
+    assert "object_version" not in schema, "OLD_COMMIT must predate URL rows"
+    run_old_code(old, WRITE_OLD, target, str(folder))
 
 
 def url_spec() -> FileSpec:
@@ -94,4 +75,4 @@ async def test_an_older_ledger_takes_url_rows_after_its_upgrade(
     assert old.path == str(tmp_path / "a.wav") and old.object_version is None and old.mtime_ns > 0
     new = by_job["newurl1"]
     assert (new.path, new.object_version, new.size) == ("s3://bucket/calls/a.wav", '"etag-1"', 10)
-    assert len(MIGRATIONS) == 4 and len(PG_MIGRATIONS) == 3
+    assert len(MIGRATIONS) == 6 and len(PG_MIGRATIONS) == 5

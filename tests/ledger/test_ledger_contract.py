@@ -53,9 +53,10 @@ async def test_a_glance_says_what_a_failure_said_for_the_rerun_to_report_it(
     await set_status(ledger, done, "DONE", None)
     await ledger.flush()
     seen = ledger.glance([failed.file_key, job.file_key, done.file_key])
-    assert seen[failed.file_key][3:] == ("HTTP 422: bad audio", None)
-    assert seen[job.file_key][3:] == ("could not decode audio", "FAILED")
-    assert seen[done.file_key][3:] == (None, "DONE")
+    assert seen[failed.file_key][3:5] == ("HTTP 422: bad audio", None)
+    assert seen[job.file_key][3:5] == ("could not decode audio", "FAILED")
+    assert seen[done.file_key][3:5] == (None, "DONE")
+    assert seen[done.file_key].settings_hash == done.settings_hash  # a label changed since? compared
 
 
 async def test_same_identity_twice_in_one_run_is_a_duplicate(ledger: Ledger, tmp_path: Path) -> None:
@@ -157,6 +158,7 @@ async def test_renew_keeps_a_typed_history_and_changes_job_id(ledger: Ledger, tm
     assert renewed.generation == 1 and record.generation == 0 and record.job_id == old_job
     again = records_by_key(ledger, [record.file_key])[record.file_key]
     assert (again.job_status, again.job_error, again.fetched_formats) == (None, None, None)
+    assert again.transcripts is None  # a new job has no transcripts yet
     assert again == renewed
     assert ledger.history_job_ids() == {old_job}
 
@@ -215,10 +217,11 @@ async def test_the_servers_view_is_recorded(ledger: Ledger, tmp_path: Path) -> N
     two = await ledger.mark_created(await admitted(ledger, tmp_path, "b.wav"))
     one, two = await ledger.set_job_statuses([(one, "DONE", None), (two, "FAILED", "bad audio")])
     assert (one.job_status, two.job_status, two.job_error) == ("DONE", "FAILED", "bad audio")
-    one = await ledger.set_fetched(one, "json,srt")
+    one = await ledger.set_fetched(one, "json,srt", ["/out/a.wav.json", "/out/a.wav.srt"])
     one = await ledger.set_server_deleted(one)
     stored = {r.relative_path: r for r in ledger.records([FileState.CREATED.value])}
     assert (stored["a.wav"].fetched_formats, stored["a.wav"].job_status) == ("json,srt", "DELETED")
+    assert stored["a.wav"].transcript_paths == ["/out/a.wav.json", "/out/a.wav.srt"]
     assert (stored["b.wav"].job_status, stored["b.wav"].job_error) == ("FAILED", "bad audio")
     assert stored["a.wav"] == one
     assert await ledger.set_job_statuses([]) == []

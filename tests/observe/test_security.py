@@ -427,6 +427,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "include": ("a/*.wav,b/**", ["a/*.wav", "b/**"]),
     "exclude": ("tmp/**", ["tmp/**"]),
     "follow_symlinks": ("true", True),
+    "null": ("true", True),
     "language": ("de", "de"),
     "operating_point": ("enhanced", "enhanced"),
     "diarization": ("speaker", "speaker"),
