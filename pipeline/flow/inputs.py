@@ -8,20 +8,29 @@ completed there with a HEAD; a source that is one `https://` URL is one row.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
-from pipeline.flow.cloud_rows import check_cloud_source, cloud_prefix_rows, completed_url_rows, open_stores
+from pipeline.flow.cloud_rows import (
+    check_cloud_source,
+    check_url_rows,
+    cloud_prefix_rows,
+    completed_url_rows,
+    open_stores,
+)
 from pipeline.sources.readers import ManifestError, check_sources, iter_rows
 from pipeline.sources.remote import is_cloud_url, is_url, url_row
 from pipeline.sources.rows import Row
+from pipeline.sources.url_cells import cloud_url_cells
 
 
 def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
-    """Check every source up front (a whole-manifest problem is a usage error; a cloud prefix must
-    be listable and signable with the credentials at hand, before any job is created), then stream
-    rows (only those of `--shard I/N` when it is given)."""
+    """Check every source up front (a whole-manifest problem is a usage error; a cloud prefix, and
+    each bucket a manifest's `url` cells name, must be readable and signable with the credentials
+    at hand, before any job is created), then stream rows (only those of `--shard I/N` when it is
+    given). Stdin is read once, so its `url` rows are checked as they come."""
     options = settings.source_options()
     local = [source for source in sources if not is_url(source)]
     try:
@@ -34,6 +43,10 @@ def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
         for source in sources:
             if is_cloud_url(source):
                 check_cloud_source(source, stores)
+    urls = itertools.chain.from_iterable(cloud_url_cells(source) for source in local)
+    if (first := next(urls, None)) is not None:  # a manifest with cloud url rows: their buckets too
+        stores = stores or open_stores(settings)
+        check_url_rows(itertools.chain([first], urls), stores)
     rows = _rows(sources, settings)
     if stores is None:
         rows = _completed_lazily(rows, settings)
