@@ -49,7 +49,7 @@ def open_sources(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
         check_url_rows(itertools.chain([first], urls), stores)
     rows = _rows(sources, settings)
     if stores is None:
-        rows = _completed_lazily(rows, settings)
+        rows = completed_lazily(rows, settings)
     else:
         rows = completed_url_rows(rows, stores, options.max_file_bytes)
     return settings.shard.select(rows) if settings.shard is not None else rows
@@ -66,8 +66,10 @@ def _rows(sources: Sequence[str], settings: Settings) -> Iterator[Row]:
             yield from iter_rows([source], defaults, options)
 
 
-def _completed_lazily(rows: Iterator[Row], settings: Settings) -> Iterator[Row]:
-    """Cloud `url` rows of a manifest: the cloud clients are made when the first one comes."""
+def completed_lazily(rows: Iterator[Row], settings: Settings) -> Iterator[Row]:
+    """Cloud `url` rows (of a manifest, stdin or a library caller's rows) completed with a HEAD,
+    so that their identity holds the object's version and size; the cloud clients are made when
+    the first one comes, and its refused credentials stop the run (exit 8)."""
     for row in rows:
         remote = getattr(row, "remote", None)
         if remote is not None and not remote.resolved:
