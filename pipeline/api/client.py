@@ -40,9 +40,9 @@ from pipeline.errors import (
     classify_api_status,
 )
 from pipeline.redact import redact, safe_url
-from pipeline.transport.metrics import RequestTally
 from pipeline.transport.outage import OutageGates, through_gate
 from pipeline.transport.rates import AdaptiveRate, RateControl
+from pipeline.transport.request_tally import RequestTally
 from pipeline.transport.retry import parse_retry_after
 from pipeline.transport.throttle import (
     THROTTLE_PATIENCE_SECONDS,

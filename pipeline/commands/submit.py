@@ -13,7 +13,7 @@ from pipeline.commands.connect import Connection
 from pipeline.commands.run import RunHooks, run_pool
 from pipeline.config.settings import Settings
 from pipeline.flow.context import RunContext
-from pipeline.flow.inputs import open_sources
+from pipeline.flow.inputs import completed_lazily, open_sources
 from pipeline.flow.pool import Pool
 from pipeline.flow.work_source import SourceRows
 from pipeline.observe.stats import RunStats
@@ -48,5 +48,6 @@ async def submit_rows(items: Iterable[RowInput], settings: Settings, **hooks: Un
     The iterable is consumed lazily, in batches, as the pool takes work (from a worker thread, so a
     generator may block): it never needs to fit in memory.
     """
-    source = SourceRows(object_rows(items, settings.job_defaults(), settings.source_options()))
+    rows = object_rows(items, settings.job_defaults(), settings.source_options())
+    source = SourceRows(completed_lazily(rows, settings))  # url rows: a HEAD each, as a manifest's
     return await run_pool(settings, hooks, lambda _conn, run: Pool(run).run_source(source))

@@ -53,7 +53,7 @@ from pipeline.sources.pathmap import PathMap
 from pipeline.sources.readers import SourceOptions
 from pipeline.sources.rows import JobSettings, check_extra, quote, split_tags
 from pipeline.sources.shard import Shard as ShardSpec
-from pipeline.storage.cloud.options import DEFAULT_SIGN_EXPIRY, MAX_SIGN_EXPIRY, CloudOptions
+from pipeline.storage.cloud.cloud_options import DEFAULT_SIGN_EXPIRY, MAX_SIGN_EXPIRY, CloudOptions
 
 ENV_PREFIX = "SLNG_BULK_"
 DEFAULT_CONFIG_FILES = (Path("slng-bulk.toml"), Path("~/.config/slng-bulk/config.toml"))

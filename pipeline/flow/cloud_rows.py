@@ -10,6 +10,7 @@ before its create request (`Journey.create_from_url`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +22,7 @@ from pipeline.sources.remote import RemoteObject, remote_spec
 from pipeline.sources.rows import FileSpec, JobSettings, Row
 from pipeline.sources.walk import compile_globs, wanted
 from pipeline.storage.cloud import CloudObject
+from pipeline.storage.cloud.location import object_location
 
 if TYPE_CHECKING:
     from pipeline.storage.cloud.stores import CloudStores
@@ -94,6 +96,28 @@ def check_cloud_source(url: str, stores: CloudStores) -> None:
         finally:
             await pages.aclose()
         await bucket.sign_get(bucket.location.prefix + "slng-bulk-credentials-check.wav")
+
+    run_apart(probe)
+
+
+def check_url_rows(urls: Iterable[str], stores: CloudStores) -> None:
+    """Before any job is created: each bucket the `url` cells name is reachable with the
+    credentials at hand (one HEAD of its first object, one signature made locally), else one
+    ConfigError line. A missing object or a transient failure is left to that row, when read."""
+    firsts: dict[tuple[str, str], str] = {}  # one URL per bucket, not per row
+    for url in urls:
+        try:
+            location, _key = object_location(url)
+        except ConfigError:
+            continue  # not an object URL: its row is rejected when read
+        if "?" not in url and "#" not in url:
+            firsts.setdefault((location.scheme, location.bucket), url)
+
+    async def probe() -> None:
+        for url in firsts.values():
+            with contextlib.suppress(TransferError):
+                await stores.head(url)
+            await stores.sign_get(url)
 
     run_apart(probe)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.logs import log
 from pipeline.observe.stats import RunStats
-from pipeline.transport.metrics import RequestTally
+from pipeline.transport.request_tally import RequestTally
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector

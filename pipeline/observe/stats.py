@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.errors import ErrorClass, ExitCode
 from pipeline.redact import redact
-from pipeline.transport.metrics import RequestTally
+from pipeline.transport.request_tally import RequestTally
 
 
 @dataclass

@@ -19,3 +19,12 @@ def put_audio(server: LocalStackS3, bucket: str, keys: list[str], seconds: float
 
 def s3_flags(server: LocalStackS3) -> list[str]:
     return ["--s3-endpoint", server.endpoint, "--s3-region", server.region, "--cloud-allow-http"]
+
+
+def s3_env(server: LocalStackS3) -> dict[str, str]:
+    """The same as `s3_flags`, as the environment of a `slng-bulk` subprocess."""
+    return {
+        "SLNG_BULK_S3_ENDPOINT": server.endpoint,
+        "SLNG_BULK_S3_REGION": server.region,
+        "SLNG_BULK_CLOUD_ALLOW_HTTP": "true",
+    }

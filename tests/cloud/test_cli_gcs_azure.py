@@ -64,12 +64,12 @@ async def test_az_prefix(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tmp_
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", azurite.account_key)
     container = azurite.create_container()
     store: AzureStore = azure_store(azurite, container)
-    for key in ("calls/a.wav", "calls/sub/b.wav"):
+    for key in ("calls/a.wav", "calls/sub/b c.wav"):  # a name Azure signs decoded (azure_sas)
         await store.put_async(key, wav_bytes(0.2))
     code, err = submit_wait(tmp_path, f"az://{container}/calls/", "--azure-endpoint", azurite.endpoint)
     assert code == ExitCode.OK, err
     assert created(tmp_path / "l.db") == [
         (f"az://{container}/calls/a.wav", "created"),
-        (f"az://{container}/calls/sub/b.wav", "created"),
+        (f"az://{container}/calls/sub/b c.wav", "created"),
     ]
     assert len(list((tmp_path / "out").rglob("*.txt"))) == 2

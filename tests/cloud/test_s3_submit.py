@@ -4,11 +4,13 @@ signed URL itself, so a job that reaches DONE proves the signature, the key and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import obstore
 import pytest
 
 from pipeline import load_settings, submit
+from pipeline.config.settings import Settings
 from pipeline.sandbox import Sandbox
 from tests.sandbox.helpers import wav_bytes
 from tests.storage.cloud_helpers import no_ambient_credentials
@@ -33,7 +35,7 @@ async def put_audio(server: LocalStackS3, bucket: str, keys: list[str], seconds:
         await obstore.put_async(store, key, wav_bytes(seconds))
 
 
-def cloud_settings(sb: Sandbox, server: LocalStackS3, ledger: Path, **more: object) -> object:
+def cloud_settings(sb: Sandbox, server: LocalStackS3, ledger: Path, **more: Any) -> Settings:
     return load_settings(
         api_url=sb.api_url,
         api_key=sb.api_key,
@@ -52,11 +54,11 @@ async def test_a_prefix_is_one_job_per_audio_object_and_no_byte_is_uploaded(
     bucket = aws_env.create_bucket()
     await put_audio(aws_env, bucket, ["calls/a.wav", "calls/sub/b.mp3", "calls/notes.txt", "other/c.wav"])
     settings = cloud_settings(sandbox, aws_env, tmp_path / "l.db")
-    stats = await submit([f"s3://{bucket}/calls/"], settings)  # type: ignore[arg-type]
+    stats = await submit([f"s3://{bucket}/calls/"], settings)
     assert stats.created == 2 and stats.failed == 0, stats
     assert stats.presigns == 0 and stats.bytes_sent == 0
     jobs = {job.job_id: job for job in sandbox.jobs().jobs}
     assert len(jobs) == 2
-    again = await submit([f"s3://{bucket}/calls/"], settings)  # type: ignore[arg-type]
+    again = await submit([f"s3://{bucket}/calls/"], settings)
     assert again.created == 0 and again.skipped_done == 2
     assert len(created_job_ids(sandbox)) == 2 and len(successful_creates(sandbox)) == 2

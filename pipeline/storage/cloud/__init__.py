@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pipeline.storage.cloud.cloud_options import DEFAULT_SIGN_EXPIRY, CloudObject, CloudOptions
 from pipeline.storage.cloud.location import CloudLocation, parse_cloud_url
-from pipeline.storage.cloud.options import DEFAULT_SIGN_EXPIRY, CloudObject, CloudOptions
 
 if TYPE_CHECKING:
     from pipeline.storage.cloud.bucket import CloudBucket

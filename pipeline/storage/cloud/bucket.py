@@ -19,10 +19,11 @@ import obstore
 from obstore.store import AzureStore, GCSStore, S3Store
 
 from pipeline.errors import ConfigError
+from pipeline.storage.cloud import azure_sas
 from pipeline.storage.cloud.aws_chain import BotocoreCredentials
+from pipeline.storage.cloud.cloud_options import MAX_SIGN_EXPIRY, CloudObject, CloudOptions
 from pipeline.storage.cloud.failures import is_not_found, translate
 from pipeline.storage.cloud.location import CloudLocation
-from pipeline.storage.cloud.options import MAX_SIGN_EXPIRY, CloudObject, CloudOptions
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta
@@ -140,6 +141,9 @@ class CloudBucket:
         if self._aws is not None:
             await self._aws.ensure()
         try:
-            return await obstore.sign_async(self._store, "GET", key, expires or self.options.sign_expiry)
+            url = await obstore.sign_async(self._store, "GET", key, expires or self.options.sign_expiry)
         except Exception as exc:
             raise translate(exc, self.location, "signing a URL") from None
+        if self.location.scheme == "az" and azure_sas.needs_correction(url, key):
+            return azure_sas.resign(url, azure_sas.account_of(url), self.location.bucket, key)
+        return url

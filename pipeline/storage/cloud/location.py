@@ -43,3 +43,12 @@ def parse_cloud_url(text: str) -> CloudLocation:
         raise ConfigError(f"no bucket or container in {text!r} (expected {scheme}://NAME/prefix/)")
     prefix = parts.path.lstrip("/")
     return CloudLocation(scheme=scheme, bucket=bucket, prefix=prefix)
+
+
+def object_location(url: str) -> tuple[CloudLocation, str]:
+    """The bucket and key of an object's identity URL (`CloudLocation.url_for`), split by hand:
+    a listed key may hold '?' or '#', which a URL parser would take for a query or a fragment."""
+    scheme, _, rest = url.partition("://")
+    bucket, _, key = rest.partition("/")
+    location = parse_cloud_url(f"{scheme}://{bucket}/")
+    return location, key

@@ -10,8 +10,8 @@ import datetime as dt
 import threading
 
 from pipeline.storage.cloud.bucket import CloudBucket
-from pipeline.storage.cloud.location import CloudLocation, parse_cloud_url
-from pipeline.storage.cloud.options import CloudObject, CloudOptions
+from pipeline.storage.cloud.cloud_options import CloudObject, CloudOptions
+from pipeline.storage.cloud.location import CloudLocation, object_location, parse_cloud_url
 
 
 class CloudStores:
@@ -47,12 +47,3 @@ class CloudStores:
         """A GET URL for the object `url` names (scheme://bucket/key), signed now. A secret."""
         location, key = object_location(url)
         return await self.bucket_for(location).sign_get(key, expires)
-
-
-def object_location(url: str) -> tuple[CloudLocation, str]:
-    """The bucket and key of an object's identity URL (`CloudLocation.url_for`), split by hand:
-    a listed key may hold '?' or '#', which a URL parser would take for a query or a fragment."""
-    scheme, _, rest = url.partition("://")
-    bucket, _, key = rest.partition("/")
-    location = parse_cloud_url(f"{scheme}://{bucket}/")
-    return location, key
