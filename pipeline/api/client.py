@@ -7,7 +7,6 @@ runner decides, because only the runner knows whether a repeat is safe (a create
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pipeline.errors import (
     classify_api_status,
 )
 from pipeline.redact import redact, safe_url
+from pipeline.transport.loopback import is_loopback_host
 from pipeline.transport.outage import OutageGates, through_gate
 from pipeline.transport.rates import AdaptiveRate, RateControl
 from pipeline.transport.request_tally import RequestTally
@@ -79,19 +79,6 @@ def encode_json(payload: Mapping[str, Any]) -> bytes:
         except TypeError:  # orjson.JSONEncodeError
             pass
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-@functools.lru_cache(maxsize=256)
-def is_loopback_host(host: str | None) -> bool:
-    """Remembered per host (bounded): every presigned URL is checked, nearly all name the same one."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_transport(url: str, what: str, allow_insecure_http: bool) -> None:

@@ -6,7 +6,6 @@ models reject; every failure is an `ApiError(400, ...)` with a short message.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import uuid
 from pathlib import PurePosixPath
@@ -25,6 +24,7 @@ from pipeline.api.models import (
     is_valid_job_id,
 )
 from pipeline.sandbox.api_errors import ApiError, validation_message
+from pipeline.transport.loopback import is_loopback_host
 
 M = TypeVar("M", bound=BaseModel)
 CONFIG_DEFAULTS = {"language": "en", "operating_point": "standard", "diarization": "none"}
@@ -109,17 +109,6 @@ def check_input_url(url: str) -> str:
     ):
         raise ApiError(400, "input_url must be an https URL")
     return url
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def input_key(job_id: str, filename: str) -> str:

@@ -22,7 +22,6 @@ from pipeline.api.client import (
     ApiTimeouts,
     SlngClient,
     check_transport,
-    is_loopback_host,
 )
 from pipeline.api.models import (
     CreateFromUploadRequest,
@@ -32,6 +31,7 @@ from pipeline.api.models import (
 )
 from pipeline.errors import ConfigError, ErrorClass, ExitCode, TransferError
 from pipeline.storage.upload import UploadOptions, put_file
+from pipeline.transport.loopback import is_loopback_host
 from pipeline.transport.rates import RateControl
 from tests.support.audio import make_tree, write_wav
 from tests.support.hostile import SIGNATURE, HostileServer
