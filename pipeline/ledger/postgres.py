@@ -33,6 +33,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError
+from pipeline.ledger import changes
 from pipeline.ledger.base import Ledger
 from pipeline.ledger.pg_reconnect import LOST, ServerWatch, run_blocking, run_pooled
 from pipeline.ledger.pg_schema import migrate
@@ -61,7 +62,7 @@ from pipeline.ledger.schema import (
     transcripts_json,
 )
 from pipeline.redact import redact, register_secret
-from pipeline.sources.rows import FileSpec, Rejection, escape_control
+from pipeline.sources.rows import FileSpec, Rejection
 
 ERROR_LIMIT = 2000  # characters of an error message kept
 CONNECT_TIMEOUT_S = 10.0
@@ -88,15 +89,6 @@ def display_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}" if user else f"***@{netloc}"))
-
-
-def _clean_error(error: str) -> str:
-    """Errors are stored redacted, on one printable line, bounded."""
-    return escape_control(redact(error))[:ERROR_LIMIT]
-
-
-def _server_message(error: str | None) -> str | None:
-    return redact(error)[:ERROR_LIMIT] if error else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -356,85 +348,43 @@ class PostgresLedger(Ledger):
         return EnqueueCounts(len(added), len([k for k in rest if k in known]), refused)
 
     async def reject(self, run_id: str, rejection: Rejection) -> None:
-        # Text from other people's manifests: escaped, so it stores as UTF-8 and prints on one line.
-        reason = escape_control(redact(rejection.reason))
-        source = escape_control(rejection.source)
-        path = escape_control(rejection.path) if rejection.path is not None else None
         await self._one(
             "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (%s,%s,%s,%s,%s,%s)",
-            (run_id, source, rejection.line, path, reason, time.time()),
+            (run_id, *changes.stored_rejection(rejection), time.time()),
         )
 
     # --- one file's journey ----------------------------------------------------------------------
 
+    async def _change(self, change: changes.Change) -> FileRecord:
+        """The change, stamped with this host, and the record as the server has it after it."""
+        query, params = change.update("%s", host=self.host)
+        return await self._record(query, params)  # its column names are changes.py's literals
+
     async def count_attempt(self, record: FileRecord) -> FileRecord:
-        return await self._record(
-            "UPDATE files SET attempts = %s WHERE id = %s", (record.attempts + 1, record.id)
-        )
+        return await self._change(changes.attempt_counted(record))
 
     async def mark_pending(self, record: FileRecord) -> FileRecord:
-        return await self._record(
-            "UPDATE files SET state = %s, error = NULL, error_class = NULL, updated_at = %s, host = %s"
-            " WHERE id = %s",
-            (FileState.PENDING.value, time.time(), self.host, record.id),
-        )
+        return await self._change(changes.restarted(record, time.time()))
 
     async def mark_presigned(
         self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
     ) -> FileRecord:
-        now = time.time()
-        return await self._record(
-            "UPDATE files SET state = %s, s3_key = %s, echo_json = %s,"
-            " attempts = COALESCE(%s::integer, attempts), presigned_at = %s, updated_at = %s, host = %s"
-            " WHERE id = %s",
-            (
-                FileState.PRESIGNED.value,
-                s3_key,
-                json.dumps(dict(echo), sort_keys=True),
-                attempts,
-                now,
-                now,
-                self.host,
-                record.id,
-            ),
-        )
+        return await self._change(changes.presigned(record, s3_key, echo, attempts, time.time()))
 
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
-        now = time.time()
-        return await self._record(
-            "UPDATE files SET state = %s, md5 = %s, uploaded_at = %s, updated_at = %s, host = %s"
-            " WHERE id = %s",
-            (FileState.UPLOADED.value, md5, now, now, self.host, record.id),
-        )
+        return await self._change(changes.uploaded(record, md5, time.time()))
 
     async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
-        now = time.time()
-        return await self._record(
-            "UPDATE files SET state = %s, attempts = %s, create_sent_at = %s, updated_at = %s, host = %s"
-            " WHERE id = %s",
-            (FileState.CREATING.value, attempts, now, now, self.host, record.id),
-        )
+        return await self._change(changes.creating(record, attempts, time.time()))
 
     async def mark_created(self, record: FileRecord) -> FileRecord:
-        now = time.time()
-        return await self._record(
-            "UPDATE files SET state = %s, error = NULL, error_class = NULL, created_at = %s,"
-            " updated_at = %s, host = %s WHERE id = %s",
-            (FileState.CREATED.value, now, now, self.host, record.id),
-        )
+        return await self._change(changes.created(record, time.time()))
 
     async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        return await self._fail(record, error, error_class.value)
+        return await self._change(changes.failed(record, error, error_class.value, time.time()))
 
     async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
-        return await self._fail(record, error, CHANGED)
-
-    async def _fail(self, record: FileRecord, error: str, error_class: str) -> FileRecord:
-        return await self._record(
-            "UPDATE files SET state = %s, error = %s, error_class = %s, updated_at = %s, host = %s"
-            " WHERE id = %s",
-            (FileState.FAILED.value, _clean_error(error), error_class, time.time(), self.host, record.id),
-        )
+        return await self._change(changes.failed(record, error, CHANGED, time.time()))
 
     # --- new jobs for known files ----------------------------------------------------------------
 
@@ -503,7 +453,7 @@ class PostgresLedger(Ledger):
         now = time.time()
         ids = [record.id for record, _status, _error in updates]
         statuses = [status for _record, status, _error in updates]
-        errors = [_server_message(error) for _record, _status, error in updates]
+        errors = [changes.server_message(error) for _record, _status, error in updates]
 
         async def update(conn: Connection) -> list[Row]:
             cursor = await conn.execute(

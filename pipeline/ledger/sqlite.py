@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from pipeline.errors import ConfigError, ErrorClass
+from pipeline.ledger import changes
 from pipeline.ledger.base import Ledger
 from pipeline.ledger.records import (
     CHANGED,
@@ -52,21 +53,11 @@ from pipeline.ledger.schema import (
 )
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.redact import redact
-from pipeline.sources.rows import FileSpec, Rejection, escape_control
+from pipeline.sources.rows import FileSpec, Rejection
 
-ERROR_LIMIT = 2000  # characters of an error message kept
 # A dict, not FileState(state) per row: the enum call cost about 1.5 us a row (a rerun looks at all).
 _STATES = {state.value: state for state in FileState}
 LOW_SPACE = 1 << 20  # below this much free space, an open failure says how much is left
-
-
-def _clean_error(error: str) -> str:
-    """Errors are stored redacted, on one printable line, bounded."""
-    return escape_control(redact(error))[:ERROR_LIMIT]
-
-
-def _server_message(error: str | None) -> str | None:
-    return redact(error)[:ERROR_LIMIT] if error else None
 
 
 def _archive_job(
@@ -207,100 +198,47 @@ class SqliteLedger(Ledger):
         return await self._w.write_applied(admit)
 
     async def reject(self, run_id: str, rejection: Rejection) -> None:
-        # Text from other people's manifests: escaped, so it stores as UTF-8 and prints on one line.
-        reason = escape_control(redact(rejection.reason))
-        source = escape_control(rejection.source)
-        path = escape_control(rejection.path) if rejection.path is not None else None
         await self._w.write_behind(
             Statement(
                 "INSERT INTO rejections(run_id, source, line, path, reason, at) VALUES (?,?,?,?,?,?)",
-                (run_id, source, rejection.line, path, reason, time.time()),
+                (run_id, *changes.stored_rejection(rejection), time.time()),
             )
         )
 
     # --- one file's journey ----------------------------------------------------------------------
 
+    async def _behind(self, change: changes.Change) -> FileRecord:
+        """Written behind (see Ledger): the record as the change leaves it, without a read."""
+        await self._w.write_behind(Statement(*change.update("?")))
+        return change.applied()
+
     async def count_attempt(self, record: FileRecord) -> FileRecord:
-        attempts = record.attempts + 1
-        await self._w.write_behind(
-            Statement("UPDATE files SET attempts = ? WHERE id = ?", (attempts, record.id))
-        )
-        return dataclasses.replace(record, attempts=attempts)
+        return await self._behind(changes.attempt_counted(record))
 
     async def mark_pending(self, record: FileRecord) -> FileRecord:
-        await self._w.write_behind(
-            Statement(
-                "UPDATE files SET state = ?, error = NULL, error_class = NULL, updated_at = ? WHERE id = ?",
-                (FileState.PENDING.value, time.time(), record.id),
-            )
-        )
-        return dataclasses.replace(record, state=FileState.PENDING, error=None, error_class=None)
+        return await self._behind(changes.restarted(record, time.time()))
 
     async def mark_presigned(
         self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
     ) -> FileRecord:
-        echo_json = json.dumps(dict(echo), sort_keys=True)
-        now = time.time()
-        await self._w.write_behind(
-            Statement(
-                "UPDATE files SET state = ?, s3_key = ?, echo_json = ?, attempts = COALESCE(?, attempts),"
-                " presigned_at = ?, updated_at = ? WHERE id = ?",
-                (FileState.PRESIGNED.value, s3_key, echo_json, attempts, now, now, record.id),
-            )
-        )
-        counted = record.attempts if attempts is None else attempts
-        return dataclasses.replace(
-            record, state=FileState.PRESIGNED, s3_key=s3_key, echo_json=echo_json, attempts=counted
-        )
+        return await self._behind(changes.presigned(record, s3_key, echo, attempts, time.time()))
 
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
-        now = time.time()
-        await self._w.write_behind(
-            Statement(
-                "UPDATE files SET state = ?, md5 = ?, uploaded_at = ?, updated_at = ? WHERE id = ?",
-                (FileState.UPLOADED.value, md5, now, now, record.id),
-            )
-        )
-        return dataclasses.replace(record, state=FileState.UPLOADED, md5=md5)
+        return await self._behind(changes.uploaded(record, md5, time.time()))
 
     async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
-        now = time.time()
-        await self._w.write(
-            Statement(
-                "UPDATE files SET state = ?, attempts = ?, create_sent_at = ?, updated_at = ? WHERE id = ?",
-                (FileState.CREATING.value, attempts, now, now, record.id),
-            )
-        )
-        return dataclasses.replace(record, state=FileState.CREATING, attempts=attempts)
+        change = changes.creating(record, attempts, time.time())
+        await self._w.write(Statement(*change.update("?")))  # durable: the create is sent after it
+        return change.applied()
 
     async def mark_created(self, record: FileRecord) -> FileRecord:
-        now = time.time()
-        await self._w.write_behind(
-            Statement(
-                "UPDATE files SET state = ?, error = NULL, error_class = NULL, created_at = ?, updated_at = ?"
-                " WHERE id = ?",
-                (FileState.CREATED.value, now, now, record.id),
-            )
-        )
-        return dataclasses.replace(
-            record, state=FileState.CREATED, error=None, error_class=None, created_at=now
-        )
+        return await self._behind(changes.created(record, time.time()))
 
     async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        return await self._fail(record, error, error_class.value)
+        return await self._behind(changes.failed(record, error, error_class.value, time.time()))
 
     async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
-        return await self._fail(record, error, CHANGED)
-
-    async def _fail(self, record: FileRecord, error: str, error_class: str) -> FileRecord:
-        message = _clean_error(error)
-        await self._w.write_behind(
-            Statement(
-                "UPDATE files SET state = ?, error = ?, error_class = ?, updated_at = ? WHERE id = ?",
-                (FileState.FAILED.value, message, error_class, time.time(), record.id),
-            )
-        )
-        return dataclasses.replace(record, state=FileState.FAILED, error=message, error_class=error_class)
+        return await self._behind(changes.failed(record, error, CHANGED, time.time()))
 
     # --- new jobs for known files ----------------------------------------------------------------
 
@@ -371,7 +309,7 @@ class SqliteLedger(Ledger):
             return []
         now = time.time()
         rows = [
-            (status, _server_message(error), now, now, record.id, record.job_id)
+            (status, changes.server_message(error), now, now, record.id, record.job_id)
             for record, status, error in updates
         ]
 
