@@ -31,6 +31,9 @@ DEMAND_HEADROOM = 1.5
 Clock = Callable[[], float]
 
 
+BURST_SECONDS = 0.1  # requests let through at once: this long's worth at the ceiling
+
+
 class FleetRate(Protocol):
     """A rate shared by several hosts: told of this host's outcomes, it paces and reports the fleet's."""
 
@@ -71,9 +74,11 @@ class AdaptiveRate:
     def __post_init__(self) -> None:
         self.lowest = self.ceiling
         self._cubic = CubicRate(ceiling=self.ceiling, floor=self.floor)
-        # A burst of at most one second's worth (and at least one request): the bucket holds
-        # `capacity` units and drains at `ceiling` units per second, also below 1 rps.
-        self._capacity = max(self.ceiling, 1.0)
+        # A burst of at most BURST_SECONDS' worth at the ceiling (and at least one request): the
+        # bucket holds `capacity` units and drains at `ceiling` units per second, also below 1 rps.
+        # Small on purpose: a run starts at the ceiling, and every request of a burst is sent
+        # before the first 429 can come back (a second's worth was most of the field case's 429s).
+        self._capacity = max(self.ceiling * BURST_SECONDS, 1.0)
         self._limiter = AsyncLimiter(self._capacity, self._capacity / self.ceiling)
         self._publish()
 
@@ -98,7 +103,7 @@ class AdaptiveRate:
         """Bucket units one request takes now (1 at full speed, and always in a fleet)."""
         if self.shared is not None:
             return 1.0
-        return min(self._capacity, max(1.0, self.ceiling / self.current))
+        return max(1.0, self.ceiling / self.current)
 
     async def acquire(self) -> None:
         """Wait for this request's turn. The cost is read again each time the bucket lets us
@@ -106,8 +111,9 @@ class AdaptiveRate:
         meanwhile, so a throttle slows the requests already waiting, not only later ones."""
         paid = 0.0
         while (due := self.cost - paid) > 1e-9:
-            await self._limiter.acquire(due)
-            paid += due
+            step = min(due, self._capacity)  # a slow rate's cost is paid a bucketful at a time
+            await self._limiter.acquire(step)
+            paid += step
         self.sending()
         if self.shared is not None:
             await self.shared.take()
