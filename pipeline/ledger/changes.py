@@ -83,6 +83,34 @@ def failed(record: FileRecord, error: str, error_class: str, now: float) -> Chan
     return Change(record, columns | {"updated_at": now})
 
 
+# What a file's current job left behind: cleared when the file moves on to another job.
+_JOB_TRACES = {
+    "error": None,
+    "error_class": None,
+    "job_status": None,
+    "job_error": None,
+    "fetched_formats": None,
+    "transcripts": None,
+    "fetched_at": None,
+}
+
+
+def renewed(record: FileRecord, new_job_id: str, now: float) -> Change:
+    """A new job for the file (--force, retry-failed): it starts over from its first step."""
+    columns = {"job_id": new_job_id, "generation": record.generation + 1, "state": FileState.PENDING}
+    steps = dict.fromkeys(
+        ("s3_key", "echo_json", "md5", "presigned_at", "uploaded_at", "create_sent_at", "created_at")
+    )
+    cleared = {"status_checked_at": None, "server_deleted_at": None}
+    return Change(record, columns | steps | _JOB_TRACES | cleared | {"updated_at": now})
+
+
+def adopted(record: FileRecord, job_id: str, generation: int, now: float) -> Change:
+    """A later job of the file's own, found on the server (reconcile): it is created."""
+    columns = {"job_id": job_id, "generation": generation, "state": FileState.CREATED}
+    return Change(record, columns | _JOB_TRACES | {"created_at": now, "updated_at": now})
+
+
 def clean_error(error: str) -> str:
     """Errors are stored redacted, on one printable line, bounded."""
     return escape_control(redact(error))[:ERROR_LIMIT]

@@ -388,11 +388,18 @@ class PostgresLedger(Ledger):
 
     # --- new jobs for known files ----------------------------------------------------------------
 
-    async def _replace_job(
-        self, record: FileRecord, kind: HistoryKind, reason: str, update: LiteralString, params: Sequence[Any]
-    ) -> FileRecord:
+    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
+        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
+
+    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
+        change = changes.adopted(record, job_id, generation, time.time())
+        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
+
+    async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
         """Keep the current job in the history and move the file, in one transaction. Run again
         after a lost server, a move committed unheard is not kept twice (the file has moved on)."""
+        record = change.record
+        update, params = change.update("%s", host=self.host)
 
         async def replace(conn: Connection) -> Row | None:
             async with conn.transaction():
@@ -417,31 +424,6 @@ class PostgresLedger(Ledger):
         row = await self.run(replace)
         assert row is not None, "the file is in the ledger"
         return record_from_row(row)
-
-    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
-        return await self._replace_job(
-            record,
-            kind,
-            reason,
-            "UPDATE files SET job_id = %s, generation = %s, state = %s, s3_key = NULL, echo_json = NULL,"
-            " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
-            " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
-            " status_checked_at = NULL, fetched_formats = NULL, transcripts = NULL, fetched_at = NULL,"
-            " server_deleted_at = NULL, updated_at = %s, host = %s WHERE id = %s",
-            (new_job_id, record.generation + 1, FileState.PENDING.value, time.time(), self.host, record.id),
-        )
-
-    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
-        now = time.time()
-        return await self._replace_job(
-            record,
-            HistoryKind.RECONCILED,
-            reason,
-            "UPDATE files SET job_id = %s, generation = %s, state = %s, error = NULL, error_class = NULL,"
-            " job_status = NULL, job_error = NULL, fetched_formats = NULL, transcripts = NULL,"
-            " fetched_at = NULL, created_at = %s, updated_at = %s, host = %s WHERE id = %s",
-            (job_id, generation, FileState.CREATED.value, now, now, self.host, record.id),
-        )
 
     # --- the server's view -----------------------------------------------------------------------
 

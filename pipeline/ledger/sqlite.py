@@ -243,62 +243,21 @@ class SqliteLedger(Ledger):
     # --- new jobs for known files ----------------------------------------------------------------
 
     async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
-        now = time.time()
-        generation = record.generation + 1
-
-        def renew(conn: sqlite3.Connection) -> None:
-            _archive_job(conn, record, kind, reason, now)
-            conn.execute(
-                "UPDATE files SET job_id = ?, generation = ?, state = ?, s3_key = NULL, echo_json = NULL,"
-                " md5 = NULL, error = NULL, error_class = NULL, presigned_at = NULL, uploaded_at = NULL,"
-                " create_sent_at = NULL, created_at = NULL, job_status = NULL, job_error = NULL,"
-                " status_checked_at = NULL, fetched_formats = NULL, transcripts = NULL, fetched_at = NULL,"
-                " server_deleted_at = NULL, updated_at = ? WHERE id = ?",
-                (new_job_id, generation, FileState.PENDING.value, now, record.id),
-            )
-
-        await self._w.write(renew)
-        return dataclasses.replace(
-            record,
-            job_id=new_job_id,
-            generation=generation,
-            state=FileState.PENDING,
-            s3_key=None,
-            echo_json=None,
-            md5=None,
-            error=None,
-            error_class=None,
-            job_status=None,  # the new job has no status, and nothing fetched, yet
-            job_error=None,
-            fetched_formats=None,
-            created_at=None,
-        )
+        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
 
     async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
-        now = time.time()
+        change = changes.adopted(record, job_id, generation, time.time())
+        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
 
-        def adopt(conn: sqlite3.Connection) -> None:
-            _archive_job(conn, record, HistoryKind.RECONCILED, reason, now)
-            conn.execute(
-                "UPDATE files SET job_id = ?, generation = ?, state = ?, error = NULL, error_class = NULL,"
-                " job_status = NULL, job_error = NULL, fetched_formats = NULL, transcripts = NULL,"
-                " fetched_at = NULL, created_at = ?, updated_at = ? WHERE id = ?",
-                (job_id, generation, FileState.CREATED.value, now, now, record.id),
-            )
+    async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
+        """Keep the current job in the history and move the file on, in one durable transaction."""
 
-        await self._w.write(adopt)
-        return dataclasses.replace(
-            record,
-            job_id=job_id,
-            generation=generation,
-            state=FileState.CREATED,
-            error=None,
-            error_class=None,
-            job_status=None,
-            job_error=None,
-            fetched_formats=None,
-            created_at=now,
-        )
+        def replace(conn: sqlite3.Connection) -> None:
+            _archive_job(conn, change.record, kind, reason, time.time())
+            conn.execute(*change.update("?"))
+
+        await self._w.write(replace)
+        return change.applied()
 
     # --- the server's view -----------------------------------------------------------------------
 
