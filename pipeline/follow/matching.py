@@ -72,10 +72,10 @@ async def reconcile(ledger: Ledger, client: SlngClient, policy: RetryPolicy) -> 
                 updates.append((mine, job.status, job_message(job)))
         await ledger.set_job_statuses(updates)
     for record, job, generation in adopt.values():
-        await ledger.adopt_job(
+        adopted = await ledger.adopt_job(
             record, job.job_id, generation, "reconcile: a later job of this file is on the server"
         )
-        await ledger.set_job_statuses([(record, job.status, job_message(job))])
+        await ledger.set_job_statuses([(adopted, job.status, job_message(job))])  # the job it has now
         report.adopted += 1
     report.missing_on_server = [
         r.job_id
