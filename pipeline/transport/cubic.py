@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 WINDOW_SECONDS = 1.0  # the accepted rate is the count of the last second's acceptances
+BURST_SECONDS = 0.1  # requests let through at once: this long's worth at the rate (at least one)
 BINS = 10  # ... kept in this many bins: memory is fixed whatever the rate
 
 

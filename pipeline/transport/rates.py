@@ -21,7 +21,7 @@ from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
-from pipeline.transport.cubic import AcceptedMeter, CubicRate
+from pipeline.transport.cubic import BURST_SECONDS, AcceptedMeter, CubicRate
 
 RateView = dict[str, float]
 # Past the last estimate, the rate grows to at most this times what was sent over the last second:
@@ -29,9 +29,6 @@ RateView = dict[str, float]
 # near the last one, not one that climbed unobserved.
 DEMAND_HEADROOM = 1.5
 Clock = Callable[[], float]
-
-
-BURST_SECONDS = 0.1  # requests let through at once: this long's worth at the ceiling
 
 
 class FleetRate(Protocol):
