@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from pipeline.config.settings import Settings, load_settings
+from pipeline.sandbox import Sandbox
 from tests.sandbox.helpers import wav_bytes
 from tests.support.localstack import LocalStackS3
 
@@ -28,3 +33,17 @@ def s3_env(server: LocalStackS3) -> dict[str, str]:
         "SLNG_BULK_S3_REGION": server.region,
         "SLNG_BULK_CLOUD_ALLOW_HTTP": "true",
     }
+
+
+def cloud_settings(sb: Sandbox, server: LocalStackS3, ledger: Path, **more: Any) -> Settings:
+    """A library run's settings against the sandbox, with the S3 endpoint LocalStack's."""
+    return load_settings(
+        api_url=sb.api_url,
+        api_key=sb.api_key,
+        ledger=ledger,
+        progress="none",
+        s3_endpoint=server.endpoint,
+        s3_region=server.region,
+        cloud_allow_http=True,
+        **more,
+    )

@@ -4,14 +4,13 @@ signed URL itself, so a job that reaches DONE proves the signature, the key and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import obstore
 import pytest
 
-from pipeline import load_settings, submit
-from pipeline.config.settings import Settings
+from pipeline import submit
 from pipeline.sandbox import Sandbox
+from tests.cloud.s3_helpers import cloud_settings
 from tests.sandbox.helpers import wav_bytes
 from tests.storage.cloud_helpers import no_ambient_credentials
 from tests.storage.test_cloud_s3 import raw_store
@@ -33,19 +32,6 @@ async def put_audio(server: LocalStackS3, bucket: str, keys: list[str], seconds:
     store = raw_store(server, bucket)
     for key in keys:
         await obstore.put_async(store, key, wav_bytes(seconds))
-
-
-def cloud_settings(sb: Sandbox, server: LocalStackS3, ledger: Path, **more: Any) -> Settings:
-    return load_settings(
-        api_url=sb.api_url,
-        api_key=sb.api_key,
-        ledger=ledger,
-        progress="none",
-        s3_endpoint=server.endpoint,
-        s3_region=server.region,
-        cloud_allow_http=True,
-        **more,
-    )
 
 
 async def test_a_prefix_is_one_job_per_audio_object_and_no_byte_is_uploaded(

@@ -12,17 +12,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipeline import load_settings, submit_rows
-from pipeline.config.settings import Settings
+from pipeline import submit_rows
 from pipeline.errors import ExitCode
 from pipeline.sandbox import Sandbox
 from pipeline.sources.iterable_rows import RowInput
-from tests.cloud.s3_helpers import put_audio, s3_flags
+from tests.cloud.s3_helpers import cloud_settings, put_audio, s3_flags
 from tests.sandbox.helpers import wav_bytes
 from tests.support.localstack import LocalStackS3
 from tests.support.runs import cli_env, run_cli, successful_creates
@@ -41,19 +39,6 @@ def sent_urls(sb: Sandbox) -> dict[str, str | None]:
     return {job_id: job.input_url for job_id, job in sb.state.jobs.items()}
 
 
-def settings_for(sb: Sandbox, server: LocalStackS3, ledger: Path, **more: Any) -> Settings:
-    return load_settings(
-        api_url=sb.api_url,
-        api_key=sb.api_key,
-        ledger=ledger,
-        progress="none",
-        s3_endpoint=server.endpoint,
-        s3_region=server.region,
-        cloud_allow_http=True,
-        **more,
-    )
-
-
 @pytest.mark.localstack
 async def test_submit_rows_takes_url_dicts_and_strings(
     aws_env: LocalStackS3, sandbox: Sandbox, tmp_path: Path
@@ -65,7 +50,7 @@ async def test_submit_rows_takes_url_dicts_and_strings(
         {"url": f"s3://{bucket}/in/a.wav", "transcription_config": {"language": "fr"}},
         f"s3://{bucket}/in/b.wav",
     ]
-    stats = await submit_rows(items, settings_for(sandbox, aws_env, ledger, wait=True, sign_expiry=120))
+    stats = await submit_rows(items, cloud_settings(sandbox, aws_env, ledger, wait=True, sign_expiry=120))
     assert stats.created == 2 and stats.failed == 0, stats
     rows = files(ledger)
     assert [(p, size, state) for p, size, _v, state in rows] == [
@@ -76,7 +61,7 @@ async def test_submit_rows_takes_url_dicts_and_strings(
     assert all(job.status == "DONE" for job in sandbox.jobs().jobs)
     for url in sent_urls(sandbox).values():
         assert url is not None and parse_qs(urlsplit(url).query)["X-Amz-Expires"] == ["120"]
-    again = await submit_rows(items, settings_for(sandbox, aws_env, ledger))
+    again = await submit_rows(items, cloud_settings(sandbox, aws_env, ledger))
     assert again.created == 0 and again.skipped_done == 2
     assert len(successful_creates(sandbox)) == 2
 
