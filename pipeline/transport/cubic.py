@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 WINDOW_SECONDS = 1.0  # the accepted rate is the count of the last second's acceptances
 BINS = 10  # ... kept in this many bins: memory is fixed whatever the rate
-MIN_COUNTED = 4  # acceptances since the last cut that make a rate over a span under a second
 
 
 @dataclass
@@ -58,8 +57,8 @@ class CubicRate:
     ceiling: float
     floor: float
     beta: float = 0.9
-    return_seconds: float = 5.0
-    double_seconds: float = 2.0
+    return_seconds: float = 1.0
+    double_seconds: float = 5.0
     echo_seconds: float = 0.25  # refusals this soon after a cut are of requests sent before it
     w_max: float | None = None  # None: never throttled, the ceiling holds
     cut_at: float = 0.0
@@ -85,11 +84,8 @@ class CubicRate:
         up while we were under its rate), else over the last second.
         """
         since = now - self.cut_at
-        if self.w_max is not None and since < self.echo_seconds:
-            return self.rate(now)  # an echo of requests sent before the cut: nothing new
-        counted = meter.total - self._total_at_cut
-        if self.w_max is not None and (since >= WINDOW_SECONDS or counted >= MIN_COUNTED):
-            estimate = counted / since
+        if self.w_max is not None and since >= WINDOW_SECONDS:
+            estimate = (meter.total - self._total_at_cut) / since
         else:
             estimate = meter.rate(now)
         if self.w_max is not None and self.echo_seconds <= since < self.return_seconds:

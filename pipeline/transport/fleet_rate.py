@@ -23,12 +23,6 @@ from dataclasses import dataclass, field
 
 from pipeline.transport.cubic import WINDOW_SECONDS, CubicRate
 
-# The fleet's curve returns to its estimate faster than one host's: its estimates run low (a host's
-# acceptances reach the row only with its next take), and a long flat phase under a low estimate
-# was a slow climb back after the capacity rose (tests/transport/test_fleet_rate.py).
-FLEET_RETURN_SECONDS = 1.0
-FLEET_DOUBLE_SECONDS = 5.0
-
 
 @dataclass(frozen=True)
 class TakeOrder:
@@ -73,12 +67,7 @@ class FleetShare:
     def __post_init__(self) -> None:
         self.floor = min(self.ceiling, self.floor)
         self.rate = self.ceiling
-        self._curve = CubicRate(
-            ceiling=self.ceiling,
-            floor=self.floor,
-            return_seconds=FLEET_RETURN_SECONDS,
-            double_seconds=FLEET_DOUBLE_SECONDS,
-        )
+        self._curve = CubicRate(ceiling=self.ceiling, floor=self.floor)
 
     @property
     def echo_seconds(self) -> float:

@@ -1,8 +1,9 @@
 """Pool-wide request rates that find what the server accepts (`transport.cubic`), under the user's
 ceiling (`--max-*-rps`).
 
-Requests leave one slot apart (`transport.pacer`), a slot being 1 / current rate long, with up to a
-second's worth saved up while idle; a 429 slows every worker at once and empties what was saved up.
+aiolimiter provides the leaky bucket. To slow down without touching its internals, each request
+asks for `ceiling / current_rate` units of a bucket that drains at `ceiling` units per second:
+at full speed a request costs one unit; after a 429 it costs more, so every worker slows at once.
 
 In a fleet (`shared` set), the rate is the fleet's, kept in the ledger (`ledger.shared_rate`):
 each host's own bucket then only holds it to the ceiling, and the shared bucket paces it.
@@ -18,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import anyio
+from aiolimiter import AsyncLimiter
 
 from pipeline.transport.cubic import AcceptedMeter, CubicRate
-from pipeline.transport.pacer import Pacer
 
 RateView = dict[str, float]
 # Past the last estimate, the rate grows to at most this times what was sent over the last second:
@@ -61,7 +61,8 @@ class AdaptiveRate:
     _cubic: CubicRate = field(init=False, repr=False)
     _meter: AcceptedMeter = field(init=False, repr=False, default_factory=AcceptedMeter)
     _sent: AcceptedMeter = field(init=False, repr=False, default_factory=AcceptedMeter)
-    _pacer: Pacer = field(init=False, repr=False, default_factory=Pacer)
+    _capacity: float = field(init=False, repr=False)
+    _limiter: AsyncLimiter = field(init=False, repr=False)
     _accepted_total: int = field(init=False, default=0)
     _first_accept: float | None = field(init=False, default=None)
     _last_accept: float = field(init=False, default=0.0)
@@ -70,6 +71,10 @@ class AdaptiveRate:
     def __post_init__(self) -> None:
         self.lowest = self.ceiling
         self._cubic = CubicRate(ceiling=self.ceiling, floor=self.floor)
+        # A burst of at most one second's worth (and at least one request): the bucket holds
+        # `capacity` units and drains at `ceiling` units per second, also below 1 rps.
+        self._capacity = max(self.ceiling, 1.0)
+        self._limiter = AsyncLimiter(self._capacity, self._capacity / self.ceiling)
         self._publish()
 
     @property
@@ -89,24 +94,20 @@ class AdaptiveRate:
         return rate
 
     @property
-    def interval(self) -> float:
-        """Seconds one request's slot takes now (at the ceiling in a fleet: the fleet's bucket paces)."""
-        return 1.0 / (self.ceiling if self.shared is not None else self.current)
-
-    def reserve(self, owed: float) -> float:
-        """Book `owed` more seconds of slot; seconds to wait before leaving."""
-        return self._pacer.reserve(owed, self.clock())
+    def cost(self) -> float:
+        """Bucket units one request takes now (1 at full speed, and always in a fleet)."""
+        if self.shared is not None:
+            return 1.0
+        return min(self._capacity, max(1.0, self.ceiling / self.current))
 
     async def acquire(self) -> None:
-        """Wait for this request's turn. The slot is read again after each wait: a worker that
-        queued at full speed waits the difference if the rate dropped meanwhile, so a throttle
-        slows the requests already waiting, not only later ones."""
-        booked = 0.0
-        while (owed := self.interval - booked) > 1e-9:
-            wait = self.reserve(owed)
-            booked += owed
-            if wait > 0:
-                await anyio.sleep(wait)
+        """Wait for this request's turn. The cost is read again each time the bucket lets us
+        through: a worker that queued at full speed pays the difference if the rate dropped
+        meanwhile, so a throttle slows the requests already waiting, not only later ones."""
+        paid = 0.0
+        while (due := self.cost - paid) > 1e-9:
+            await self._limiter.acquire(due)
+            paid += due
         self.sending()
         if self.shared is not None:
             await self.shared.take()
@@ -129,7 +130,6 @@ class AdaptiveRate:
         else:
             now = self.clock()
             self._cubic.throttled(self._meter, now)
-            self._pacer.empty(now)  # the server's burst is spent: ours must not send one
         self.lowest = min(self.lowest, self.current)
         self._publish()
 
