@@ -77,6 +77,15 @@ def _create_span(sb: RunningSandbox) -> tuple[int, float]:
     return len(times), (times[-1] - times[0]) if len(times) > 1 else 0.0
 
 
+def _timelines(sb: RunningSandbox) -> dict[str, list[list[int]]]:
+    """Per operation, the sandbox's seconds as [second, accepted, throttled]: where the 429s fell."""
+    lines = sb.readback("stats")["timeline"]
+    return {
+        op: [[s["second"], s["accepted"], s["throttled"]] for s in lines.get(op, [])]
+        for op in ("presign", "create")
+    }
+
+
 def follow_seconds(timeline: list[dict[str, Any]], change: int, target: float) -> float | None:
     """Seconds from `change` until the accepted rate (mean of 2 s) is within 10% of `target`."""
     accepted = {int(s["second"]): int(s["accepted"]) for s in timeline}
@@ -215,6 +224,7 @@ def _capacity_runs(ctx: Context, name: str, runner: Runner, ceilings: tuple[int,
             run = runner(sb, manifest, ceiling)
             created, span = _create_span(sb)
             share, total = _refused_share(sb)
+            timelines = _timelines(sb)
         finally:
             ctx.servers.stop(sb)
         if created != count:
@@ -231,7 +241,10 @@ def _capacity_runs(ctx: Context, name: str, runner: Runner, ceilings: tuple[int,
                 run.max_rss_mb,
                 ratio=efficiency,
                 ratio_to="N/C",
-                extra={"note": f"create span {span:.1f} s, 429s {share:.1%} of {total}"},
+                extra={
+                    "note": f"create span {span:.1f} s, 429s {share:.1%} of {total}",
+                    "timeline": timelines,
+                },
             )
         )
         _ratio_check(ctx, name, f"efficiency at {times}x C", efficiency, 0.95, True)
@@ -267,6 +280,7 @@ def _step_run(ctx: Context, name: str, runner: Runner) -> None:
         if errors:
             raise errors[0]
         timeline = sb.readback("stats")["timeline"]["create"]
+        timelines = _timelines(sb)
         share, total = _refused_share(sb)
         created, _span = _create_span(sb)
     finally:
@@ -291,7 +305,7 @@ def _step_run(ctx: Context, name: str, runner: Runner) -> None:
                     for lab, f in zip(labels, follows, strict=True)
                 )
                 + f", 429s {share:.1%} of {total}",
-                "timeline": [[s["second"], s["accepted"], s["throttled"]] for s in timeline],
+                "timeline": timelines,
             },
         )
     )
