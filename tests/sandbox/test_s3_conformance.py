@@ -212,17 +212,42 @@ def _md5_b64(data: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# The cases. Each returns the Outcome for one target.
+# The cases. Each returns the Outcome for one target; `@case` registers it with its verdict.
+
+CaseRun = Callable[[Ctx], Awaitable[Outcome]]
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str
+    run: CaseRun
+    accept: bool  # the verdict real S3 gives
+
+
+CASES: list[Case] = []
+
+
+def case(*, accept: bool) -> Callable[[CaseRun], CaseRun]:
+    """Register the function as a case named after it (less its `case_` prefix), in file order."""
+
+    def register(run: CaseRun) -> CaseRun:
+        CASES.append(Case(run.__name__.removeprefix("case_"), run, accept))
+        return run
+
+    return register
+
+
+@case(accept=True)
 async def case_put_valid(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": OCTET})
 
 
+@case(accept=False)
 async def case_put_tampered_signature(c: Ctx) -> Outcome:
     return await c.put(_tamper_signature(c.presign_put()), {"Content-Type": OCTET})
 
 
+@case(accept=False)
 async def case_put_other_key(c: Ctx) -> Outcome:
     # A URL signed for `<key>.signed` used to write `<key>`.
     url = c.presign_put(c.key + ".signed")
@@ -231,6 +256,7 @@ async def case_put_other_key(c: Ctx) -> Outcome:
     return outcome
 
 
+@case(accept=False)
 async def case_put_other_bucket(c: Ctx) -> Outcome:
     # A URL signed for the main bucket used to write the same key in another existing bucket.
     url = _with_path(c.presign_put(), f"/{c.target.other_bucket}/{c.key}")
@@ -240,14 +266,17 @@ async def case_put_other_bucket(c: Ctx) -> Outcome:
     return Outcome(status, _error_code(body), stored)
 
 
+@case(accept=False)
 async def case_put_wrong_content_type(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": "audio/wav"})
 
 
+@case(accept=False)
 async def case_put_missing_content_type(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {})
 
 
+@case(accept=False)
 async def case_put_expired(c: Ctx) -> Outcome:
     # Sign as if an hour ago, valid for 60 s: expired by 59 minutes, no sleeping needed. botocore's
     # SigV4 signers take "now" from botocore.auth.get_current_datetime; if that ever changes, the
@@ -261,19 +290,23 @@ async def case_put_expired(c: Ctx) -> Outcome:
     return await c.put(url, {"Content-Type": OCTET})
 
 
+@case(accept=False)
 async def case_put_unsigned_amz_meta(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": OCTET, "x-amz-meta-foo": "bar"})
 
 
+@case(accept=False)
 async def case_put_wrong_content_md5(c: Ctx) -> Outcome:
     # Well-formed (base64 of 16 bytes) but the digest of other data.
     return await c.put(c.presign_put(), {"Content-Type": OCTET, "Content-MD5": _md5_b64(b"other bytes")})
 
 
+@case(accept=False)
 async def case_put_malformed_content_md5(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": OCTET, "Content-MD5": "not-an-md5!"})
 
 
+@case(accept=False)
 async def case_put_truncated_body(c: Ctx) -> Outcome:
     # Declare the full length, send half, then close: a client dying mid-upload. aiohttp cannot send a
     # short body, so this goes over a raw socket.
@@ -310,40 +343,18 @@ async def _seed(c: Ctx) -> None:
     assert status == 200, f"seeding {c.key} on {c.target.name}: {status} {body[:300]!r}"
 
 
+@case(accept=True)
 async def case_get_valid(c: Ctx) -> Outcome:
     await _seed(c)
     status, body = await c.request("GET", c.presign_get())
     return Outcome(status, _error_code(body), status == 200 and body == c.body)
 
 
+@case(accept=False)
 async def case_get_tampered_signature(c: Ctx) -> Outcome:
     await _seed(c)
     status, body = await c.request("GET", _tamper_signature(c.presign_get()))
     return Outcome(status, _error_code(body), status == 200 and body == c.body)
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    run: Callable[[Ctx], Awaitable[Outcome]]
-    accept: bool  # the verdict real S3 gives
-
-
-CASES = [
-    Case("put_valid", case_put_valid, True),
-    Case("put_tampered_signature", case_put_tampered_signature, False),
-    Case("put_other_key", case_put_other_key, False),
-    Case("put_other_bucket", case_put_other_bucket, False),
-    Case("put_wrong_content_type", case_put_wrong_content_type, False),
-    Case("put_missing_content_type", case_put_missing_content_type, False),
-    Case("put_expired", case_put_expired, False),
-    Case("put_unsigned_amz_meta", case_put_unsigned_amz_meta, False),
-    Case("put_wrong_content_md5", case_put_wrong_content_md5, False),
-    Case("put_malformed_content_md5", case_put_malformed_content_md5, False),
-    Case("put_truncated_body", case_put_truncated_body, False),
-    Case("get_valid", case_get_valid, True),
-    Case("get_tampered_signature", case_get_tampered_signature, False),
-]
 
 
 def _body_for(case_name: str) -> bytes:
