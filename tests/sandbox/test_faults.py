@@ -60,6 +60,18 @@ async def put_codes(sb: Sandbox, times: int) -> list[tuple[int, str]]:
     return codes
 
 
+async def list_timings(sb: Sandbox, times: int) -> list[float]:
+    """How long each of `times` job listings took (seconds), each answered 200."""
+    elapsed = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(times):
+            start = time.monotonic()
+            async with http.get(sb.api_url + JOBS, headers=auth(sb)) as resp:
+                assert resp.status == 200
+            elapsed.append(time.monotonic() - start)
+    return elapsed
+
+
 def fresh_session() -> aiohttp.ClientSession:
     """One connection per request: no pooled-connection retry can hide a dropped connection."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
@@ -241,13 +253,7 @@ async def test_fixed_latency(sandbox: Sandbox) -> None:
 async def test_latency_on_chosen_occurrences_only(sandbox: Sandbox) -> None:
     """`nth` delays exactly those requests of the operation (e.g. "the first download is late")."""
     sandbox.set_faults(plan(list={"latency": {"fixed_ms": 300, "nth": [2]}}))
-    elapsed = []
-    async with aiohttp.ClientSession() as http:
-        for _ in range(3):
-            start = time.monotonic()
-            async with http.get(sandbox.api_url + JOBS, headers=auth(sandbox)) as resp:
-                assert resp.status == 200
-            elapsed.append(time.monotonic() - start)
+    elapsed = await list_timings(sandbox, 3)
     assert elapsed[1] >= 0.3 and elapsed[0] < 0.2 and elapsed[2] < 0.2
     assert sandbox.stats().injected_by_operation == {"list": {"latency": 1}}
 
@@ -261,13 +267,7 @@ async def test_latency_on_chosen_occurrences_only(sandbox: Sandbox) -> None:
 )
 async def test_latency_distributions(sandbox: Sandbox, latency: dict[str, Any]) -> None:
     sandbox.set_faults(plan(list={"latency": latency}))
-    elapsed = []
-    async with aiohttp.ClientSession() as http:
-        for _ in range(6):
-            start = time.monotonic()
-            async with http.get(sandbox.api_url + JOBS, headers=auth(sandbox)) as resp:
-                assert resp.status == 200
-            elapsed.append(time.monotonic() - start)
+    elapsed = await list_timings(sandbox, 6)
     if latency["distribution"] == "uniform":
         assert all(0.06 <= e < 0.5 for e in elapsed)
     else:

@@ -59,34 +59,16 @@ BODY_SIZE = 64 * 1024
 @dataclass(frozen=True)
 class S3Target:
     name: str
-    endpoint: str
-    access_key: str
-    secret_key: str
-    region: str
     bucket: str
     other_bucket: str
     # botocore client used only to presign (no request goes through it); built once per target.
     client: Any = field(compare=False, repr=False)
 
-    @classmethod
-    def create(
-        cls, name: str, endpoint: str, access_key: str, secret_key: str, region: str, bucket: str, other: str
-    ) -> S3Target:
-        client = make_s3_client(endpoint, access_key, secret_key, region)
-        return cls(name, endpoint, access_key, secret_key, region, bucket, other, client)
-
 
 @pytest.fixture(scope="session")
 def localstack_target(localstack_s3: LocalStackS3) -> S3Target:  # noqa: F811
-    return S3Target.create(
-        name="localstack",
-        endpoint=localstack_s3.endpoint,
-        access_key=localstack_s3.access_key,
-        secret_key=localstack_s3.secret_key,
-        region=localstack_s3.region,
-        bucket=localstack_s3.create_bucket("slng-conf"),
-        other=localstack_s3.create_bucket("slng-conf-other"),
-    )
+    bucket, other = localstack_s3.create_bucket("slng-conf"), localstack_s3.create_bucket("slng-conf-other")
+    return S3Target("localstack", bucket, other, localstack_s3.client())
 
 
 @pytest.fixture(scope="session")
@@ -96,15 +78,8 @@ def sandbox_target() -> Iterator[S3Target]:
         other = unique_bucket_name("slng-conf-other")
         sb.create_bucket(other)
         creds = sb.s3_credentials
-        yield S3Target.create(
-            name="sandbox",
-            endpoint=sb.s3_url,
-            access_key=creds.access_key,
-            secret_key=creds.secret_key,
-            region=creds.region,
-            bucket=sb.bucket,
-            other=other,
-        )
+        client = make_s3_client(sb.s3_url, creds.access_key, creds.secret_key, creds.region)
+        yield S3Target("sandbox", sb.bucket, other, client)
 
 
 # --------------------------------------------------------------------------------------------------
