@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pipeline.sandbox.config import SandboxConfig
 from pipeline.sandbox.injector import FaultInjector
@@ -13,19 +14,11 @@ from pipeline.sandbox.request_stats import StatsRecorder
 from pipeline.sandbox.state import SandboxState
 
 
+@dataclass(eq=False)  # compared by identity, as the handlers bound to it are
 class ApiPart:
-    def __init__(
-        self,
-        config: SandboxConfig,
-        state: SandboxState,
-        store: ObjectStore,
-        injector: FaultInjector,
-        stats: StatsRecorder,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.store = store
-        self.injector = injector
-        self.stats = stats
-        self.clock = clock
+    config: SandboxConfig
+    state: SandboxState
+    store: ObjectStore
+    injector: FaultInjector
+    stats: StatsRecorder
+    clock: Callable[[], float] = time.time

@@ -6,8 +6,7 @@ in `readback.py`.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -15,18 +14,15 @@ from aiohttp.typedefs import Handler
 from pipeline.api.models import JobAcknowledgement, JobFile, JobFiles, JobOutputFile, is_valid_job_id
 from pipeline.sandbox.api_errors import ApiError, error_response, injected_api_error, model_response
 from pipeline.sandbox.api_part import ApiPart
-from pipeline.sandbox.config import DOWNLOAD_EXPIRES_IN, SandboxConfig
+from pipeline.sandbox.config import DOWNLOAD_EXPIRES_IN
 from pipeline.sandbox.create import JobCreator
 from pipeline.sandbox.fault_middleware import make_fault_middleware
-from pipeline.sandbox.injector import FaultInjector
 from pipeline.sandbox.json_body import JSON_BODY_KEY, is_presign, read_json_body
 from pipeline.sandbox.lifecycle import render, status_at
 from pipeline.sandbox.listing import parse_list_query, select
-from pipeline.sandbox.objects import ObjectStore
 from pipeline.sandbox.outputs import OutputWriter
 from pipeline.sandbox.presign import Presigner
-from pipeline.sandbox.request_stats import StatsRecorder
-from pipeline.sandbox.state import JobRecord, SandboxState
+from pipeline.sandbox.state import JobRecord
 
 JOBS = "/v1/batch/jobs"
 
@@ -36,21 +32,14 @@ def api_key_id(key: str) -> str:
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+@dataclass(eq=False)
 class ApiServer(ApiPart):
-    def __init__(
-        self,
-        config: SandboxConfig,
-        state: SandboxState,
-        store: ObjectStore,
-        injector: FaultInjector,
-        stats: StatsRecorder,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(config, state, store, injector, stats, clock)
-        self.accepted_keys = set(config.api_keys)  # mutable: tests revoke and restore keys
-        self.creator = JobCreator(config, state, store, injector, stats, clock)
-        self.presigner = Presigner(config, state, store, injector, stats, clock)
-        self.outputs = OutputWriter(store, state)
+    def __post_init__(self) -> None:
+        self.accepted_keys = set(self.config.api_keys)  # mutable: tests revoke and restore keys
+        parts = (self.config, self.state, self.store, self.injector, self.stats, self.clock)
+        self.creator = JobCreator(*parts)
+        self.presigner = Presigner(*parts)
+        self.outputs = OutputWriter(self.store, self.state)
 
     def app(self, extra_routes: list[web.RouteDef]) -> web.Application:
         faults = make_fault_middleware(

@@ -79,35 +79,12 @@ def _env(name: str) -> dict[str, Any]:
 @click.option("--s3-secret-key", **_env("S3_SECRET_KEY"), help="External S3 secret key.")
 @click.option("--s3-bucket", **_env("S3_BUCKET"), help="Bucket (external mode).")
 @click.option("--s3-region", default="us-east-1", show_default=True, **_env("S3_REGION"))
-def sandbox_command(
-    host: str,
-    api_port: int,
-    s3_port: int,
-    faults: Path | None,
-    data_dir: Path | None,
-    job_step_seconds: float,
-    s3_endpoint: str | None,
-    s3_access_key: str | None,
-    s3_secret_key: str | None,
-    s3_bucket: str | None,
-    s3_region: str,
-) -> None:
+def sandbox_command(faults: Path | None, **settings: Any) -> None:
     """Run the local SLNG Batch API emulator (API + strict S3) in the foreground."""
+    # Every other option is named after the SandboxConfig field it sets, which validates it.
     try:
         plan = FaultPlan.from_file(faults) if faults else FaultPlan()
-        config = SandboxConfig(
-            host=host,
-            api_port=api_port,
-            s3_port=s3_port,
-            faults=plan,
-            data_dir=data_dir,
-            job_step_seconds=job_step_seconds,
-            s3_endpoint=s3_endpoint,
-            s3_access_key=s3_access_key,
-            s3_secret_key=s3_secret_key,
-            s3_bucket=s3_bucket,
-            s3_region=s3_region,
-        )
+        config = SandboxConfig(faults=plan, **settings)
     except (ValueError, OSError) as exc:
         click.echo(f"slng-bulk: error: sandbox: {exc}".splitlines()[0], err=True)
         sys.exit(int(ExitCode.CONFIG))

@@ -8,6 +8,7 @@ created a job and that a retried create was refused as a duplicate.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
@@ -42,6 +43,33 @@ from pipeline.sandbox.validation import (
 )
 
 Source = Literal["upload", "url", "presign"]
+JsonCreate = CreateFromUploadRequest | CreateFromUrlRequest
+
+
+@dataclass(frozen=True)
+class Order:
+    """What one create asks for, however its audio comes: the job, its owner, model and settings."""
+
+    job_id: str
+    api_key_id: str
+    model_code: str
+    config: TranscriptionConfig
+    tracking: Tracking | None
+    output_config: OutputConfig | None
+    metadata: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, req: JsonCreate, job_id: str, api_key_id: str, model_code: str) -> Order:
+        """A JSON create's order (presign step 3 or input URL), its job_id and model checked."""
+        return cls(
+            job_id,
+            api_key_id,
+            model_code,
+            req.transcription_config,
+            req.tracking,
+            req.output_config,
+            req.metadata,
+        )
 
 
 class JobCreator(ApiPart):
@@ -134,20 +162,8 @@ class JobCreator(ApiPart):
         audio = await anyio.to_thread.run_sync(analyse, head, self.store.local_path(req.s3_key))
         if job_id in self.state.jobs:  # re-check: the awaits above let a twin request in
             raise ApiError(409, "Job already exists")
-        return self._add_job(
-            job_id,
-            api_key_id,
-            model_code,
-            req.transcription_config,
-            req.tracking,
-            req.output_config,
-            req.metadata,
-            "presign",
-            audio,
-            presign.filename,
-            info.size,
-            key=req.s3_key,
-        )
+        order = Order.of(req, job_id, api_key_id, model_code)
+        return self._add_job(order, "presign", audio, presign.filename, info.size, key=req.s3_key)
 
     # --- URL input -----------------------------------------------------------------------------
 
@@ -162,20 +178,8 @@ class JobCreator(ApiPart):
         name = url.split("?", 1)[0].rsplit("/", 1)[-1]
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else None
         audio = AudioInfo(decodable=True, format=ext, mime_type=MIME_TYPES.get(ext or ""))
-        job = self._add_job(
-            job_id,
-            api_key_id,
-            model_code,
-            req.transcription_config,
-            req.tracking,
-            req.output_config,
-            req.metadata,
-            "url",
-            audio,
-            name or None,
-            None,
-            url=url,
-        )
+        order = Order.of(req, job_id, api_key_id, model_code)
+        job = self._add_job(order, "url", audio, name or None, None, url=url)
         self.fetcher.start(job)
         return job
 
@@ -211,32 +215,14 @@ class JobCreator(ApiPart):
         if job_id in self.state.jobs:
             raise ApiError(409, "Job already exists")
         await self.store.put_file(key, path, content_type)
-        return self._add_job(
-            job_id,
-            api_key_id,
-            model_code,
-            config,
-            tracking,
-            output_config,
-            metadata,
-            "upload",
-            audio,
-            filename,
-            size,
-            key=key,
-        )
+        order = Order(job_id, api_key_id, model_code, config, tracking, output_config, metadata)
+        return self._add_job(order, "upload", audio, filename, size, key=key)
 
     # --- shared --------------------------------------------------------------------------------
 
     def _add_job(
         self,
-        job_id: str,
-        api_key_id: str,
-        model_code: str,
-        config: TranscriptionConfig,
-        tracking: Tracking | None,
-        output_config: OutputConfig | None,
-        metadata: dict[str, Any] | None,
+        order: Order,
         source: str,
         audio: AudioInfo,
         filename: str | None,
@@ -256,11 +242,11 @@ class JobCreator(ApiPart):
         }
         job = JobRecord(
             seq=self.state.next_seq(),
-            job_id=job_id,
-            api_key_id=api_key_id,
-            model_code=model_code,
-            job_config=job_config(config, tracking, output_config),
-            metadata=metadata,
+            job_id=order.job_id,
+            api_key_id=order.api_key_id,
+            model_code=order.model_code,
+            job_config=job_config(order.config, order.tracking, order.output_config),
+            metadata=order.metadata,
             source=source,
             input_key=key,
             input_url=url,
@@ -270,7 +256,7 @@ class JobCreator(ApiPart):
             submitted_at=round_ms(self.clock()),
             fetch_pending=url is not None,
         )
-        self.state.jobs[job_id] = job
+        self.state.jobs[order.job_id] = job
         self.state.save()
         return job
 

@@ -7,6 +7,7 @@ POST capacity changes hidden capacities (requests per second per operation) mid-
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from aiohttp import web
@@ -35,24 +36,16 @@ class Capacities(RootModel[dict[str, Annotated[float, Field(gt=0)] | None]]):
     """Operation → requests per second it accepts (None: unlimited)."""
 
 
+@dataclass(eq=False)
 class Readback:
     """The data sources behind the routes, as plain callables (the Sandbox object provides them)."""
 
-    def __init__(
-        self,
-        stats: Callable[[], SandboxStats],
-        jobs: Callable[[], JobsReadback],
-        objects: Callable[[], ObjectsReadback],
-        set_faults: Callable[[FaultPlan], None],
-        get_faults: Callable[[], FaultPlan],
-        set_capacity: Callable[..., None],
-    ) -> None:
-        self._stats = stats
-        self._jobs = jobs
-        self._objects = objects
-        self._set_faults = set_faults
-        self._get_faults = get_faults
-        self._set_capacity = set_capacity
+    stats: Callable[[], SandboxStats]
+    jobs: Callable[[], JobsReadback]
+    objects: Callable[[], ObjectsReadback]
+    set_faults: Callable[[FaultPlan], None]
+    get_faults: Callable[[], FaultPlan]
+    set_capacity: Callable[..., None]
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -65,31 +58,31 @@ class Readback:
         ]
 
     async def _stats_handler(self, request: web.Request) -> web.StreamResponse:
-        return model_response(self._stats())
+        return model_response(self.stats())
 
     async def _jobs_handler(self, request: web.Request) -> web.StreamResponse:
-        return model_response(self._jobs())
+        return model_response(self.jobs())
 
     async def _objects_handler(self, request: web.Request) -> web.StreamResponse:
-        return model_response(self._objects())
+        return model_response(self.objects())
 
     async def _faults_get(self, request: web.Request) -> web.StreamResponse:
-        return model_response(self._get_faults())
+        return model_response(self.get_faults())
 
     async def _faults_post(self, request: web.Request) -> web.StreamResponse:
         try:
             plan = FaultPlan.model_validate_json(await request.read())
         except ValidationError as exc:
             return error_response(400, validation_message(exc))
-        self._set_faults(plan)
+        self.set_faults(plan)
         return model_response(plan)
 
     async def _capacity_post(self, request: web.Request) -> web.StreamResponse:
         """`{"create": 20, "presign": null}`: hidden capacities changed mid-run, nothing else reset."""
         try:
             body = Capacities.model_validate_json(await request.read())
-            self._set_capacity(**body.root)
+            self.set_capacity(**body.root)
         except (ValidationError, ValueError) as exc:
             message = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
             return error_response(400, message)
-        return model_response(self._get_faults())
+        return model_response(self.get_faults())

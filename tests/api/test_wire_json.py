@@ -24,6 +24,7 @@ from pipeline.api.models import (
 )
 from pipeline.errors import ErrorClass, TransferError
 from pipeline.transport.rates import RateControl
+from tests.support.loopback import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -46,18 +47,9 @@ class Recorder:
     async def running(self) -> AsyncIterator[SlngClient]:
         app = web.Application()
         app.router.add_post("/v1/batch/jobs", self._post)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession() as session:
-                rates = RateControl.from_limits(1000, 1000, 1000)
-                yield SlngClient(session, self.base_url, KEY, rates, ApiTimeouts(read=5, total=10))
-        finally:
-            await runner.cleanup()
+        async with serving(app) as self.base_url, aiohttp.ClientSession() as session:
+            rates = RateControl.from_limits(1000, 1000, 1000)
+            yield SlngClient(session, self.base_url, KEY, rates, ApiTimeouts(read=5, total=10))
 
 
 def _presign_answer(base_url: str) -> bytes:

@@ -47,6 +47,31 @@ async def url_create(http: aiohttp.ClientSession, sb: Sandbox, job_id: str) -> a
     return resp
 
 
+async def put_codes(sb: Sandbox, times: int) -> list[tuple[int, str]]:
+    """PUT three bytes `times` times with one presigned URL: each answer's status and S3 error code."""
+    url = presign_put_url(s3_client(sb), sb.bucket, "k")
+    codes = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(times):
+            async with http.put(
+                url, data=b"abc", headers={"Content-Type": "application/octet-stream"}
+            ) as resp:
+                codes.append((resp.status, s3_error_code(await resp.read())[0] if resp.status != 200 else ""))
+    return codes
+
+
+async def list_timings(sb: Sandbox, times: int) -> list[float]:
+    """How long each of `times` job listings took (seconds), each answered 200."""
+    elapsed = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(times):
+            start = time.monotonic()
+            async with http.get(sb.api_url + JOBS, headers=auth(sb)) as resp:
+                assert resp.status == 200
+            elapsed.append(time.monotonic() - start)
+    return elapsed
+
+
 def fresh_session() -> aiohttp.ClientSession:
     """One connection per request: no pooled-connection retry can hide a dropped connection."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
@@ -102,15 +127,7 @@ async def test_nth_schedule_hits_exactly_that_request(sandbox: Sandbox, status: 
 
 async def test_s3_faults_are_xml(sandbox: Sandbox) -> None:
     sandbox.set_faults(plan(put={"errors": [{"status": 503, "nth": [1]}, {"status": 500, "nth": [2]}]}))
-    url = presign_put_url(s3_client(sandbox), sandbox.bucket, "k")
-    async with aiohttp.ClientSession() as http:
-        codes = []
-        for _ in range(3):
-            async with http.put(
-                url, data=b"abc", headers={"Content-Type": "application/octet-stream"}
-            ) as resp:
-                codes.append((resp.status, s3_error_code(await resp.read())[0] if resp.status != 200 else ""))
-    assert codes == [(503, "SlowDown"), (500, "InternalError"), (200, "")]
+    assert await put_codes(sandbox, 3) == [(503, "SlowDown"), (500, "InternalError"), (200, "")]
     assert sandbox.stats().requests["put"].by_status == {"503": 1, "500": 1, "200": 1}
 
 
@@ -121,15 +138,7 @@ async def test_signature_mismatch_refuses_a_valid_url_and_listeners_see_it(sandb
     sandbox.listen(
         on_arrival=lambda op, nth: arrivals.append((op, nth)), on_outcome=lambda *o: outcomes.append(o)
     )
-    url = presign_put_url(s3_client(sandbox), sandbox.bucket, "k")
-    async with aiohttp.ClientSession() as http:
-        codes = []
-        for _ in range(2):
-            async with http.put(
-                url, data=b"abc", headers={"Content-Type": "application/octet-stream"}
-            ) as resp:
-                codes.append((resp.status, s3_error_code(await resp.read())[0] if resp.status != 200 else ""))
-    assert codes == [(403, "SignatureDoesNotMatch"), (200, "")]
+    assert await put_codes(sandbox, 2) == [(403, "SignatureDoesNotMatch"), (200, "")]
     assert arrivals == [("put", 1), ("put", 2)] and outcomes == [("put", "403"), ("put", "200")]
     assert sandbox.stats().injected == {"signature_mismatch": 1}
     with pytest.raises(ValueError, match="signature_mismatch applies to put only"):
@@ -244,13 +253,7 @@ async def test_fixed_latency(sandbox: Sandbox) -> None:
 async def test_latency_on_chosen_occurrences_only(sandbox: Sandbox) -> None:
     """`nth` delays exactly those requests of the operation (e.g. "the first download is late")."""
     sandbox.set_faults(plan(list={"latency": {"fixed_ms": 300, "nth": [2]}}))
-    elapsed = []
-    async with aiohttp.ClientSession() as http:
-        for _ in range(3):
-            start = time.monotonic()
-            async with http.get(sandbox.api_url + JOBS, headers=auth(sandbox)) as resp:
-                assert resp.status == 200
-            elapsed.append(time.monotonic() - start)
+    elapsed = await list_timings(sandbox, 3)
     assert elapsed[1] >= 0.3 and elapsed[0] < 0.2 and elapsed[2] < 0.2
     assert sandbox.stats().injected_by_operation == {"list": {"latency": 1}}
 
@@ -264,13 +267,7 @@ async def test_latency_on_chosen_occurrences_only(sandbox: Sandbox) -> None:
 )
 async def test_latency_distributions(sandbox: Sandbox, latency: dict[str, Any]) -> None:
     sandbox.set_faults(plan(list={"latency": latency}))
-    elapsed = []
-    async with aiohttp.ClientSession() as http:
-        for _ in range(6):
-            start = time.monotonic()
-            async with http.get(sandbox.api_url + JOBS, headers=auth(sandbox)) as resp:
-                assert resp.status == 200
-            elapsed.append(time.monotonic() - start)
+    elapsed = await list_timings(sandbox, 6)
     if latency["distribution"] == "uniform":
         assert all(0.06 <= e < 0.5 for e in elapsed)
     else:

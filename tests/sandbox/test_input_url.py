@@ -28,6 +28,7 @@ from tests.sandbox.helpers import (
     wait_terminal,
     wav_bytes,
 )
+from tests.support.loopback import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -60,17 +61,12 @@ async def origin() -> AsyncIterator[Origin]:
     served = Origin()
     app = web.Application()
     app.router.add_get("/{name}", served.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    served.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield served
-    finally:
-        for gate in served.gates.values():
-            gate.set()
-        await runner.cleanup()
+    async with serving(app) as served.url:
+        try:
+            yield served
+        finally:
+            for gate in served.gates.values():
+                gate.set()
 
 
 async def create(http: aiohttp.ClientSession, sb: Sandbox, url: str, job_id: str) -> aiohttp.ClientResponse:

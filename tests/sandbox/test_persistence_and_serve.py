@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.api.models import JobFiles
 from pipeline.sandbox import Sandbox, SandboxConfig
+from pipeline.sandbox.command import sandbox_command
 from tests.sandbox.helpers import (
     JOBS,
     auth,
@@ -109,3 +110,9 @@ def test_serve_standalone_until_sigterm(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_every_sandbox_option_names_a_config_field() -> None:
+    """The command hands its options to SandboxConfig by name: one named otherwise would be dropped."""
+    options = {param.name for param in sandbox_command.params}
+    assert options and options <= set(SandboxConfig.model_fields)

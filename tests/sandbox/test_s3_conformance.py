@@ -59,34 +59,16 @@ BODY_SIZE = 64 * 1024
 @dataclass(frozen=True)
 class S3Target:
     name: str
-    endpoint: str
-    access_key: str
-    secret_key: str
-    region: str
     bucket: str
     other_bucket: str
     # botocore client used only to presign (no request goes through it); built once per target.
     client: Any = field(compare=False, repr=False)
 
-    @classmethod
-    def create(
-        cls, name: str, endpoint: str, access_key: str, secret_key: str, region: str, bucket: str, other: str
-    ) -> S3Target:
-        client = make_s3_client(endpoint, access_key, secret_key, region)
-        return cls(name, endpoint, access_key, secret_key, region, bucket, other, client)
-
 
 @pytest.fixture(scope="session")
 def localstack_target(localstack_s3: LocalStackS3) -> S3Target:  # noqa: F811
-    return S3Target.create(
-        name="localstack",
-        endpoint=localstack_s3.endpoint,
-        access_key=localstack_s3.access_key,
-        secret_key=localstack_s3.secret_key,
-        region=localstack_s3.region,
-        bucket=localstack_s3.create_bucket("slng-conf"),
-        other=localstack_s3.create_bucket("slng-conf-other"),
-    )
+    bucket, other = localstack_s3.create_bucket("slng-conf"), localstack_s3.create_bucket("slng-conf-other")
+    return S3Target("localstack", bucket, other, localstack_s3.client())
 
 
 @pytest.fixture(scope="session")
@@ -96,15 +78,8 @@ def sandbox_target() -> Iterator[S3Target]:
         other = unique_bucket_name("slng-conf-other")
         sb.create_bucket(other)
         creds = sb.s3_credentials
-        yield S3Target.create(
-            name="sandbox",
-            endpoint=sb.s3_url,
-            access_key=creds.access_key,
-            secret_key=creds.secret_key,
-            region=creds.region,
-            bucket=sb.bucket,
-            other=other,
-        )
+        client = make_s3_client(sb.s3_url, creds.access_key, creds.secret_key, creds.region)
+        yield S3Target("sandbox", sb.bucket, other, client)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,17 +187,42 @@ def _md5_b64(data: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# The cases. Each returns the Outcome for one target.
+# The cases. Each returns the Outcome for one target; `@case` registers it with its verdict.
+
+CaseRun = Callable[[Ctx], Awaitable[Outcome]]
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str
+    run: CaseRun
+    accept: bool  # the verdict real S3 gives
+
+
+CASES: list[Case] = []
+
+
+def case(*, accept: bool) -> Callable[[CaseRun], CaseRun]:
+    """Register the function as a case named after it (less its `case_` prefix), in file order."""
+
+    def register(run: CaseRun) -> CaseRun:
+        CASES.append(Case(run.__name__.removeprefix("case_"), run, accept))
+        return run
+
+    return register
+
+
+@case(accept=True)
 async def case_put_valid(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": OCTET})
 
 
+@case(accept=False)
 async def case_put_tampered_signature(c: Ctx) -> Outcome:
     return await c.put(_tamper_signature(c.presign_put()), {"Content-Type": OCTET})
 
 
+@case(accept=False)
 async def case_put_other_key(c: Ctx) -> Outcome:
     # A URL signed for `<key>.signed` used to write `<key>`.
     url = c.presign_put(c.key + ".signed")
@@ -231,6 +231,7 @@ async def case_put_other_key(c: Ctx) -> Outcome:
     return outcome
 
 
+@case(accept=False)
 async def case_put_other_bucket(c: Ctx) -> Outcome:
     # A URL signed for the main bucket used to write the same key in another existing bucket.
     url = _with_path(c.presign_put(), f"/{c.target.other_bucket}/{c.key}")
@@ -240,14 +241,17 @@ async def case_put_other_bucket(c: Ctx) -> Outcome:
     return Outcome(status, _error_code(body), stored)
 
 
+@case(accept=False)
 async def case_put_wrong_content_type(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": "audio/wav"})
 
 
+@case(accept=False)
 async def case_put_missing_content_type(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {})
 
 
+@case(accept=False)
 async def case_put_expired(c: Ctx) -> Outcome:
     # Sign as if an hour ago, valid for 60 s: expired by 59 minutes, no sleeping needed. botocore's
     # SigV4 signers take "now" from botocore.auth.get_current_datetime; if that ever changes, the
@@ -261,19 +265,23 @@ async def case_put_expired(c: Ctx) -> Outcome:
     return await c.put(url, {"Content-Type": OCTET})
 
 
+@case(accept=False)
 async def case_put_unsigned_amz_meta(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": OCTET, "x-amz-meta-foo": "bar"})
 
 
+@case(accept=False)
 async def case_put_wrong_content_md5(c: Ctx) -> Outcome:
     # Well-formed (base64 of 16 bytes) but the digest of other data.
     return await c.put(c.presign_put(), {"Content-Type": OCTET, "Content-MD5": _md5_b64(b"other bytes")})
 
 
+@case(accept=False)
 async def case_put_malformed_content_md5(c: Ctx) -> Outcome:
     return await c.put(c.presign_put(), {"Content-Type": OCTET, "Content-MD5": "not-an-md5!"})
 
 
+@case(accept=False)
 async def case_put_truncated_body(c: Ctx) -> Outcome:
     # Declare the full length, send half, then close: a client dying mid-upload. aiohttp cannot send a
     # short body, so this goes over a raw socket.
@@ -310,40 +318,18 @@ async def _seed(c: Ctx) -> None:
     assert status == 200, f"seeding {c.key} on {c.target.name}: {status} {body[:300]!r}"
 
 
+@case(accept=True)
 async def case_get_valid(c: Ctx) -> Outcome:
     await _seed(c)
     status, body = await c.request("GET", c.presign_get())
     return Outcome(status, _error_code(body), status == 200 and body == c.body)
 
 
+@case(accept=False)
 async def case_get_tampered_signature(c: Ctx) -> Outcome:
     await _seed(c)
     status, body = await c.request("GET", _tamper_signature(c.presign_get()))
     return Outcome(status, _error_code(body), status == 200 and body == c.body)
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    run: Callable[[Ctx], Awaitable[Outcome]]
-    accept: bool  # the verdict real S3 gives
-
-
-CASES = [
-    Case("put_valid", case_put_valid, True),
-    Case("put_tampered_signature", case_put_tampered_signature, False),
-    Case("put_other_key", case_put_other_key, False),
-    Case("put_other_bucket", case_put_other_bucket, False),
-    Case("put_wrong_content_type", case_put_wrong_content_type, False),
-    Case("put_missing_content_type", case_put_missing_content_type, False),
-    Case("put_expired", case_put_expired, False),
-    Case("put_unsigned_amz_meta", case_put_unsigned_amz_meta, False),
-    Case("put_wrong_content_md5", case_put_wrong_content_md5, False),
-    Case("put_malformed_content_md5", case_put_malformed_content_md5, False),
-    Case("put_truncated_body", case_put_truncated_body, False),
-    Case("get_valid", case_get_valid, True),
-    Case("get_tampered_signature", case_get_tampered_signature, False),
-]
 
 
 def _body_for(case_name: str) -> bytes:

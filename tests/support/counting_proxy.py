@@ -13,6 +13,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from tests.support.loopback import serving
+
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
@@ -50,12 +52,5 @@ async def counting_proxy(upstream: str, keep_host: bool = True) -> AsyncIterator
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", forward)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        proxy.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        try:
+        async with serving(app) as proxy.url:
             yield proxy
-        finally:
-            await runner.cleanup()
