@@ -3,8 +3,6 @@ sandbox creating a job from such a signed URL end to end."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import aiohttp
 import obstore
 import pytest
@@ -12,7 +10,14 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.sandbox import Sandbox, SandboxConfig
 from tests.sandbox.helpers import CONFIG, JOBS, auth, wait_terminal, wav_bytes
-from tests.storage.cloud_helpers import body_for, fetch, fill, no_ambient_credentials, wait_past
+from tests.storage.cloud_helpers import (
+    body_for,
+    fetch,
+    fetch_after_expiry,
+    fill,
+    list_lazily,
+    no_ambient_credentials,
+)
 from tests.support.cloud_env import bucket_at, s3_store
 from tests.support.counting_proxy import counting_proxy
 from tests.support.localstack import LocalStackS3
@@ -26,13 +31,8 @@ async def test_listing_is_lazy_and_paged(aws_env: LocalStackS3) -> None:
     keys = [f"calls/{i:05d}.wav" for i in range(OBJECTS)]
     await fill(s3_store(aws_env, name), [*keys, "other/x.wav"])
     async with counting_proxy(aws_env.endpoint) as proxy:
-        listing = bucket_at(proxy.url, f"s3://{name}/calls/").pages()
-        first = await anext(listing)
-        assert proxy.count("list-type=2") == 1  # one page asked for, not the whole prefix
-        seen = [o.key for o in first]
-        async for page in listing:
-            seen += [o.key for o in page]
-    assert sorted(seen) == keys
+        first, seen = await list_lazily(bucket_at(proxy.url, f"s3://{name}/calls/"), proxy, "list-type=2")
+    assert seen == keys
     assert proxy.count("list-type=2") == 3
     assert proxy.count("continuation-token=") == 2
     item = first[0]
@@ -53,10 +53,7 @@ async def test_signed_get_fetches_the_exact_bytes(aws_env: LocalStackS3) -> None
 async def test_an_expired_signature_is_refused(aws_env: LocalStackS3) -> None:
     name = aws_env.create_bucket()
     await fill(s3_store(aws_env, name), ["a.wav"])
-    signed_at = dt.datetime.now(dt.UTC)
-    url = await bucket_at(aws_env.endpoint, f"s3://{name}/").sign_get("a.wav", dt.timedelta(seconds=1))
-    wait_past(signed_at + dt.timedelta(seconds=2))
-    status, body = await fetch(url)
+    status, body = await fetch_after_expiry(bucket_at(aws_env.endpoint, f"s3://{name}/"), "a.wav")
     assert status == 403 and b"expired" in body.lower()
 
 
