@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 import obstore
-from obstore.store import S3Store
 
-from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
 from tests.bench.common import Context, slng_submit
 from tests.bench.results import Result
 from tests.sandbox.helpers import wav_bytes
+from tests.support.cloud_env import aws_credentials, bucket_at, s3_store
 from tests.support.localstack import LocalStackS3, find_localstack_python, run_localstack
 
 
@@ -56,14 +55,7 @@ def timed_cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, f
 
 
 async def fill(server: LocalStackS3, bucket: str, prefix: str, count: int, body: bytes) -> None:
-    store = S3Store(
-        bucket,
-        endpoint=server.endpoint,
-        region=server.region,
-        access_key_id=server.access_key,
-        secret_access_key=server.secret_key,
-        client_options={"allow_http": True},
-    )
+    store = s3_store(server, bucket)
     gate = asyncio.Semaphore(64)
 
     async def put(i: int) -> None:
@@ -74,7 +66,7 @@ async def fill(server: LocalStackS3, bucket: str, prefix: str, count: int, body:
 
 
 async def listing_rate(server: LocalStackS3, url: str) -> tuple[int, float]:
-    bucket = CloudBucket(parse_cloud_url(url), CloudOptions(endpoint=server.endpoint, allow_http=True))
+    bucket = bucket_at(server.endpoint, url)
     t0, seen = time.monotonic(), 0
     async for page in bucket.pages():
         seen += len(page)
@@ -89,11 +81,7 @@ def cloud_by_url(ctx: Context) -> None:
     bucket = server.create_bucket("bench-by-url")
     body = wav_bytes(0.05)
     asyncio.run(fill(server, bucket, "calls/", objects, body))
-    aws = {
-        "AWS_ACCESS_KEY_ID": server.access_key,
-        "AWS_SECRET_ACCESS_KEY": server.secret_key,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    aws = aws_credentials(server) | {"AWS_EC2_METADATA_DISABLED": "true"}
     local = ctx.work / "data" / "by-url-local"
     local.mkdir(parents=True, exist_ok=True)
     for i in range(objects):  # the same objects, as a folder on this host
@@ -156,10 +144,7 @@ def main() -> None:
         Sandbox(SandboxConfig(job_step_seconds=0.01)).run_in_thread() as sb,
     ):
         bucket = server.create_bucket("bench")
-        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = (
-            server.access_key,
-            server.secret_key,
-        )
+        os.environ.update(aws_credentials(server))
         asyncio.run(fill(server, bucket, "calls/", args.objects, body))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLNG_")}
         env.update(
@@ -167,8 +152,6 @@ def main() -> None:
                 "SLNG_API_KEY": sb.api_key,
                 "SLNG_BULK_API_URL": sb.api_url,
                 "SLNG_BULK_PROGRESS": "none",
-                "AWS_ACCESS_KEY_ID": server.access_key,
-                "AWS_SECRET_ACCESS_KEY": server.secret_key,
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "SLNG_BULK_LOG_LEVEL": "warning",
             }

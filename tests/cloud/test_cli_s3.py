@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.errors import ExitCode
 from pipeline.sandbox import FaultPlan, Sandbox
-from tests.cloud.s3_helpers import put_audio, s3_flags
+from tests.cloud.helpers import put_audio, s3_flags, sandbox_submit
 from tests.flow.test_resume import kill_when
 from tests.storage.cloud_helpers import no_ambient_credentials
 from tests.support.localstack import LocalStackS3
@@ -26,17 +26,7 @@ def ledger_rows(ledger: Path) -> list[tuple[str, str, str, str | None]]:
 
 
 def submit(tmp_path: Path, server: LocalStackS3, *args: str) -> tuple[int, str]:
-    result = run_cli(
-        "submit",
-        "--sandbox",
-        "--ledger",
-        str(tmp_path / "l.db"),
-        "--progress",
-        "none",
-        *s3_flags(server),
-        *args,
-        cwd=tmp_path,
-    )
+    result = sandbox_submit(tmp_path, *s3_flags(server), *args)
     return result.returncode, result.stderr
 
 

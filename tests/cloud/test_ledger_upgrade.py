@@ -17,7 +17,6 @@ from pipeline.sources.identity import file_key
 from pipeline.sources.remote import RemoteObject, remote_spec
 from pipeline.sources.rows import FileSpec, JobSettings
 from tests.support.history import old_checkout, run_old_code
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 OLD_COMMIT = "f0418d2"  # main just before URL rows (the object_version column) were merged
@@ -57,16 +56,10 @@ def url_spec() -> FileSpec:
     )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_an_older_ledger_takes_url_rows_after_its_upgrade(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    target = (
-        f"sqlite:///{tmp_path / 'l.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    write_with_old_code(target, tmp_path)
+async def test_an_older_ledger_takes_url_rows_after_its_upgrade(ledger_target: str, tmp_path: Path) -> None:
+    write_with_old_code(ledger_target, tmp_path)
     spec = url_spec()
-    async with open_ledger(target) as ledger:
+    async with open_ledger(ledger_target) as ledger:
         admitted = await ledger.admit(spec, file_key(spec), "newurl1", "r1")
         assert admitted.record is not None
         await ledger.flush()

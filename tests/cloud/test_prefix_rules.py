@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ExitCode
-from tests.cloud.s3_helpers import put_audio, s3_flags
+from tests.cloud.helpers import put_audio, s3_flags, sandbox_submit
 from tests.support.localstack import LocalStackS3
-from tests.support.runs import run_cli
 
 pytestmark = pytest.mark.localstack
 
@@ -19,10 +18,7 @@ KEYS = ["calls/2026-01/a.wav", "calls/2026-01/skip-b.wav", "calls/2026-02/c.wav"
 
 
 def cli(tmp_path: Path, server: LocalStackS3, ledger: str, *args: str) -> tuple[int, str, str]:
-    result = run_cli(
-        "submit", "--sandbox", "--ledger", str(tmp_path / ledger), "--progress", "none",
-        *s3_flags(server), *args, cwd=tmp_path,
-    )  # fmt: skip
+    result = sandbox_submit(tmp_path, *s3_flags(server), *args, ledger=ledger)
     return result.returncode, result.stdout, result.stderr
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.sandbox import FaultPlan, Sandbox
-from tests.cloud.s3_helpers import put_audio, s3_env
+from tests.cloud.helpers import put_audio, s3_env
 from tests.flow.test_fleet import fleet_env
 from tests.support.localstack import LocalStackS3
 from tests.support.runs import run_cli, start_cli, successful_creates

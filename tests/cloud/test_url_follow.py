@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.errors import ExitCode
 from pipeline.sandbox import Sandbox
-from tests.cloud.s3_helpers import put_audio, s3_env
+from tests.cloud.helpers import put_audio, s3_env
 from tests.support.localstack import LocalStackS3
 from tests.support.runs import cli_env, run_cli, successful_creates
 

@@ -20,7 +20,7 @@ from pipeline import submit_rows
 from pipeline.errors import ExitCode
 from pipeline.sandbox import Sandbox
 from pipeline.sources.iterable_rows import RowInput
-from tests.cloud.s3_helpers import cloud_settings, put_audio, s3_flags
+from tests.cloud.helpers import cloud_settings, put_audio, s3_flags
 from tests.sandbox.helpers import wav_bytes
 from tests.support.localstack import LocalStackS3
 from tests.support.runs import cli_env, run_cli, successful_creates

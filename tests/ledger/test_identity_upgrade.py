@@ -14,7 +14,6 @@ from pipeline.ledger import FileState, open_ledger
 from pipeline.sources.identity import file_key
 from pipeline.sources.rows import FileSpec, JobSettings
 from tests.support.history import old_checkout, run_old_code
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 RELEASE = "7009f99"  # identity by all the settings, tracking included
@@ -59,20 +58,16 @@ def new_spec(folder: Path, name: str, language: str, tags: list[str] | None) -> 
     return FileSpec("m.csv", 2, path, st.st_size, st.st_mtime_ns, None, settings, name)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_an_upgraded_ledger_finds_its_done_files_whatever_their_labels(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    ledger_target: str, tmp_path: Path
 ) -> None:
-    target = (
-        f"sqlite:///{tmp_path / 'l.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    )
     for name in ("a.wav", "b.wav"):
         (tmp_path / name).write_bytes(b"RIFF0000WAVEdata" + name.encode())
-    run_old_code(old_checkout(tmp_path, RELEASE), WRITE_OLD, target, str(tmp_path))
+    run_old_code(old_checkout(tmp_path, RELEASE), WRITE_OLD, ledger_target, str(tmp_path))
 
     tagged = new_spec(tmp_path, "a.wav", "en", ["batch7"])
     french = new_spec(tmp_path, "b.wav", "fr", None)
-    async with open_ledger(target) as ledger:
+    async with open_ledger(ledger_target) as ledger:
         known = ledger.glance([file_key(tagged), file_key(french)])
         records = {record.job_id: record for record in ledger.records()}
     assert known[file_key(tagged)].state is FileState.CREATED

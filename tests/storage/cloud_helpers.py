@@ -1,18 +1,22 @@
-"""What the cloud storage tests share: filling a prefix, fetching a signed URL byte for byte, and
-an environment with no ambient credentials of the machine's own."""
+"""What the cloud storage tests share: filling a prefix, listing it page by page, fetching a signed
+URL byte for byte (or once expired), and an environment with no ambient credentials of the machine's
+own."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import aiohttp
 import obstore
 import pytest
 from obstore.store import AzureStore, GCSStore, S3Store
 from yarl import URL
+
+from pipeline.storage.cloud import CloudBucket, CloudObject
+from tests.support.counting_proxy import CountingProxy
 
 AUDIO_PREFIX = b"RIFF\x24\x00\x00\x00WAVEfmt "
 
@@ -44,6 +48,28 @@ def wait_past(moment: dt.datetime) -> None:
     """Block until the wall clock is past `moment` (an expiry is a point in time, not an event)."""
     while dt.datetime.now(dt.UTC) <= moment:
         time.sleep(0.05)
+
+
+async def fetch_after_expiry(bucket: CloudBucket, key: str) -> tuple[int, bytes]:
+    """GET `key` signed for one second, once that second is past."""
+    signed_at = dt.datetime.now(dt.UTC)
+    url = await bucket.sign_get(key, dt.timedelta(seconds=1))
+    wait_past(signed_at + dt.timedelta(seconds=2))
+    return await fetch(url)
+
+
+async def list_lazily(
+    bucket: CloudBucket, proxy: CountingProxy, list_query: str
+) -> tuple[Sequence[CloudObject], list[str]]:
+    """The first page and every key (sorted) of `bucket`'s prefix, listed page by page through
+    `proxy`; the first page must have cost one list request (`list_query`), not the whole prefix."""
+    listing = bucket.pages()
+    first = await anext(listing)
+    assert proxy.count(list_query) == 1  # one page asked for, not the whole prefix
+    seen = [o.key for o in first]
+    async for page in listing:
+        seen += [o.key for o in page]
+    return first, sorted(seen)
 
 
 def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

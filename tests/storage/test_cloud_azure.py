@@ -3,55 +3,26 @@ and SAS expiry). Azure pages hold 5 000 blobs, so the paging test lists a little
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from obstore.store import AzureStore
 
 from pipeline.errors import ConfigError, ErrorClass, TransferError
-from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
-from tests.storage.cloud_helpers import body_for, fetch, fill, no_ambient_credentials, wait_past
-from tests.support.azurite import Azurite, azurite  # noqa: F401
+from tests.storage.cloud_helpers import body_for, fetch, fetch_after_expiry, fill, list_lazily
+from tests.support.azurite import Azurite
+from tests.support.cloud_env import azure_store, bucket_at
 from tests.support.counting_proxy import counting_proxy
 
 pytestmark = pytest.mark.anyio
 OBJECTS = 5200
 
 
-@pytest.fixture
-def azure_env(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Azurite:  # noqa: F811
-    no_ambient_credentials(monkeypatch)
-    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", azurite.account)
-    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", azurite.account_key)
-    return azurite
-
-
-def bucket_at(endpoint: str, url: str) -> CloudBucket:
-    return CloudBucket(parse_cloud_url(url), CloudOptions(endpoint=endpoint, allow_http=True))
-
-
-def raw_store(server: Azurite, container: str) -> AzureStore:
-    return AzureStore(
-        container,
-        account_name=server.account,
-        account_key=server.account_key,
-        endpoint=server.endpoint,
-        client_options={"allow_http": True},
-    )
-
-
 async def test_listing_is_lazy_and_paged(azure_env: Azurite) -> None:
     container = azure_env.create_container()
     keys = [f"calls/{i:05d}.wav" for i in range(OBJECTS)]
-    await fill(raw_store(azure_env, container), [*keys, "other/x.wav"])
+    await fill(azure_store(azure_env, container), [*keys, "other/x.wav"])
     async with counting_proxy(f"http://{azure_env.host}:{azure_env.port}") as proxy:
-        listing = bucket_at(f"{proxy.url}/{azure_env.account}", f"az://{container}/calls/").pages()
-        first = await anext(listing)
-        assert proxy.count("comp=list") == 1  # one page asked for, not the whole prefix
-        seen = [o.key for o in first]
-        async for page in listing:
-            seen += [o.key for o in page]
-    assert sorted(seen) == keys
+        bucket = bucket_at(f"{proxy.url}/{azure_env.account}", f"az://{container}/calls/")
+        first, seen = await list_lazily(bucket, proxy, "comp=list")
+    assert seen == keys
     assert proxy.count("comp=list") == 2 and proxy.count("marker=") == 1
     item = first[0]
     assert item.url == f"az://{container}/{item.key}" and item.size == len(body_for(item.key)) and item.etag
@@ -82,7 +53,7 @@ async def test_a_name_that_needs_encoding_without_an_account_key_is_one_clear_er
 
 async def _signed_fetch(azure_env: Azurite, key: str) -> None:
     container = azure_env.create_container()
-    await fill(raw_store(azure_env, container), [key])
+    await fill(azure_store(azure_env, container), [key])
     url = await bucket_at(azure_env.endpoint, f"az://{container}/").sign_get(key)
     assert "sp=r" in url and "sig=" in url
     assert await fetch(url) == (200, body_for(key))
@@ -90,11 +61,9 @@ async def _signed_fetch(azure_env: Azurite, key: str) -> None:
 
 async def test_an_expired_signature_is_refused(azure_env: Azurite) -> None:
     container = azure_env.create_container()
-    await fill(raw_store(azure_env, container), ["a.wav"])
-    signed_at = dt.datetime.now(dt.UTC)
-    url = await bucket_at(azure_env.endpoint, f"az://{container}/").sign_get("a.wav", dt.timedelta(seconds=1))
-    wait_past(signed_at + dt.timedelta(seconds=2))
-    assert (await fetch(url))[0] == 403
+    await fill(azure_store(azure_env, container), ["a.wav"])
+    status, _body = await fetch_after_expiry(bucket_at(azure_env.endpoint, f"az://{container}/"), "a.wav")
+    assert status == 403
 
 
 async def test_wrong_credentials_are_one_clear_line(

@@ -12,9 +12,10 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 
 from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
-from tests.storage.cloud_helpers import body_for, fetch, no_ambient_credentials
+from tests.storage.cloud_helpers import body_for, fetch
+from tests.support.cloud_env import bucket_at
 from tests.support.counting_proxy import counting_proxy
-from tests.support.gcs_emulator import FakeGcs, fake_gcs  # noqa: F401
+from tests.support.gcs_emulator import FakeGcs
 
 pytestmark = pytest.mark.anyio
 # obstore signs the host of real GCS even when the requests go to an emulator's base URL (found
@@ -23,17 +24,6 @@ SIGNED_HOST = "storage.googleapis.com"
 # fake-gcs-server answers an XML listing in one page whatever its size (no max-keys, no
 # continuation token), so paging itself is proven on S3 and Azure only; here the listing's content.
 OBJECTS = 300
-
-
-@pytest.fixture
-def gcs_env(monkeypatch: pytest.MonkeyPatch, fake_gcs: FakeGcs) -> FakeGcs:  # noqa: F811
-    no_ambient_credentials(monkeypatch)
-    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT", str(fake_gcs.service_account_file))
-    return fake_gcs
-
-
-def bucket_at(endpoint: str, url: str) -> CloudBucket:
-    return CloudBucket(parse_cloud_url(url), CloudOptions(endpoint=endpoint, allow_http=True))
 
 
 def signature_verifies(url: str, public_key: Path, tmp: Path) -> bool:

@@ -3,60 +3,36 @@ sandbox creating a job from such a signed URL end to end."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import aiohttp
 import obstore
 import pytest
-from obstore.store import S3Store
 
 from pipeline.errors import ConfigError
 from pipeline.sandbox import Sandbox, SandboxConfig
-from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
 from tests.sandbox.helpers import CONFIG, JOBS, auth, wait_terminal, wav_bytes
-from tests.storage.cloud_helpers import body_for, fetch, fill, no_ambient_credentials, wait_past
+from tests.storage.cloud_helpers import (
+    body_for,
+    fetch,
+    fetch_after_expiry,
+    fill,
+    list_lazily,
+    no_ambient_credentials,
+)
+from tests.support.cloud_env import bucket_at, s3_store
 from tests.support.counting_proxy import counting_proxy
-from tests.support.localstack import LocalStackS3, localstack_s3  # noqa: F401
+from tests.support.localstack import LocalStackS3
 
 pytestmark = [pytest.mark.anyio, pytest.mark.localstack]
 OBJECTS = 2100  # S3 pages hold 1 000 keys: three pages
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, localstack_s3: LocalStackS3) -> LocalStackS3:  # noqa: F811
-    no_ambient_credentials(monkeypatch)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", localstack_s3.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", localstack_s3.secret_key)
-    return localstack_s3
-
-
-def bucket_at(endpoint: str, url: str) -> CloudBucket:
-    return CloudBucket(parse_cloud_url(url), CloudOptions(endpoint=endpoint, allow_http=True))
-
-
-def raw_store(server: LocalStackS3, bucket: str) -> S3Store:
-    return S3Store(
-        bucket,
-        endpoint=server.endpoint,
-        region=server.region,
-        access_key_id=server.access_key,
-        secret_access_key=server.secret_key,
-        client_options={"allow_http": True},
-    )
-
-
 async def test_listing_is_lazy_and_paged(aws_env: LocalStackS3) -> None:
     name = aws_env.create_bucket()
     keys = [f"calls/{i:05d}.wav" for i in range(OBJECTS)]
-    await fill(raw_store(aws_env, name), [*keys, "other/x.wav"])
+    await fill(s3_store(aws_env, name), [*keys, "other/x.wav"])
     async with counting_proxy(aws_env.endpoint) as proxy:
-        listing = bucket_at(proxy.url, f"s3://{name}/calls/").pages()
-        first = await anext(listing)
-        assert proxy.count("list-type=2") == 1  # one page asked for, not the whole prefix
-        seen = [o.key for o in first]
-        async for page in listing:
-            seen += [o.key for o in page]
-    assert sorted(seen) == keys
+        first, seen = await list_lazily(bucket_at(proxy.url, f"s3://{name}/calls/"), proxy, "list-type=2")
+    assert seen == keys
     assert proxy.count("list-type=2") == 3
     assert proxy.count("continuation-token=") == 2
     item = first[0]
@@ -67,7 +43,7 @@ async def test_listing_is_lazy_and_paged(aws_env: LocalStackS3) -> None:
 async def test_signed_get_fetches_the_exact_bytes(aws_env: LocalStackS3) -> None:
     name = aws_env.create_bucket()
     key = "calls/a b+c;d'e.wav"  # characters a client would normalise
-    await fill(raw_store(aws_env, name), [key])
+    await fill(s3_store(aws_env, name), [key])
     bucket = bucket_at(aws_env.endpoint, f"s3://{name}/calls/")
     url = await bucket.sign_get(key)
     assert "X-Amz-Expires=21600" in url  # the default: 6 h
@@ -76,11 +52,8 @@ async def test_signed_get_fetches_the_exact_bytes(aws_env: LocalStackS3) -> None
 
 async def test_an_expired_signature_is_refused(aws_env: LocalStackS3) -> None:
     name = aws_env.create_bucket()
-    await fill(raw_store(aws_env, name), ["a.wav"])
-    signed_at = dt.datetime.now(dt.UTC)
-    url = await bucket_at(aws_env.endpoint, f"s3://{name}/").sign_get("a.wav", dt.timedelta(seconds=1))
-    wait_past(signed_at + dt.timedelta(seconds=2))
-    status, body = await fetch(url)
+    await fill(s3_store(aws_env, name), ["a.wav"])
+    status, body = await fetch_after_expiry(bucket_at(aws_env.endpoint, f"s3://{name}/"), "a.wav")
     assert status == 403 and b"expired" in body.lower()
 
 
@@ -110,7 +83,7 @@ async def test_the_sandbox_creates_a_job_from_a_signed_url(aws_env: LocalStackS3
     name = aws_env.create_bucket()
     key = "archive/2026/call 8812.wav"
     audio = wav_bytes(0.5)
-    await obstore.put_async(raw_store(aws_env, name), key, audio)
+    await obstore.put_async(s3_store(aws_env, name), key, audio)
     bucket = bucket_at(aws_env.endpoint, f"s3://{name}/archive/")
     listed = [o async for o in bucket.objects()]
     assert [o.key for o in listed] == [key]

@@ -15,7 +15,6 @@ import hmac
 import http.client
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Final
 
 import pytest
 
-from tests.support.emulator import free_loopback_port, running, unavailable
+from tests.support.emulator import workspace
 from tests.support.localstack import unique_bucket_name
 
 ENV_BIN: Final = "SLNG_AZURITE_BIN"
@@ -85,26 +84,18 @@ def find_azurite() -> tuple[Path | None, str]:
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    binary, reason = find_azurite()
-    if binary is None:
-        unavailable(ENV_REQUIRE, f"Azurite unavailable ({reason})")
-    workdir = Path(tempfile.mkdtemp(prefix="slng-azurite-"))
-    port = free_loopback_port()
-    command = [
-        str(binary),
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        str(port),
-        "--location",
-        str(workdir / "data"),
-        "--skipApiVersionCheck",
-        "--disableTelemetry",
-        "--disableProductStyleUrl",
-        "--silent",
-    ]
-    try:
-        with running(command, f"http://127.0.0.1:{port}/", workdir / "azurite.log", "Azurite"):
-            yield Azurite("127.0.0.1", port)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with workspace("Azurite", find_azurite(), ENV_REQUIRE) as ws:
+        args = [
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(ws.port),
+            "--location",
+            str(ws.folder / "data"),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--disableProductStyleUrl",
+            "--silent",
+        ]
+        with ws.running(args, "/"):
+            yield Azurite("127.0.0.1", ws.port)

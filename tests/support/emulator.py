@@ -1,15 +1,20 @@
 """What the Azurite and GCS emulator fixtures share: a loopback server process started on a free
-port, waited for, stopped by its pid, and a skip (or, when CI requires it, a failure) when absent."""
+port in a temp folder of its own, waited for, stopped by its pid, and a skip (or, when CI requires
+it, a failure) when absent."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -59,3 +64,36 @@ def running(command: list[str], ready_url: str, log_path: Path, name: str) -> It
         yield proc.pid
     finally:
         stop_process(proc)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where one emulator runs: its binary, a temp folder of its own and a free loopback port."""
+
+    name: str
+    binary: Path
+    folder: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def running(self, args: list[str], ready_path: str) -> AbstractContextManager[int]:
+        """The binary `running` with `args`, its log in the folder, ready once `ready_path` answers."""
+        command = [str(self.binary), *args]
+        return running(command, self.url + ready_path, self.folder / f"{self.name}.log", self.name)
+
+
+@contextlib.contextmanager
+def workspace(name: str, found: tuple[Path | None, str], require_env: str) -> Iterator[Workspace]:
+    """A workspace for the binary a finder `found` (or its reason why not: `unavailable`), its folder
+    removed afterwards."""
+    binary, reason = found
+    if binary is None:
+        unavailable(require_env, f"{name} unavailable ({reason})")
+    folder = Path(tempfile.mkdtemp(prefix=f"slng-{name.lower()}-"))
+    try:
+        yield Workspace(name, binary, folder, free_loopback_port())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Final
 
 import pytest
 
-from tests.support.emulator import free_loopback_port, running, unavailable
+from tests.support.emulator import workspace
 from tests.support.localstack import unique_bucket_name
 
 ENV_BIN: Final = "SLNG_FAKE_GCS_BIN"
@@ -103,32 +102,23 @@ def _service_account(workdir: Path, endpoint: str) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def fake_gcs() -> Iterator[FakeGcs]:
-    binary, reason = find_fake_gcs()
-    if binary is None:
-        unavailable(ENV_REQUIRE, f"GCS emulator unavailable ({reason})")
-    workdir = Path(tempfile.mkdtemp(prefix="slng-fake-gcs-"))
-    port = free_loopback_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    command = [
-        str(binary),
-        "-scheme",
-        "http",
-        "-host",
-        "127.0.0.1",
-        "-port",
-        str(port),
-        "-backend",
-        "memory",
-        "-public-host",
-        f"127.0.0.1:{port}",
-        "-external-url",
-        endpoint,
-        "-log-level",
-        "warn",
-    ]
-    try:
-        account, public = _service_account(workdir, endpoint)
-        with running(command, f"{endpoint}/storage/v1/b", workdir / "fake-gcs.log", "fake-gcs-server"):
-            yield FakeGcs(endpoint, account, public)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with workspace("fake-gcs-server", find_fake_gcs(), ENV_REQUIRE) as ws:
+        args = [
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(ws.port),
+            "-backend",
+            "memory",
+            "-public-host",
+            f"127.0.0.1:{ws.port}",
+            "-external-url",
+            ws.url,
+            "-log-level",
+            "warn",
+        ]
+        account, public = _service_account(ws.folder, ws.url)
+        with ws.running(args, "/storage/v1/b"):
+            yield FakeGcs(ws.url, account, public)

@@ -1,7 +1,8 @@
-"""Putting audio into LocalStack and aiming `slng-bulk` at it."""
+"""Putting audio into LocalStack, aiming `slng-bulk` at the emulators, and running it on the sandbox."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from pipeline.config.settings import Settings, load_settings
 from pipeline.sandbox import Sandbox
 from tests.sandbox.helpers import wav_bytes
 from tests.support.localstack import LocalStackS3
+from tests.support.runs import run_cli
 
 
 def put_audio(server: LocalStackS3, bucket: str, keys: list[str], seconds: float = 0.2) -> dict[str, bytes]:
@@ -46,4 +48,11 @@ def cloud_settings(sb: Sandbox, server: LocalStackS3, ledger: Path, **more: Any)
         s3_region=server.region,
         cloud_allow_http=True,
         **more,
+    )
+
+
+def sandbox_submit(tmp_path: Path, *args: str, ledger: str = "l.db") -> subprocess.CompletedProcess[str]:
+    """`slng-bulk submit --sandbox *args` run in `tmp_path`, with its ledger there and no progress bar."""
+    return run_cli(
+        "submit", "--sandbox", "--ledger", str(tmp_path / ledger), "--progress", "none", *args, cwd=tmp_path
     )
