@@ -28,6 +28,12 @@ from tests.bench.results import Suite
 from tests.bench.servers import Servers
 
 RATE_CEILING: Final = 100_000
+# every client request-rate ceiling at RATE_CEILING: for `submit` and for `work`
+CEILING_FLAGS: Final = tuple(
+    arg
+    for flag in ("--max-create-rps", "--max-presign-rps", "--max-read-rps")
+    for arg in (flag, str(RATE_CEILING))
+)
 MiB: Final = 1024 * 1024
 _BASELINE_DONE: Final = re.compile(r"done (\d+) in ([0-9.]+) s")
 
@@ -76,12 +82,7 @@ def slng_argv(
         str(concurrency),
         "--progress",
         "none",
-        "--max-create-rps",
-        str(RATE_CEILING),
-        "--max-presign-rps",
-        str(RATE_CEILING),
-        "--max-read-rps",
-        str(RATE_CEILING),
+        *CEILING_FLAGS,
         *extra,
     ]
 

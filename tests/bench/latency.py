@@ -135,14 +135,13 @@ def sandbox_run(ctx: Context, name: str, concurrency: int, count: int, ideal: fl
         raise RuntimeError(f"c={concurrency}: {stats['created']} of {count} created: {stats['states']}")
     rate = in_run_rate(stats) or 0.0
     ctx.suite.add(
-        Result(
+        Result.of_run(
             name,
             f"slng-bulk c={concurrency}, sandbox ({count} files; in-run)",
-            run.wall_s,
+            run,
+            count,
             rate,
             "files/s",
-            run.cpu_s * 1000 / count,
-            run.max_rss_mb,
             ratio=rate / ideal,
             ratio_to=f"ideal {ideal:.0f}/s",
             server_cpu_ms_per_item=cpu.used_s * 1000 / count,
