@@ -57,14 +57,13 @@ def chaos(ctx: Context) -> None:
         if stats["created"] != count or len(creates) != len(set(creates)) or len(jobs["jobs"]) != count:
             raise RuntimeError(f"{variant}: not exactly once: {stats['states']}, {len(creates)} creates")
         results[variant] = ctx.suite.add(
-            Result(
+            Result.of_run(
                 name,
                 f"slng-bulk c={CONCURRENCY}, {variant} ({count} files; in-run)",
-                run.wall_s,
+                run,
+                count,
                 in_run_rate(stats),
                 "files/s",
-                run.cpu_s * 1000 / count,
-                run.max_rss_mb,
                 server_cpu_ms_per_item=cpu.used_s * 1000 / count,
                 extra={
                     "whole_run_files_per_s": count / run.wall_s,

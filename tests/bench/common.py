@@ -15,7 +15,7 @@ import re
 import sqlite3
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -25,9 +25,15 @@ import psutil  # type: ignore[import-untyped]  # the test extra has no stubs for
 from tests.bench import data
 from tests.bench.procs import Measured, clean_env, run_measured
 from tests.bench.results import Suite
-from tests.bench.servers import Servers
+from tests.bench.servers import RunningLean, RunningSandbox, Servers
 
 RATE_CEILING: Final = 100_000
+# every client request-rate ceiling at RATE_CEILING: for `submit` and for `work`
+CEILING_FLAGS: Final = tuple(
+    arg
+    for flag in ("--max-create-rps", "--max-presign-rps", "--max-read-rps")
+    for arg in (flag, str(RATE_CEILING))
+)
 MiB: Final = 1024 * 1024
 _BASELINE_DONE: Final = re.compile(r"done (\d+) in ([0-9.]+) s")
 
@@ -76,12 +82,7 @@ def slng_argv(
         str(concurrency),
         "--progress",
         "none",
-        "--max-create-rps",
-        str(RATE_CEILING),
-        "--max-presign-rps",
-        str(RATE_CEILING),
-        "--max-read-rps",
-        str(RATE_CEILING),
+        *CEILING_FLAGS,
         *extra,
     ]
 
@@ -157,6 +158,54 @@ def run_side(
     if stats["created"] != count:
         raise RuntimeError(f"{ledger.stem}: {stats['created']} of {count} created: {stats['states']}")
     return run, in_run_rate(stats)
+
+
+@dataclass
+class Run:
+    """One client run against one server: the process, the server's CPU, the in-run rate."""
+
+    measured: Measured
+    server_cpu_s: float
+    in_run_rate: float | None
+
+
+def equal_work_rounds(
+    ctx: Context,
+    start: Callable[[], RunningSandbox | RunningLean],
+    lists: tuple[Path, Path],
+    *,
+    concurrency: int,
+    count: int,
+    ledger_name: str,
+    first: str = "baseline",
+) -> dict[str, list[Run]]:
+    """`ctx.repeats` rounds, each on a fresh server from `start`: the baseline and slng-bulk back to
+    back, `first` first in even rounds and second in odd ones; each run with the server's CPU.
+    Each side's start-up CPU (`startup_cpu_s`, once per suite) is in `ctx.startup` after."""
+    runs: dict[str, list[Run]] = {"baseline": [], "slng-bulk": []}
+    order = (first, *(side for side in runs if side != first))
+    for round_no in range(ctx.repeats):
+        server = start()
+        try:
+            for side in order:
+                startup_cpu_s(ctx, side, server.api_url, server.api_key)
+            for side in order if round_no % 2 == 0 else order[::-1]:
+                ledger = ctx.work / f"{ledger_name}-{round_no}.db"
+                with ServerCpu(server.pid) as cpu:
+                    measured, rate = run_side(
+                        ctx,
+                        side,
+                        lists,
+                        server.api_url,
+                        server.api_key,
+                        ledger,
+                        concurrency=concurrency,
+                        count=count,
+                    )
+                runs[side].append(Run(measured, cpu.used_s, rate))
+        finally:
+            ctx.servers.stop(server)
+    return runs
 
 
 def python_snippet(ctx: Context, code: str, *args: str, timeout: float = 600) -> Measured:

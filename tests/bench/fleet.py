@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
@@ -18,14 +19,16 @@ from typing import Final
 import psutil  # type: ignore[import-untyped]
 
 from pipeline.sandbox import FaultPlan
-from tests.bench.common import RATE_CEILING, Context, small_tree
+from tests.bench.common import CEILING_FLAGS, Context, small_tree
 from tests.bench.procs import Measured, clean_env, run_measured
 from tests.bench.results import Result
+from tests.bench.servers import RunningSandbox
 from tests.support.postgres import create_database, drop_database, find_bindir, run_cluster
 
 FLEET_WORKERS: Final = (1, 2, 4)
 FLEET_CONCURRENCY: Final = 8  # per worker
 FLEET_LATENCY_MS: Final = 20.0
+CLI: Final = (sys.executable, "-m", "pipeline.cli.app")
 
 
 def _server_cpu_s(postmaster: int) -> float:
@@ -40,6 +43,31 @@ def _server_cpu_s(postmaster: int) -> float:
             continue
         total += child_times.user + child_times.system
     return float(total)
+
+
+def fleet_env(ctx: Context, sb: RunningSandbox, ledger_url: str) -> dict[str, str]:
+    """The environment every process of a fleet shares: one sandbox, one PostgreSQL ledger."""
+    return clean_env(
+        {
+            "SLNG_API_KEY": sb.api_key,
+            "SLNG_BULK_API_URL": sb.api_url,
+            "SLNG_BULK_LEDGER": ledger_url,
+            "HOME": str(ctx.home),
+        }
+    )
+
+
+def enqueue(ctx: Context, env: dict[str, str], manifest: Path) -> Measured:
+    return run_measured([*CLI, "enqueue", str(manifest)], env=env, cwd=ctx.work, timeout=600).check()
+
+
+def run_workers(ctx: Context, env: dict[str, str], workers: int, options: Sequence[str]) -> list[Measured]:
+    """`workers` `work` processes at once, each with its own --host-name; each one's run measured."""
+    commands = [
+        [*CLI, "work", "--progress", "none", *options, "--host-name", f"bench{i}"] for i in range(workers)
+    ]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(functools.partial(_run_worker, env=env, cwd=ctx.work), commands))
 
 
 def _run_worker(argv: list[str], *, env: dict[str, str], cwd: Path) -> Measured:
@@ -70,38 +98,12 @@ def fleet(ctx: Context) -> None:
             database = create_database(server)
             sb = ctx.servers.sandbox(faults=plan)
             try:
-                env = clean_env(
-                    {
-                        "SLNG_API_KEY": sb.api_key,
-                        "SLNG_BULK_API_URL": sb.api_url,
-                        "SLNG_BULK_LEDGER": server.url_for(database),
-                        "HOME": str(ctx.home),
-                    }
-                )
-                argv = [sys.executable, "-m", "pipeline.cli.app"]
-                enqueue = run_measured(
-                    [*argv, "enqueue", str(manifest)], env=env, cwd=ctx.work, timeout=600
-                ).check()
-                work = [
-                    *argv,
-                    "work",
-                    "--concurrency",
-                    str(FLEET_CONCURRENCY),
-                    "--progress",
-                    "none",
-                    "--max-create-rps",
-                    str(RATE_CEILING),
-                    "--max-presign-rps",
-                    str(RATE_CEILING),
-                    "--max-read-rps",
-                    str(RATE_CEILING),
-                ]
+                env = fleet_env(ctx, sb, server.url_for(database))
+                enqueued = enqueue(ctx, env, manifest)
                 before = _server_cpu_s(server.pid)
-                commands = [[*work, "--host-name", f"bench{i}"] for i in range(workers)]
-                with ThreadPoolExecutor(workers) as pool:
-                    runs: list[Measured] = list(
-                        pool.map(functools.partial(_run_worker, env=env, cwd=ctx.work), commands)
-                    )
+                runs = run_workers(
+                    ctx, env, workers, ["--concurrency", str(FLEET_CONCURRENCY), *CEILING_FLAGS]
+                )
                 ledger_ms = (_server_cpu_s(server.pid) - before) * 1000 / count
             finally:
                 ctx.servers.stop(sb)
@@ -124,8 +126,8 @@ def fleet(ctx: Context) -> None:
                     extra={
                         "files_per_s_per_worker": rate / workers,
                         "postgres_cpu_ms_per_file": ledger_ms,
-                        "enqueue_s": enqueue.wall_s,
-                        "enqueue_files_per_s": count / enqueue.wall_s,
+                        "enqueue_s": enqueued.wall_s,
+                        "enqueue_files_per_s": count / enqueued.wall_s,
                     },
                 )
             )

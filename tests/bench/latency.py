@@ -16,15 +16,14 @@ from pipeline.sandbox import FaultPlan
 from tests.bench.common import (
     Context,
     ServerCpu,
+    equal_work_rounds,
     file_lists,
     in_run_rate,
     ledger_stats,
     median,
-    run_side,
     slng_submit,
     small_tree,
     spread,
-    startup_cpu_s,
 )
 from tests.bench.results import Result
 
@@ -44,59 +43,35 @@ def latency_bound(ctx: Context) -> None:
     seconds = ctx.size(5, 2)
     counts = {c: max(150, int(c / per_file_s * seconds)) for c in CONCURRENCIES}
     pool = small_tree(ctx, "latency", max(counts.values()), 1024)
-    probe = ctx.servers.lean()
-    try:  # the fixed cost of a run, taken off the CPU per file
-        for kind in ("baseline", "slng-bulk"):
-            startup_cpu_s(ctx, kind, probe.api_url, probe.api_key)
-    finally:
-        ctx.servers.stop(probe)
     for concurrency in CONCURRENCIES:
         ideal = concurrency / per_file_s
         count = counts[concurrency]
         manifest, plain = file_lists(ctx, f"latency-{concurrency}", pool, count)
-        samples: dict[str, list[tuple[float, float, float, float, float]]] = {"slng-bulk": [], "baseline": []}
-        for round_no in range(ctx.repeats):
-            lean = ctx.servers.lean(LATENCY_MS)
-            try:
-                order = ("slng-bulk", "baseline") if round_no % 2 == 0 else ("baseline", "slng-bulk")
-                for side in order:
-                    ledger = ctx.work / f"{name}-lean-{concurrency}-{round_no}.db"
-                    with ServerCpu(lean.pid) as cpu:
-                        m, rate = run_side(
-                            ctx,
-                            side,
-                            (manifest, plain),
-                            lean.api_url,
-                            lean.api_key,
-                            ledger,
-                            concurrency=concurrency,
-                            count=count,
-                        )
-                    samples[side].append((rate or 0.0, m.cpu_s, cpu.used_s, m.wall_s, m.max_rss_mb))
-            finally:
-                ctx.servers.stop(lean)
+        runs = equal_work_rounds(
+            ctx,
+            lambda: ctx.servers.lean(LATENCY_MS),
+            (manifest, plain),
+            concurrency=concurrency,
+            count=count,
+            ledger_name=f"{name}-lean-{concurrency}",
+            first="slng-bulk",
+        )
         for side in ("baseline", "slng-bulk"):
-            rows = samples[side]
-            rates = [r[0] for r in rows]
+            rates = [run.in_run_rate or 0.0 for run in runs[side]]
             rate = median(rates)
-            startup = ctx.startup.get(side, 0.0)
             result = ctx.suite.add(
-                Result(
+                Result.of_repeats(
                     name,
                     f"{'3-step baseline' if side == 'baseline' else 'slng-bulk'} c={concurrency},"
                     f" lean server ({count} files; in-run)",
-                    median([r[3] for r in rows]),
-                    rate,
+                    [run.measured for run in runs[side]],
+                    count,
+                    rates,
                     "files/s",
-                    median([r[1] for r in rows]) * 1000 / count,
-                    median([r[4] for r in rows]),
-                    run_cpu_ms_per_item=(median([r[1] for r in rows]) - startup) * 1000 / count
-                    if startup
-                    else None,
-                    server_cpu_ms_per_item=median([r[2] for r in rows]) * 1000 / count,
+                    server_cpu_s=[run.server_cpu_s for run in runs[side]],
+                    startup_cpu_s=ctx.startup[side],
                     ratio=rate / ideal,
                     ratio_to=f"ideal {ideal:.0f}/s",
-                    repeats=len(rows),
                     extra={"ideal_files_per_s": ideal, "spread": spread(rates)},
                 )
             )
@@ -109,7 +84,7 @@ def latency_bound(ctx: Context) -> None:
                     rate >= TARGET * ideal,
                 )
                 notes = []
-                base_rate = median([r[0] for r in samples["baseline"]])
+                base_rate = median([run.in_run_rate or 0.0 for run in runs["baseline"]])
                 if base_rate:
                     notes.append(f"{rate / base_rate:.2f}x baseline")
                 if result.run_cpu_ms_per_item:
@@ -135,14 +110,13 @@ def sandbox_run(ctx: Context, name: str, concurrency: int, count: int, ideal: fl
         raise RuntimeError(f"c={concurrency}: {stats['created']} of {count} created: {stats['states']}")
     rate = in_run_rate(stats) or 0.0
     ctx.suite.add(
-        Result(
+        Result.of_run(
             name,
             f"slng-bulk c={concurrency}, sandbox ({count} files; in-run)",
-            run.wall_s,
+            run,
+            count,
             rate,
             "files/s",
-            run.cpu_s * 1000 / count,
-            run.max_rss_mb,
             ratio=rate / ideal,
             ratio_to=f"ideal {ideal:.0f}/s",
             server_cpu_ms_per_item=cpu.used_s * 1000 / count,

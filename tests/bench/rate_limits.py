@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,8 +29,8 @@ from pipeline.sandbox import FaultPlan
 from pipeline.sandbox.timeutil import parse_iso
 from tests.bench import data
 from tests.bench.common import RATE_CEILING, Context, ledger_stats, slng_submit, small_tree
-from tests.bench.fleet import list_manifest
-from tests.bench.procs import Measured, clean_env, run_measured
+from tests.bench.fleet import enqueue, fleet_env, list_manifest, run_workers
+from tests.bench.procs import Measured
 from tests.bench.results import Result
 from tests.bench.servers import RunningSandbox
 from tests.support.postgres import create_database, drop_database, find_bindir, run_cluster
@@ -106,6 +104,28 @@ def _rates(create: float, presign: float) -> list[str]:
     return ["--max-create-rps", f"{create:g}", "--max-presign-rps", f"{presign:g}"]
 
 
+def _submit_at(
+    ctx: Context,
+    sb: RunningSandbox,
+    manifest: Path,
+    ledger: Path,
+    *,
+    concurrency: int,
+    create: float,
+    presign: float,
+) -> Measured:
+    """One `slng-bulk submit` of `manifest` at these create and presign ceilings (requests/s)."""
+    return slng_submit(
+        ctx,
+        [str(manifest)],
+        sb.api_url,
+        sb.api_key,
+        ledger,
+        concurrency=concurrency,
+        extra=_rates(create, presign),
+    )
+
+
 # --- rate_bound ------------------------------------------------------------------------------------
 
 
@@ -116,17 +136,9 @@ def rate_bound(ctx: Context) -> None:
         count = limit * seconds
         manifest = list_manifest(ctx, f"rate-{limit}", small_tree(ctx, "rate", 2000, 1024), count)
         sb = ctx.servers.sandbox()
+        ledger = ctx.work / f"rate-{limit}.db"
         try:
-            ledger = ctx.work / f"rate-{limit}.db"
-            run = slng_submit(
-                ctx,
-                [str(manifest)],
-                sb.api_url,
-                sb.api_key,
-                ledger,
-                concurrency=64,
-                extra=_rates(limit, RATE_CEILING),
-            )
+            run = _submit_at(ctx, sb, manifest, ledger, concurrency=64, create=limit, presign=RATE_CEILING)
         finally:
             ctx.servers.stop(sb)
         stats = ledger_stats(ledger)
@@ -135,14 +147,13 @@ def rate_bound(ctx: Context) -> None:
         makespan = stats["in_run_span_s"]
         efficiency = (count / limit) / makespan
         ctx.suite.add(
-            Result(
+            Result.of_run(
                 name,
                 f"{count} files at --max-create-rps {limit}",
-                run.wall_s,
+                run,
+                count,
                 count / makespan,
                 "files/s",
-                run.cpu_s * 1000 / count,
-                run.max_rss_mb,
                 ratio=efficiency,
                 ratio_to="N/R",
                 extra={"note": f"makespan {makespan:.2f} s, ideal {count / limit:g} s"},
@@ -159,15 +170,7 @@ Runner = Callable[[RunningSandbox, Path, float], Measured]  # (sandbox, manifest
 def _single(ctx: Context, tag: str) -> Runner:
     def run(sb: RunningSandbox, manifest: Path, ceiling: float) -> Measured:
         ledger = ctx.work / f"{tag}-{ceiling:g}-{time.monotonic_ns()}.db"
-        return slng_submit(
-            ctx,
-            [str(manifest)],
-            sb.api_url,
-            sb.api_key,
-            ledger,
-            concurrency=16,
-            extra=_rates(ceiling, ceiling),
-        )
+        return _submit_at(ctx, sb, manifest, ledger, concurrency=16, create=ceiling, presign=ceiling)
 
     return run
 
@@ -176,26 +179,9 @@ def _fleet(ctx: Context, server: Any) -> Runner:
     def run(sb: RunningSandbox, manifest: Path, ceiling: float) -> Measured:
         database = create_database(server)
         try:
-            env = clean_env(
-                {
-                    "SLNG_API_KEY": sb.api_key,
-                    "SLNG_BULK_API_URL": sb.api_url,
-                    "SLNG_BULK_LEDGER": server.url_for(database),
-                    "HOME": str(ctx.home),
-                }
-            )
-            cli = [sys.executable, "-m", "pipeline.cli.app"]
-            run_measured([*cli, "enqueue", str(manifest)], env=env, cwd=ctx.work, timeout=600).check()
-            work = [*cli, "work", "--concurrency", "8", "--progress", "none", *_rates(ceiling, ceiling)]
-            with ThreadPoolExecutor(FLEET_WORKERS) as pool:
-                runs = list(
-                    pool.map(
-                        lambda i: run_measured(
-                            [*work, "--host-name", f"bench{i}"], env=env, cwd=ctx.work, timeout=1800
-                        ).check(),
-                        range(FLEET_WORKERS),
-                    )
-                )
+            env = fleet_env(ctx, sb, server.url_for(database))
+            enqueue(ctx, env, manifest)
+            runs = run_workers(ctx, env, FLEET_WORKERS, ["--concurrency", "8", *_rates(ceiling, ceiling)])
         finally:
             drop_database(server, database)
         slowest = max(runs, key=lambda r: r.wall_s)
@@ -231,14 +217,13 @@ def _capacity_runs(ctx: Context, name: str, runner: Runner, ceilings: tuple[int,
             raise RuntimeError(f"{name} at {times}x C: {created} of {count} jobs created")
         efficiency = ((count - 1) / CAPACITY) / span
         ctx.suite.add(
-            Result(
+            Result.of_run(
                 name,
                 f"{count} files, C={CAPACITY:g}, ceiling {times}x C",
-                run.wall_s,
+                run,
+                count,
                 created / span,
                 "files/s",
-                run.cpu_s * 1000 / count,
-                run.max_rss_mb,
                 ratio=efficiency,
                 ratio_to="N/C",
                 extra={
@@ -291,14 +276,13 @@ def _step_run(ctx: Context, name: str, runner: Runner) -> None:
     follows = [follow_seconds(timeline, second, capacity) for second, capacity in changes]
     labels = ("C -> C/4", "C/4 -> C")
     ctx.suite.add(
-        Result(
+        Result.of_run(
             name,
             f"step C -> C/4 -> C ({STEP_SECONDS:g} s each), ceiling 4x C",
-            run.wall_s,
+            run,
+            count,
             None,
             "",
-            run.cpu_s * 1000 / count,
-            run.max_rss_mb,
             extra={
                 "note": ", ".join(
                     f"{lab} followed in {f if f is not None else 'never'} s"
@@ -373,14 +357,13 @@ def bandwidth_bound(ctx: Context) -> None:
     rate = total / (last - first)
     ratio = rate / BANDWIDTH
     ctx.suite.add(
-        Result(
+        Result.of_run(
             name,
             f"{files} files, {total / 1e9:.2f} GB, 10 KB-{max(s for _, s in CORPUS) // MB} MB, c=16",
-            run.wall_s,
+            run,
+            files,
             rate / MB,
             "MB/s",
-            run.cpu_s * 1000 / files,
-            run.max_rss_mb,
             ratio=ratio,
             ratio_to=f"B={BANDWIDTH // MB} MB/s",
             extra={"note": f"upload span {last - first:.1f} s (first presign to last upload)"},

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bench.procs import REPO_ROOT
+from tests.bench.procs import REPO_ROOT, Measured
 
 
 @dataclass
@@ -33,6 +35,53 @@ class Result:
     run_cpu_ms_per_item: float | None = None
     server_cpu_ms_per_item: float | None = None  # the server processes' CPU over the same run
     repeats: int = 1  # figures are medians of this many interleaved runs
+
+    @classmethod
+    def of_run(
+        cls,
+        scenario: str,
+        variant: str,
+        run: Measured,
+        items: float,
+        rate: float | None,
+        unit: str,
+        **more: Any,
+    ) -> Result:
+        """One run's row: its wall time, client CPU per item and peak RSS as the kernel measured them."""
+        return cls(
+            scenario, variant, run.wall_s, rate, unit, run.cpu_s * 1000 / items, run.max_rss_mb, **more
+        )
+
+    @classmethod
+    def of_repeats(
+        cls,
+        scenario: str,
+        variant: str,
+        runs: Sequence[Measured],
+        items: float,
+        rates: Sequence[float],
+        unit: str,
+        *,
+        server_cpu_s: Sequence[float],
+        startup_cpu_s: float | None = None,
+        **more: Any,
+    ) -> Result:
+        """Interleaved repeats' row: the median of each figure. With the CPU of a run that has
+        nothing to do (`startup_cpu_s`), also the client CPU per item once that fixed cost is off."""
+        cpu_s = statistics.median(run.cpu_s for run in runs)
+        return cls(
+            scenario,
+            variant,
+            statistics.median(run.wall_s for run in runs),
+            statistics.median(rates),
+            unit,
+            cpu_s * 1000 / items,
+            statistics.median(run.max_rss_mb for run in runs),
+            run_cpu_ms_per_item=None if startup_cpu_s is None else (cpu_s - startup_cpu_s) * 1000 / items,
+            server_cpu_ms_per_item=statistics.median(server_cpu_s) * 1000 / items,
+            repeats=len(runs),
+            **more,
+        )
 
 
 @dataclass

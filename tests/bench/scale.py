@@ -110,14 +110,13 @@ def scale(ctx: Context) -> None:
         manifest.unlink()
         first = dry.marks.get("first_rejected", float("nan"))
         dry_result = ctx.suite.add(
-            Result(
+            Result.of_run(
                 name,
                 f"slng-bulk submit --dry-run ({rows:,} rows)",
-                dry.wall_s,
+                dry,
+                rows,
                 rows / dry.wall_s,
                 "rows/s",
-                dry.cpu_s * 1000 / rows,
-                dry.max_rss_mb,
                 extra={"first_row_s_from_spawn": first},
             )
         )
@@ -125,14 +124,13 @@ def scale(ctx: Context) -> None:
         ledger = ctx.work / f"scale-{rows}.db"
         filled = populate(ctx, ledger, links, rows)
         ctx.suite.add(
-            Result(
+            Result.of_run(
                 name,
                 f"populate {rows:,} created rows (bulk fill)",
-                filled.wall_s,
+                filled,
+                rows,
                 rows / filled.wall_s,
                 "rows/s",
-                filled.cpu_s * 1000 / rows,
-                filled.max_rss_mb,
             )
         )
         lean = ctx.servers.lean()
@@ -154,14 +152,13 @@ def scale(ctx: Context) -> None:
         if requests:
             raise RuntimeError(f"a rerun with nothing to do sent {requests} requests")
         rerun_result = ctx.suite.add(
-            Result(
+            Result.of_run(
                 name,
                 f"slng-bulk rerun, nothing to do ({rows:,} files done)",
-                rerun.wall_s,
+                rerun,
+                rows,
                 rows / rerun.wall_s,
                 "files/s",
-                rerun.cpu_s * 1000 / rows,
-                rerun.max_rss_mb,
                 extra={"api_requests": requests},
             )
         )
@@ -202,14 +199,13 @@ def largest(
     manifest = data.manifest(ctx.work / "data" / f"manifest-{rows}.csv", rows, targets, bad_first_row=True)
     baseline = python_snippet(ctx, BASELINE_MANIFEST, str(manifest))
     base = ctx.suite.add(
-        Result(
+        Result.of_run(
             name,
             f"stdlib csv.reader + os.stat per row ({rows:,} rows)",
-            baseline.wall_s,
+            baseline,
+            rows,
             rows / baseline.wall_s,
             "rows/s",
-            baseline.cpu_s * 1000 / rows,
-            baseline.max_rss_mb,
             ratio=1.0,
             ratio_to="stdlib",
         )

@@ -10,21 +10,19 @@ one request per file (a PUT), so its row is a reference for the machine, not equ
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from tests.bench.common import (
     Context,
     ServerCpu,
+    equal_work_rounds,
     file_lists,
     ledger_stats,
     median,
-    run_side,
     slng_submit,
     small_tree,
     spread,
-    startup_cpu_s,
 )
 from tests.bench.procs import Measured, clean_env, run_measured
 from tests.bench.results import Result
@@ -35,15 +33,6 @@ CONCURRENCY: Final = 32
 CPU_TARGET_MS: Final = 1.5
 
 
-@dataclass
-class Run:
-    """One client run against one server: the process, the server's CPU, the in-run rate."""
-
-    measured: Measured
-    server_cpu_s: float
-    in_run_rate: float | None
-
-
 Server = RunningSandbox | RunningLean
 
 
@@ -51,53 +40,31 @@ def equal_work(
     ctx: Context,
     label: str,
     start: Callable[[], Server],
-    server_pids: Callable[[Server], list[int]],
     count: int,
     root: Path,
     concurrency: int = CONCURRENCY,
 ) -> tuple[Result, Result]:
     """Baseline and slng-bulk on the same fresh server per round; medians and per-round ratios."""
     lists = file_lists(ctx, f"small-{count}", root, count)
-    runs: dict[str, list[Run]] = {"baseline": [], "slng-bulk": []}
     tag = label.split()[0]
-    for round_no in range(ctx.repeats):
-        server = start()
-        try:
-            order = ("baseline", "slng-bulk") if round_no % 2 == 0 else ("slng-bulk", "baseline")
-            for side in order:
-                ledger = ctx.work / f"small-{tag}-{round_no}.db"
-                with ServerCpu(*server_pids(server)) as cpu:
-                    m, rate = run_side(
-                        ctx,
-                        side,
-                        lists,
-                        server.api_url,
-                        server.api_key,
-                        ledger,
-                        concurrency=concurrency,
-                        count=count,
-                    )
-                runs[side].append(Run(m, cpu.used_s, rate))
-        finally:
-            ctx.servers.stop(server)
+    runs = equal_work_rounds(
+        ctx, start, lists, concurrency=concurrency, count=count, ledger_name=f"small-{tag}"
+    )
 
     def result(side: str, variant: str, startup_s: float) -> Result:
         sample = runs[side]
         rates = [count / r.measured.wall_s for r in sample]
-        cpu = [r.measured.cpu_s for r in sample]
         in_run = [r.in_run_rate for r in sample if r.in_run_rate]
         return ctx.suite.add(
-            Result(
+            Result.of_repeats(
                 "small_files",
                 variant,
-                median([r.measured.wall_s for r in sample]),
-                median(rates),
+                [r.measured for r in sample],
+                count,
+                rates,
                 "files/s",
-                median(cpu) * 1000 / count,
-                median([r.measured.max_rss_mb for r in sample]),
-                run_cpu_ms_per_item=(median(cpu) - startup_s) * 1000 / count,
-                server_cpu_ms_per_item=median([r.server_cpu_s for r in sample]) * 1000 / count,
-                repeats=len(sample),
+                server_cpu_s=[r.server_cpu_s for r in sample],
+                startup_cpu_s=startup_s,
                 extra={
                     "in_run_files_per_s": median(in_run) if in_run else None,
                     "spread": spread(rates),
@@ -107,14 +74,8 @@ def equal_work(
             )
         )
 
-    probe = start()
-    try:
-        base_startup = startup_cpu_s(ctx, "baseline", probe.api_url, probe.api_key)
-        ours_startup = startup_cpu_s(ctx, "slng-bulk", probe.api_url, probe.api_key)
-    finally:
-        ctx.servers.stop(probe)
-    base = result("baseline", f"3-step aiohttp baseline -> {label}", base_startup)
-    ours = result("slng-bulk", f"slng-bulk -> {label}", ours_startup)
+    base = result("baseline", f"3-step aiohttp baseline -> {label}", ctx.startup["baseline"])
+    ours = result("slng-bulk", f"slng-bulk -> {label}", ctx.startup["slng-bulk"])
     base.ratio, base.ratio_to = 1.0, "baseline"
     pairs = list(zip(runs["baseline"], runs["slng-bulk"], strict=True))
     ratios = [b.measured.wall_s / o.measured.wall_s for b, o in pairs]
@@ -137,8 +98,8 @@ def many_small_files(ctx: Context) -> None:
     def lean() -> Server:
         return ctx.servers.lean()
 
-    own = equal_work(ctx, "sandbox (own S3)", sandbox, lambda s: [s.pid], count, root)
-    bare = equal_work(ctx, "lean server", lean, lambda s: [s.pid], count, root)
+    own = equal_work(ctx, "sandbox (own S3)", sandbox, count, root)
+    bare = equal_work(ctx, "lean server", lean, count, root)
     for _base, ours in (own, bare):
         assert ours.ratio is not None and ours.run_cpu_ms_per_item is not None
         where = ours.variant.split("-> ", 1)[1]
@@ -234,18 +195,16 @@ def aws_cli(ctx: Context, count: int, root: Path) -> None:
         ctx.servers.stop_localstack()
     aws_rates = [count / m.wall_s for m, _ in aws_runs]
     aws_result = ctx.suite.add(
-        Result(
+        Result.of_repeats(
             name,
             f"aws s3 cp --recursive -> LocalStack (max_concurrent_requests={CONCURRENCY}; 1 request/file)",
-            median([m.wall_s for m, _ in aws_runs]),
-            median(aws_rates),
+            [m for m, _ in aws_runs],
+            count,
+            aws_rates,
             "files/s",
-            median([m.cpu_s for m, _ in aws_runs]) * 1000 / count,
-            median([m.max_rss_mb for m, _ in aws_runs]),
+            server_cpu_s=[c for _, c in aws_runs],
             ratio=1.0,
             ratio_to="aws cli",
-            server_cpu_ms_per_item=median([c for _, c in aws_runs]) * 1000 / count,
-            repeats=len(aws_runs),
             extra={"spread": spread(aws_rates)},
         )
     )
@@ -254,23 +213,17 @@ def aws_cli(ctx: Context, count: int, root: Path) -> None:
         (count / o.wall_s) / (count / a.wall_s) for (o, _, _), (a, _) in zip(ours_runs, aws_runs, strict=True)
     ]
     ours = ctx.suite.add(
-        Result(
+        Result.of_repeats(
             name,
             "slng-bulk -> sandbox API + LocalStack S3 (3 requests/file)",
-            median([m.wall_s for m, _, _ in ours_runs]),
-            median(rates),
+            [m for m, _, _ in ours_runs],
+            count,
+            rates,
             "files/s",
-            median([m.cpu_s for m, _, _ in ours_runs]) * 1000 / count,
-            median([m.max_rss_mb for m, _, _ in ours_runs]),
+            server_cpu_s=[c for _, c, _ in ours_runs],
+            startup_cpu_s=ctx.startup.get("slng-bulk", 0.0),
             ratio=median(ratios),
             ratio_to="aws cli",
-            server_cpu_ms_per_item=median([c for _, c, _ in ours_runs]) * 1000 / count,
-            run_cpu_ms_per_item=(
-                median([m.cpu_s for m, _, _ in ours_runs]) - ctx.startup.get("slng-bulk", 0.0)
-            )
-            * 1000
-            / count,
-            repeats=len(ours_runs),
             extra={
                 "localstack_cpu_ms_per_file": median([c for _, _, c in ours_runs]) * 1000 / count,
                 "spread": spread(rates),

@@ -81,22 +81,25 @@ def _assert_one_line(stderr: str, fragment: str) -> None:
     assert "sk-bad key" not in stderr  # a malformed key is never quoted back
 
 
+def _fails_in_one_line(case: tuple[list[str], dict[str, str], str], code: ExitCode, workspace: Path) -> str:
+    """Run one (args, env, fragment) case: it exits `code` with one line naming `fragment`."""
+    args, env, fragment = case
+    result = run_cli(*args, env=env, cwd=workspace)
+    assert result.returncode == code, result.stderr
+    _assert_one_line(result.stderr, fragment)
+    return result.stderr
+
+
 @pytest.mark.parametrize("case", USAGE_CASES, ids=list(USAGE_CASES))
 def test_usage_errors_exit_2(case: str, workspace: Path) -> None:
-    args, env, fragment = USAGE_CASES[case]
-    result = run_cli(*args, env=env, cwd=workspace)
-    assert result.returncode == ExitCode.USAGE, result.stderr
-    _assert_one_line(result.stderr, fragment)
+    _fails_in_one_line(USAGE_CASES[case], ExitCode.USAGE, workspace)
 
 
 @pytest.mark.parametrize("case", CONFIG_CASES, ids=list(CONFIG_CASES))
 def test_configuration_errors_exit_8(case: str, workspace: Path) -> None:
-    args, env, fragment = CONFIG_CASES[case]
-    result = run_cli(*args, env=env, cwd=workspace)
-    assert result.returncode == ExitCode.CONFIG, result.stderr
-    _assert_one_line(result.stderr, fragment)
-    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1, result.stderr
+    stderr = _fails_in_one_line(CONFIG_CASES[case], ExitCode.CONFIG, workspace)
+    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, stderr
 
 
 @pytest.mark.slow

@@ -12,17 +12,10 @@ import pytest
 
 from pipeline.errors import ExitCode
 from pipeline.sandbox import Sandbox
-from tests.support.audio import make_tree
+from tests.support.audio import tree_with_a_broken_file
 from tests.support.runs import run_cli
 
 UNDECODABLE = "The audio file could not be decoded."
-
-
-def garbage_wav(path: Path) -> Path:
-    """A .wav name over bytes that are no audio: the sandbox's job for it ends FAILED."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"this is not audio, just text pretending\n" * 50)
-    return path
 
 
 def status_json(common: tuple[str, ...], env: dict[str, str], cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -53,8 +46,7 @@ def test_status_json_and_one_files_history(
     sandbox_thread: Sandbox, ledger_target: str, tmp_path: Path
 ) -> None:
     """On either backend: the same status document, and the same history of one file."""
-    make_tree(tmp_path / "in", 2)
-    bad = garbage_wav(tmp_path / "in" / "broken.wav")
+    bad = tree_with_a_broken_file(tmp_path / "in", good=2)
     (tmp_path / "m.csv").write_text("path\nin/d0/f00000.wav\nghost.wav\n")
     env = {"SLNG_API_KEY": sandbox_thread.api_key, "SLNG_BULK_API_URL": sandbox_thread.api_url}
     common = ("--ledger", ledger_target)

@@ -18,15 +18,8 @@ from pipeline.errors import ExitCode
 from pipeline.ledger import FileRecord, open_ledger, sqlite_path
 from pipeline.sandbox import Sandbox
 from pipeline.sources.identity import derive_job_id
-from tests.support.audio import make_tree
+from tests.support.audio import tree_with_a_broken_file
 from tests.support.runs import cli_env, md5_of, objects_by_key, run_cli
-
-
-def garbage_wav(path: Path) -> Path:
-    """A .wav name over bytes that are no audio: the sandbox's job for it ends FAILED."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"this is not audio, just text pretending\n" * 50)
-    return path
 
 
 def records(target: str) -> dict[str, FileRecord]:
@@ -46,9 +39,8 @@ def wait_for_statuses(target: str, env: dict[str, str], cwd: Path) -> None:
 def test_retry_failed_reads_files_where_this_host_sees_them_and_keeps_their_identity(
     sandbox_thread: Sandbox, ledger_target: str, tmp_path: Path
 ) -> None:
-    make_tree(tmp_path / "nas", 2)
-    bad = garbage_wav(tmp_path / "nas" / "broken.wav")
-    env = cli_env(sandbox_thread, Path(ledger_target)) | {"SLNG_BULK_LEDGER": ledger_target}
+    bad = tree_with_a_broken_file(tmp_path / "nas", good=2)
+    env = cli_env(sandbox_thread, ledger_target)
     submitted = run_cli("submit", str(tmp_path / "nas"), env=env, cwd=tmp_path)
     assert submitted.returncode == ExitCode.OK, submitted.stderr
     wait_for_statuses(ledger_target, env, tmp_path)

@@ -82,12 +82,19 @@ def test_each_source_beats_every_one_below_it(
     assert _load_with(given, tmp_path, monkeypatch) == _key_of(SOURCES[top])
 
 
+def _key_with_both_variables(monkeypatch: pytest.MonkeyPatch, canonical: str, alias: str) -> str:
+    """The key settings load with SLNG_API_KEY and its alias SLNG_BULK_API_KEY both set."""
+    monkeypatch.setenv("SLNG_API_KEY", canonical)
+    monkeypatch.setenv("SLNG_BULK_API_KEY", alias)
+    key = load_settings(environment=True).api_key
+    assert key is not None
+    return key.get_secret_value()
+
+
 def test_both_variables_differing_use_slng_api_key_and_warn(
     monkeypatch: pytest.MonkeyPatch, warnings_seen: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("SLNG_API_KEY", "sk-canonical-0123")
-    monkeypatch.setenv("SLNG_BULK_API_KEY", "sk-alias-4567")
-    assert load_settings(environment=True).api_key.get_secret_value() == "sk-canonical-0123"  # type: ignore[union-attr]
+    assert _key_with_both_variables(monkeypatch, "sk-canonical-0123", "sk-alias-4567") == "sk-canonical-0123"
     [message] = {record.getMessage() for record in warnings_seen.records}  # once, seen by root or here
     assert "SLNG_API_KEY" in message and "SLNG_BULK_API_KEY" in message
     assert "sk-canonical-0123" not in message and "sk-alias-4567" not in message
@@ -96,9 +103,7 @@ def test_both_variables_differing_use_slng_api_key_and_warn(
 def test_both_variables_equal_is_no_warning(
     monkeypatch: pytest.MonkeyPatch, warnings_seen: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("SLNG_API_KEY", "sk-same-0123")
-    monkeypatch.setenv("SLNG_BULK_API_KEY", " sk-same-0123\n")
-    assert load_settings(environment=True).api_key.get_secret_value() == "sk-same-0123"  # type: ignore[union-attr]
+    assert _key_with_both_variables(monkeypatch, "sk-same-0123", " sk-same-0123\n") == "sk-same-0123"
     assert warnings_seen.records == []
 
 

@@ -23,19 +23,9 @@ from pipeline.ledger.postgres import PostgresLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.sandbox.timeutil import parse_iso
 from tests.support.audio import make_tree
-from tests.support.runs import assert_exactly_once, run_cli, start_cli
+from tests.support.runs import assert_exactly_once, cli_env, run_cli, start_cli
 
 FILES = 300
-
-
-def fleet_env(sb: Sandbox, ledger_url: str) -> dict[str, str]:
-    return {
-        "SLNG_API_KEY": sb.api_key,
-        "SLNG_BULK_API_URL": sb.api_url,
-        "SLNG_BULK_LEDGER": ledger_url,
-        "SLNG_BULK_PROGRESS": "none",
-        "SLNG_BULK_LOG_LEVEL": "warning",
-    }
 
 
 def creates_seen(sb: Sandbox) -> int:
@@ -49,6 +39,18 @@ def wait_for_creates(sb: Sandbox, count: int, procs: list[subprocess.Popen[str]]
         assert time.monotonic() < deadline, f"only {creates_seen(sb)} creates after {limit} s"
         assert any(p.poll() is None for p in procs), "every worker ended early"
         time.sleep(0.01)
+
+
+def run_fleet(
+    sb: Sandbox, postgres_url: str, audio: Path, workers: int, args: list[str], timeout: float
+) -> None:
+    """Enqueue the folder `audio`, then `workers` `work ARGS` processes at once, each to exit 0."""
+    env = cli_env(sb, postgres_url)
+    assert run_cli("enqueue", str(audio), env=env, cwd=audio.parent).returncode == 0
+    procs = [start_cli(["work", *args], env, audio.parent) for _ in range(workers)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err
 
 
 @pytest.mark.slow
@@ -69,7 +71,7 @@ def test_four_workers_one_killed_twice_every_file_exactly_once(
             }
         )
     )
-    env = fleet_env(sandbox_thread, postgres_url)
+    env = cli_env(sandbox_thread, postgres_url)
     loaded = run_cli("enqueue", str(manifest), env=env, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr
     assert f"{FILES} files enqueued" in loaded.stderr
@@ -119,13 +121,8 @@ def test_the_create_rate_limit_holds_for_the_whole_fleet(
     """Two workers at --max-create-rps 10 create 60 jobs in no less than (60 - 10 burst) / 10 s:
     each alone would allow 10 per second, twice that together."""
     files = make_tree(tmp_path / "audio", 60)
-    env = fleet_env(sandbox_thread, postgres_url)
-    assert run_cli("enqueue", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
-    args = ["work", "--concurrency", "8", "--max-create-rps", "10", "--max-presign-rps", "100"]
-    workers = [start_cli(args, env, tmp_path) for _ in range(2)]
-    for proc in workers:
-        _out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
+    args = ["--concurrency", "8", "--max-create-rps", "10", "--max-presign-rps", "100"]
+    run_fleet(sandbox_thread, postgres_url, tmp_path / "audio", 2, args, timeout=120)
     assert_exactly_once(sandbox_thread, files)
     times = sorted(parse_iso(attempt.at) for attempt in sandbox_thread.jobs().attempts)
     assert len(times) == 60
@@ -141,13 +138,8 @@ def test_a_fleet_finds_the_servers_capacity_together(
     few requests are refused."""
     files = make_tree(tmp_path / "audio", 240, seconds=0.05)
     sandbox_thread.set_capacity(presign=20, create=20)
-    env = fleet_env(sandbox_thread, postgres_url)
-    assert run_cli("enqueue", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
-    args = ["work", "--concurrency", "8", "--max-create-rps", "80", "--max-presign-rps", "80"]
-    workers = [start_cli(args, env, tmp_path) for _ in range(3)]
-    for proc in workers:
-        _out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err
+    args = ["--concurrency", "8", "--max-create-rps", "80", "--max-presign-rps", "80"]
+    run_fleet(sandbox_thread, postgres_url, tmp_path / "audio", 3, args, timeout=180)
     assert_exactly_once(sandbox_thread, files)
     requests = sandbox_thread.stats().requests
     refused = sum(requests[op].by_status.get("429", 0) for op in ("presign", "create"))
@@ -169,7 +161,7 @@ def test_path_map_finds_the_files_where_this_host_mounts_them(
     """Enqueued as /…/nas/…, present here as /…/mirror/…: without the map every file is marked missing
     (and left for later); with it, every one is done, and the ledger keeps the recorded paths."""
     files = make_tree(tmp_path / "nas", 12)
-    env = fleet_env(sandbox_thread, postgres_url)
+    env = cli_env(sandbox_thread, postgres_url)
     assert run_cli("enqueue", str(tmp_path / "nas"), env=env, cwd=tmp_path).returncode == 0
     (tmp_path / "nas").rename(tmp_path / "mirror")  # same files, same mtimes, another mount point
 
@@ -198,7 +190,7 @@ def test_submit_runs_on_a_shared_ledger_too_and_a_rerun_has_nothing_to_do(
     sandbox_thread: Sandbox, postgres_url: str, tmp_path: Path
 ) -> None:
     files = make_tree(tmp_path / "audio", 5)
-    env = fleet_env(sandbox_thread, postgres_url)
+    env = cli_env(sandbox_thread, postgres_url)
     first = run_cli("submit", str(tmp_path / "audio"), env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     again = run_cli("submit", str(tmp_path / "audio"), "--error-on-nothing", env=env, cwd=tmp_path)
@@ -217,7 +209,7 @@ def test_a_stopped_worker_gives_its_claims_back_at_once(
     sandbox_thread.set_faults(
         FaultPlan.model_validate({"operations": {"put": {"latency": {"fixed_ms": 30}}}})
     )
-    env = fleet_env(sandbox_thread, postgres_url)
+    env = cli_env(sandbox_thread, postgres_url)
     assert run_cli("enqueue", str(tmp_path / "audio"), env=env, cwd=tmp_path).returncode == 0
     args = ["work", "--concurrency", "4", "--lease-timeout", "3600", "--grace", "10"]
     first = start_cli(args, env, tmp_path)

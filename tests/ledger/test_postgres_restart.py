@@ -21,7 +21,7 @@ from pipeline.ledger.postgres import PostgresLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from tests.support.audio import make_tree
 from tests.support.postgres import RestartableServer, create_database, drop_database
-from tests.support.runs import assert_exactly_once, run_cli, start_cli
+from tests.support.runs import assert_exactly_once, cli_env, run_cli, start_cli
 
 FILES = 60
 DOWN_SECONDS = 3.0
@@ -35,14 +35,7 @@ def ledger_url(restartable_postgres: RestartableServer) -> Iterator[str]:
 
 
 def env_for(sb: Sandbox, ledger_url: str) -> dict[str, str]:
-    return {
-        "SLNG_API_KEY": sb.api_key,
-        "SLNG_BULK_API_URL": sb.api_url,
-        "SLNG_BULK_LEDGER": ledger_url,
-        "SLNG_BULK_PROGRESS": "none",
-        "SLNG_BULK_LOG_LEVEL": "warning",
-        "SLNG_BULK_CONCURRENCY": "4",
-    }
+    return cli_env(sb, ledger_url) | {"SLNG_BULK_CONCURRENCY": "4"}
 
 
 def slow_creates(sb: Sandbox) -> None:

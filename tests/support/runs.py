@@ -62,8 +62,9 @@ def assert_exactly_once(sb: Sandbox, files: list[Path]) -> None:
     assert sorted(md5_of(f) for f in files) == uploaded
 
 
-def cli_env(sb: Sandbox, ledger: Path) -> dict[str, str]:
-    """The environment of a `slng-bulk` subprocess aimed at `sb`, with `ledger`, quiet."""
+def cli_env(sb: Sandbox, ledger: Path | str) -> dict[str, str]:
+    """The environment of a `slng-bulk` subprocess aimed at `sb`, with `ledger` (a file or a
+    PostgreSQL URL), quiet."""
     return {
         "SLNG_API_KEY": sb.api_key,
         "SLNG_BULK_API_URL": sb.api_url,
