@@ -32,12 +32,18 @@ def write_tone(path: Path, freq: float, seconds: float) -> None:
     for i in range(frames):
         envelope = min(1.0, i / fade, (frames - 1 - i) / fade)
         samples.append(int(12000 * envelope * math.sin(2 * math.pi * freq * i / RATE)))
+    write_wav(path, samples, RATE)
+
+
+def write_wav(path: Path, samples: list[int], rate: int) -> Path:
+    """16-bit mono PCM samples as a WAV file (the tests write their audio with this too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(struct.pack(f"<{frames}h", *samples))
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return path
 
 
 CSV = """\

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import math
-import struct
-import wave
 from pathlib import Path
+
+from sample_manifests.make_samples import write_wav as write_pcm
 
 
 def write_wav(path: Path, seconds: float = 0.05, freq: float = 440.0, rate: int = 8000) -> Path:
     frames = max(1, int(rate * seconds))
     samples = [int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(struct.pack(f"<{frames}h", *samples))
-    return path
+    return write_pcm(path, samples, rate)
 
 
 def make_tree(root: Path, count: int, seconds: float = 0.02) -> list[Path]:
