@@ -26,7 +26,7 @@ from pipeline.errors import ErrorClass, FileChangedError, TransferError
 from pipeline.ledger import FileState, SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
-from pipeline.storage.upload import FileReads, UploadOptions, put_file
+from pipeline.storage.upload import FileReads, ListedFile, PutRequest, UploadOptions, put_file
 from tests.sandbox.helpers import presign
 from tests.support.audio import write_wav
 from tests.support.runs import objects_by_key, run_submit
@@ -96,16 +96,8 @@ async def put(
     size: int | None = None,
 ) -> Any:
     st = os.stat(path)
-    return await put_file(
-        http,
-        target,
-        path,
-        expected_size=st.st_size if size is None else size,
-        expected_mtime_ns=st.st_mtime_ns,
-        content_type=None,
-        options=options,
-        progress=progress,
-    )
+    file = ListedFile(path, st.st_size if size is None else size, st.st_mtime_ns)
+    return await put_file(http, PutRequest(target, file, options, progress=progress))
 
 
 # --- what a multi-chunk upload delivers ---------------------------------------------------------
@@ -216,6 +208,63 @@ async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sand
     assert list(objects_by_key(sandbox).values()) == [
         hashlib.md5(original, usedforsecurity=False).hexdigest()
     ]
+
+
+async def test_the_early_read_serves_the_first_put_only_and_a_retry_reads_the_file_afresh(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The first PUT, answered 503, sent the bytes read with the presign; its retry reads the file
+    again and sends what is on disk now (same size and mtime, so no check could tell)."""
+    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
+    original = path.read_bytes()
+    stat = path.stat()
+    later = original[:44] + bytes(len(original) - 44)  # the same header, silence after it
+    loop = asyncio.get_running_loop()
+
+    def rewrite() -> None:
+        path.write_bytes(later)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    def arrived(op: str, nth: int) -> None:
+        if op == "presign":  # answered 300 ms from now: rewrite the file well before that
+            loop.call_later(0.1, rewrite)
+
+    sandbox.set_faults(
+        FaultPlan.model_validate(
+            {
+                "operations": {
+                    "presign": {"latency": {"fixed_ms": 300}},
+                    "put": {"errors": [{"status": 503, "nth": [1]}]},
+                }
+            }
+        )
+    )
+    sandbox.listen(on_arrival=arrived)
+
+    stats = await run_submit(sandbox, [tmp_path / "in"], tmp_path / "l.db")
+
+    assert (stats.created, stats.changed, stats.retries) == (1, 0, 1)
+    assert sandbox.stats().requests["put"].by_status == {"503": 1, "200": 1}
+    assert list(objects_by_key(sandbox).values()) == [hashlib.md5(later, usedforsecurity=False).hexdigest()]
+
+
+async def test_a_streamed_file_begins_no_early_read_and_a_dropped_one_is_let_go(tmp_path: Path) -> None:
+    options = UploadOptions(chunk_size=64 * KiB)
+    big, small = random_file(tmp_path / "big.wav", 64 * KiB + 1), random_file(tmp_path / "small.wav", 1000)
+
+    def listed(path: Path) -> ListedFile:
+        st = path.stat()
+        return ListedFile(path, st.st_size, st.st_mtime_ns)
+
+    assert options.early_read(listed(big)).take() is None
+    dropped = options.early_read(listed(small))
+    dropped.drop()
+    assert dropped.take() is None
+    early = options.early_read(listed(small))
+    read = early.take()
+    assert read is not None and early.take() is None  # taken once
+    data, _digest = await read
+    assert data == small.read_bytes()
 
 
 # --- cancellation -------------------------------------------------------------------------------
@@ -367,8 +416,9 @@ async def test_a_small_files_read_runs_on_threads_of_its_own(tmp_path: Path) -> 
 
     before = readers()  # other tests' options may have left idle ones
     reads = FileReads()
-    data, _digest = await reads.read_whole(path, st.st_size, st.st_mtime_ns).result()
-    await reads.check_unchanged(path, st.st_size, st.st_mtime_ns)
+    file = ListedFile(path, st.st_size, st.st_mtime_ns)
+    data, _digest = await reads.read_whole(file)
+    await reads.check_unchanged(file)
 
     assert data == path.read_bytes()
     ours = readers() - before
