@@ -79,11 +79,41 @@ class UploadOptions:
 
 @dataclass(frozen=True, slots=True)
 class ListedFile:
-    """A local file as it was listed: it is sent only while it still has this size and mtime."""
+    """A local file as it was listed: it is sent only while it still has this size and mtime.
+    Its methods block (stat, read): they run on the run's file-read threads (`FileReads`)."""
 
     path: Path
     size: int
     mtime_ns: int
+
+    def ensure_unchanged(self) -> None:
+        """FileChangedError if the file is gone or its size or mtime differ from the listing's."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise FileChangedError(
+                f"{self.path}: file disappeared before upload finished ({exc.strerror})"
+            ) from None
+        if st.st_size != self.size or st.st_mtime_ns != self.mtime_ns:
+            raise FileChangedError(
+                f"{self.path}: file changed since it was listed (size {self.size} -> {st.st_size});"
+                " it will be picked up next run"
+            )
+
+    def read_hashed(self) -> tuple[bytes, Any]:
+        """The whole file (one that fits a buffer) with its MD5, checked unchanged first: one thread
+        hop for the check, the read and the hash, no stat on the event loop."""
+        self.ensure_unchanged()
+        with open_for_upload(self.path) as stream:
+            try:
+                data = stream.read(self.size + 1)
+            except OSError as exc:  # EIO, a stale NFS handle
+                raise file_read_error(exc) from None
+        if len(data) != self.size:
+            raise FileChangedError(
+                f"{self.path}: file changed size while it was read ({self.size} -> {len(data)} bytes)"
+            )
+        return data, hashlib.md5(data, usedforsecurity=False)
 
 
 @dataclass(frozen=True)
@@ -126,13 +156,13 @@ class FileReads:
     def read_whole(self, file: ListedFile) -> asyncio.Future[tuple[bytes, Any]]:
         """Start reading and hashing a file that fits one buffer; it runs from now on (an executor
         future, not anyio's to_thread: it starts without a task to await it)."""
-        future = self._run(_read_whole, file)
+        future = self._run(file.read_hashed)
         future.add_done_callback(_retrieved)  # a read never awaited (presign failed) logs nothing
         return future
 
     async def check_unchanged(self, file: ListedFile) -> None:
-        """FileChangedError if the file is gone or its size or mtime differ from the listing's."""
-        await self._run(_check_unchanged, file)
+        """`file.ensure_unchanged()`, on one of these threads."""
+        await self._run(file.ensure_unchanged)
 
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -314,37 +344,7 @@ async def _put_once(
     return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
 
 
-def _read_whole(file: ListedFile) -> tuple[bytes, Any]:
-    """A small file in one go, with its MD5, checked unchanged first (in a worker thread: one hop
-    for the check, the read and the hash, no stat on the event loop)."""
-    _check_unchanged(file)
-    with open_for_upload(file.path) as stream:
-        try:
-            data = stream.read(file.size + 1)
-        except OSError as exc:  # EIO, a stale NFS handle
-            raise file_read_error(exc) from None
-    if len(data) != file.size:
-        raise FileChangedError(
-            f"{file.path}: file changed size while it was read ({file.size} -> {len(data)} bytes)"
-        )
-    return data, hashlib.md5(data, usedforsecurity=False)
-
-
 async def _take_bandwidth(limiter: AsyncLimiter, nbytes: int) -> None:
     step = max(1, int(limiter.max_rate))
     for offset in range(0, nbytes, step):
         await limiter.acquire(min(step, nbytes - offset))
-
-
-def _check_unchanged(file: ListedFile) -> None:
-    try:
-        st = os.stat(file.path)
-    except OSError as exc:
-        raise FileChangedError(
-            f"{file.path}: file disappeared before upload finished ({exc.strerror})"
-        ) from None
-    if st.st_size != file.size or st.st_mtime_ns != file.mtime_ns:
-        raise FileChangedError(
-            f"{file.path}: file changed since it was listed (size {file.size} -> {st.st_size});"
-            " it will be picked up next run"
-        )

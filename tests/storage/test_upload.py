@@ -179,14 +179,11 @@ async def test_a_file_truncated_mid_upload_is_recorded_as_changed_and_not_retrie
     assert row.error is not None and "shrank" in row.error
 
 
-async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sandbox, tmp_path: Path) -> None:
-    """The read and hash of a file that fits one buffer start when the presign is sent, so the PUT
-    does not wait for a thread hop once the URL is back: the bytes sent are those on disk then.
-    (Rewritten in place with its size and mtime kept, as here, no check could tell; a change that
-    moves either is still caught by the check after the PUT.)"""
-    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
-    original = path.read_bytes()
+def rewrite_while_presigning(sandbox: Sandbox, path: Path, **operations: Any) -> bytes:
+    """Hold each presign 300 ms and rewrite `path` in place 100 ms into it, its size and mtime kept
+    (no check could tell); `operations`: more of the sandbox's faults. Returns the bytes written."""
     stat = path.stat()
+    original = path.read_bytes()
     later = original[:44] + bytes(len(original) - 44)  # the same header, silence after it
     loop = asyncio.get_running_loop()
 
@@ -198,8 +195,20 @@ async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sand
         if op == "presign":  # answered 300 ms from now: rewrite the file well before that
             loop.call_later(0.1, rewrite)
 
-    sandbox.set_faults(FaultPlan.model_validate({"operations": {"presign": {"latency": {"fixed_ms": 300}}}}))
+    plan = {"presign": {"latency": {"fixed_ms": 300}}, **operations}
+    sandbox.set_faults(FaultPlan.model_validate({"operations": plan}))
     sandbox.listen(on_arrival=arrived)
+    return later
+
+
+async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The read and hash of a file that fits one buffer start when the presign is sent, so the PUT
+    does not wait for a thread hop once the URL is back: the bytes sent are those on disk then.
+    (Rewritten in place with its size and mtime kept, as here, no check could tell; a change that
+    moves either is still caught by the check after the PUT.)"""
+    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
+    original = path.read_bytes()
+    later = rewrite_while_presigning(sandbox, path)
 
     stats = await run_submit(sandbox, [tmp_path / "in"], tmp_path / "l.db")
 
@@ -216,30 +225,7 @@ async def test_the_early_read_serves_the_first_put_only_and_a_retry_reads_the_fi
     """The first PUT, answered 503, sent the bytes read with the presign; its retry reads the file
     again and sends what is on disk now (same size and mtime, so no check could tell)."""
     path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
-    original = path.read_bytes()
-    stat = path.stat()
-    later = original[:44] + bytes(len(original) - 44)  # the same header, silence after it
-    loop = asyncio.get_running_loop()
-
-    def rewrite() -> None:
-        path.write_bytes(later)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-    def arrived(op: str, nth: int) -> None:
-        if op == "presign":  # answered 300 ms from now: rewrite the file well before that
-            loop.call_later(0.1, rewrite)
-
-    sandbox.set_faults(
-        FaultPlan.model_validate(
-            {
-                "operations": {
-                    "presign": {"latency": {"fixed_ms": 300}},
-                    "put": {"errors": [{"status": 503, "nth": [1]}]},
-                }
-            }
-        )
-    )
-    sandbox.listen(on_arrival=arrived)
+    later = rewrite_while_presigning(sandbox, path, put={"errors": [{"status": 503, "nth": [1]}]})
 
     stats = await run_submit(sandbox, [tmp_path / "in"], tmp_path / "l.db")
 
