@@ -44,11 +44,11 @@ from pipeline.sources.rows import FileSpec, Rejection, Row
 CLAIM_BATCH = 8  # files claimed per transaction: small, so that work spreads evenly over workers
 
 
-def shared_ledger(ledger: Ledger, command: str) -> SharedLedger:
+def shared_ledger(ledger: Ledger) -> SharedLedger:
+    """The ledger's shared side: `enqueue` and `work` refuse any other location before they open
+    it (require_shared_ledger, one line saying what to set), so it is a PostgreSQL one."""
     shared = ledger.shared()
-    if shared is None:
-        require_shared_ledger(ledger.location, command)  # raises: one line saying what to set
-        raise AssertionError("unreachable: a ledger that is not shared is refused above")
+    assert shared is not None, "require_shared_ledger lets only a shared ledger through"
     return shared
 
 
@@ -71,7 +71,7 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
         return list(itertools.islice(rows, PRODUCER_BATCH))
 
     async with open_ledger(settings.ledger, max_outage=settings.max_outage) as ledger:
-        shared = shared_ledger(ledger, "enqueue")
+        shared = shared_ledger(ledger)
         await ledger.start_run(run_id)
         while batch := await anyio.to_thread.run_sync(next_batch):
             specs: list[tuple[FileSpec, str, str]] = []
@@ -100,7 +100,7 @@ async def work(settings: Settings, **hooks: Unpack[RunHooks]) -> RunStats:
     path_map = PathMap.parse(settings.path_map)
 
     async def claim_and_run(conn: Connection, run: RunContext) -> RunStats:
-        ledger = shared_ledger(conn.ledger, "work")
+        ledger = shared_ledger(conn.ledger)
         for rate in (conn.rates.create, conn.rates.presign, conn.rates.read):
             # The --max-*-rps limits hold for the whole fleet, not per host.
             rate.shared = SharedRate(ledger, rate.name, rate.ceiling, rate.floor)

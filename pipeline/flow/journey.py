@@ -33,7 +33,7 @@ from pipeline.logs import log
 from pipeline.observe.stats import Failure
 from pipeline.sources.identity import derive_job_id
 from pipeline.sources.rows import FileSpec, Rejection
-from pipeline.storage.upload import SmallFileRead, UploadResult, put_file, read_whole
+from pipeline.storage.upload import EarlyRead, ListedFile, PutRequest, UploadResult, put_file
 from pipeline.transport.retry import retry_transient
 from pipeline.transport.throttle import ThrottledTooLongError
 
@@ -71,8 +71,12 @@ class Journey:
         self.spec = item.spec
         # The latest ledger record: each step returns a new one, so every step sees what the last wrote.
         self.record: FileRecord
-        self.read: SmallFileRead | None = None  # a small file's read, started with its presign, for one PUT
         self.deadline = 0.0  # when its retry budget (--retry-max-elapsed) ends
+
+    @functools.cached_property
+    def file(self) -> ListedFile:
+        """The file as listed, for its PUT (built on first use: a skipped row never needs its Path)."""
+        return ListedFile(self.spec.path, self.spec.size, self.spec.mtime_ns)
 
     async def process(self) -> None:
         """One file, top to bottom: admit (job_id recorded) → presign → PUT → create → created;
@@ -110,12 +114,11 @@ class Journey:
                 await self.create_from_url()
                 return
             if self.record.state in (FileState.PENDING, FileState.PRESIGNED):
-                if read_whole(spec.size, run.upload_options):  # read while the presign is out
-                    self.read = run.upload_options.reads.read_whole(spec.path, spec.size, spec.mtime_ns)
-                url = await self.presign()
+                early = run.upload_options.early_read(self.file)  # a small file is read meanwhile
+                url = await self.presign(early)
                 if url is None:
                     return  # the job already exists (409 on presign, confirmed)
-                await self.upload(url)
+                await self.upload(url, early)
             await self.create()
         except AuthenticationError:
             # Refused for every file: no worker takes another one, even in the loop turns before
@@ -133,11 +136,12 @@ class Journey:
         finally:
             run.stats.in_flight -= 1
 
-    async def presign(self) -> _LiveUrl | None:
+    async def presign(self, early: EarlyRead) -> _LiveUrl | None:
         """Step 1, just in time (a worker is free now). None when the job turns out to exist.
 
         Each call is one attempt of the file in the ledger: a new pass at it, or a fresh URL. It is
         counted with the presign's outcome, in the same write as the URL's record when it succeeds.
+        The file's early read is dropped when it backs off (it lends its slot, holds no buffer).
         """
         run, spec = self.run, self.spec
         request = PresignRequest(
@@ -149,7 +153,7 @@ class Journey:
             output_config=spec.settings.output_config,
         )
         try:
-            response = await self.with_retries(lambda: run.client.presign(request))
+            response = await self.with_retries(lambda: run.client.presign(request), on_backoff=early.drop)
         except Exception as exc:
             self.record = await run.ledger.count_attempt(self.record)  # a failed presign is one too
             conflict = isinstance(exc, TransferError) and exc.error_class is ErrorClass.CONFLICT
@@ -172,15 +176,15 @@ class Journey:
         )
         return _LiveUrl(response.upload, time.monotonic() + response.upload.expires_in)
 
-    async def upload(self, url: _LiveUrl) -> None:
-        """Step 2: stream the PUT. An expired URL means presign again, then PUT again (bounded by
-        --retries fresh URLs); a 403 that is not about expiry gets one fresh URL, and is permanent
-        if that one is refused too."""
+    async def upload(self, url: _LiveUrl, early: EarlyRead) -> None:
+        """Step 2: stream the PUT (the first one sends the `early` read). An expired URL means
+        presign again, then PUT again (bounded by --retries fresh URLs); a 403 that is not about
+        expiry gets one fresh URL, and is permanent if that one is refused too."""
         run = self.run
         refusals = 0
         for fresh_urls in range(run.settings.retries + 1):
             try:
-                result = await self.with_retries(functools.partial(self.put, url))
+                result = await self.with_retries(functools.partial(self.put, url, early))
             except TransferError as exc:
                 if exc.error_class is not ErrorClass.EXPIRED:
                     raise
@@ -196,7 +200,7 @@ class Journey:
                         ErrorClass.TRANSIENT,
                         status=exc.status,
                     ) from None
-                fresh = await self.represign(str(exc))
+                fresh = await self.represign(str(exc), early)
                 if fresh is None:
                     return  # the job exists after all (confirmed and recorded as created)
                 url = fresh
@@ -207,10 +211,9 @@ class Journey:
             return
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def put(self, url: _LiveUrl) -> UploadResult:
+    async def put(self, url: _LiveUrl, early: EarlyRead) -> UploadResult:
         """One PUT attempt, the file read from byte 0. A URL too close to its end is not even tried."""
-        run, spec = self.run, self.spec
-        prefetched, self.read = self.read, None  # a retry reads the file again
+        run = self.run
         if url.seconds_left < min(URL_SAFETY_MARGIN, url.target.expires_in / 4):
             raise UrlRefusedError("upload URL expired (or about to) before the PUT started", expired=True)
         sent = 0
@@ -221,18 +224,10 @@ class Journey:
             run.stats.bytes_in_flight += nbytes
 
         try:
-            result = await put_file(
-                run.session,
-                url.target,
-                spec.path,
-                expected_size=spec.size,
-                expected_mtime_ns=spec.mtime_ns,
-                content_type=None,
-                options=run.upload_options,
-                progress=progress,
-                url_deadline=url.expires_at,
-                prefetched=prefetched,
+            request = PutRequest(
+                url.target, self.file, run.upload_options, progress=progress, url_deadline=url.expires_at
             )
+            result = await put_file(run.session, request, early)
         except TransferError as exc:  # what S3 answered (or that it did not), for the metrics
             run.stats.requests.request_done("put", exc.status)
             raise
@@ -241,11 +236,11 @@ class Journey:
         run.stats.requests.request_done("put", 200)
         return result
 
-    async def represign(self, why: str) -> _LiveUrl | None:
+    async def represign(self, why: str, early: EarlyRead) -> _LiveUrl | None:
         """A fresh upload URL (same job_id and key); None when the job turns out to exist."""
         log.info("fresh upload URL for %s: %s", self.spec.path, why)
         self.run.stats.represigns += 1
-        return await self.presign()
+        return await self.presign(early)
 
     async def create(self) -> None:
         """Step 3, exactly once: the intent is durable before the call; an unknown outcome is asked about.
@@ -327,15 +322,19 @@ class Journey:
 
     # --- retries and outcomes ------------------------------------------------------------------
 
-    async def with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one request of the file's, retrying transient errors; each retry is an attempt."""
+    async def with_retries(
+        self, operation: Callable[[], Awaitable[T]], *, on_backoff: Callable[[], None] | None = None
+    ) -> T:
+        """Run one request of the file's, retrying transient errors; each retry is an attempt.
+        `on_backoff` lets go of what the file must not hold while it waits without its slot."""
         run = self.run
         if not run.stats.rates:
             run.stats.rates = run.rates.live  # updated in place: the progress display shows them
 
         async def on_retry(exc: TransferError) -> None:
             self.count_retry(exc)
-            self.read = None  # it backs off without its slot: it holds no buffer meanwhile either
+            if on_backoff is not None:
+                on_backoff()
             self.record = await run.ledger.count_attempt(self.record)
 
         return await retry_transient(

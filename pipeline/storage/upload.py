@@ -10,8 +10,8 @@ What S3 demands and local servers forgive (see README, "What the upload guarante
   a few chunks ahead of the sender, so the loop only writes; at most a few chunks per upload in
   memory. A file that fits in one chunk is read and hashed in a single thread hop and sent as one
   buffer (the common case for call recordings: cheapest per file); the runner starts that read
-  when it sends the presign (`FileReads.read_whole`), so the PUT does not wait for the hop; file
-  checks (`stat`) run on those threads too, never on the event loop.
+  when it sends the presign (`UploadOptions.early_read`), so the PUT does not wait for the hop;
+  file checks (`stat`) run on those threads too, never on the event loop.
 - a file that did not change while it was read (size and mtime before and after). A file cut
   short mid-upload comes out as FileChangedError, never as the connection error aiohttp turns
   whatever the body generator raises into (that would be retried as transient).
@@ -71,6 +71,64 @@ class UploadOptions:
     bandwidth: AsyncLimiter | None = None  # pool-wide bytes/s cap, shared by every worker
     reads: FileReads = field(default_factory=lambda: FileReads())  # the run's file-read threads
 
+    def early_read(self, file: ListedFile) -> EarlyRead:
+        """A file read whole starts its read now (while its presign is out) for its first PUT; a
+        streamed one gets an empty holder."""
+        return EarlyRead(self.reads.read_whole(file) if read_whole(file.size, self) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedFile:
+    """A local file as it was listed: it is sent only while it still has this size and mtime.
+    Its methods block (stat, read): they run on the run's file-read threads (`FileReads`)."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+    def ensure_unchanged(self) -> None:
+        """FileChangedError if the file is gone or its size or mtime differ from the listing's."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise FileChangedError(
+                f"{self.path}: file disappeared before upload finished ({exc.strerror})"
+            ) from None
+        if st.st_size != self.size or st.st_mtime_ns != self.mtime_ns:
+            raise FileChangedError(
+                f"{self.path}: file changed since it was listed (size {self.size} -> {st.st_size});"
+                " it will be picked up next run"
+            )
+
+    def read_hashed(self) -> tuple[bytes, Any]:
+        """The whole file (one that fits a buffer) with its MD5, checked unchanged first: one thread
+        hop for the check, the read and the hash, no stat on the event loop."""
+        self.ensure_unchanged()
+        with open_for_upload(self.path) as stream:
+            try:
+                data = stream.read(self.size + 1)
+            except OSError as exc:  # EIO, a stale NFS handle
+                raise file_read_error(exc) from None
+        if len(data) != self.size:
+            raise FileChangedError(
+                f"{self.path}: file changed size while it was read ({self.size} -> {len(data)} bytes)"
+            )
+        return data, hashlib.md5(data, usedforsecurity=False)
+
+
+@dataclass(frozen=True)
+class PutRequest:
+    """One file's PUT to one presigned URL: the same for every attempt of it."""
+
+    target: UploadTarget
+    file: ListedFile
+    options: UploadOptions
+    content_type: str | None = None  # sent when the URL names no headers (older servers)
+    progress: ProgressCallback | None = None  # bytes handed to the connection, as they go
+    # When the URL stops being valid (time.monotonic()), as far as we know: a 403 after it is an
+    # expired URL whatever S3's message says.
+    url_deadline: float | None = None
+
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -95,13 +153,16 @@ class FileReads:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="slng-bulk file read")
 
-    def read_whole(self, path: Path, size: int, mtime_ns: int) -> SmallFileRead:
-        """Start reading and hashing a file that fits one buffer; it runs from now on."""
-        return SmallFileRead(self._run(_read_whole, path, size, mtime_ns))
+    def read_whole(self, file: ListedFile) -> asyncio.Future[tuple[bytes, Any]]:
+        """Start reading and hashing a file that fits one buffer; it runs from now on (an executor
+        future, not anyio's to_thread: it starts without a task to await it)."""
+        future = self._run(file.read_hashed)
+        future.add_done_callback(_retrieved)  # a read never awaited (presign failed) logs nothing
+        return future
 
-    async def check_unchanged(self, path: Path, size: int, mtime_ns: int) -> None:
-        """FileChangedError if the file is gone or its size or mtime differ from the listing's."""
-        await self._run(_check_unchanged, path, size, mtime_ns)
+    async def check_unchanged(self, file: ListedFile) -> None:
+        """`file.ensure_unchanged()`, on one of these threads."""
+        await self._run(file.ensure_unchanged)
 
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -110,25 +171,27 @@ class FileReads:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class SmallFileRead:
-    """A file that fits one buffer, read and hashed on a file-read thread from the moment this is made.
+class EarlyRead:
+    """A small file's read, begun when its presign is sent, held for its first PUT attempt only.
 
-    Why: a thread hop waits for the GIL and a busy loop, milliseconds at a time. Made when the
-    presign is sent, the read is done by the time the URL is back, so the PUT starts at once
-    (the PUT step at c=32 on the latency bench: 62-74 -> 54-64 ms). The file is still checked
-    unchanged (size, mtime) before the read and again after the PUT, so a change in between is
-    caught as ever. For one PUT attempt: a retry reads the file afresh. Memory: one buffer (at most
-    --chunk-size) per file holding a slot, as the PUT itself holds (the runner drops the read when
-    the file backs off, and lends its slot).
+    Why: a thread hop waits for the GIL and a busy loop, milliseconds at a time. Begun with the
+    presign, the read is done by the time the URL is back, so the PUT starts at once (the PUT step
+    at c=32 on the latency bench: 62-74 -> 54-64 ms). The file is still checked unchanged (size,
+    mtime) before the read and again after the PUT, so a change in between is caught as ever.
+    Taken once: a retry reads the file afresh. Memory: one buffer (at most --chunk-size) per file
+    holding a slot, as the PUT itself holds; dropped when the file backs off and lends its slot.
     """
 
-    def __init__(self, future: asyncio.Future[tuple[bytes, Any]]) -> None:
-        # An executor future, not anyio's to_thread: this starts now, without a task to await it.
-        self._future = future
-        self._future.add_done_callback(_retrieved)  # a read never awaited (presign failed) logs nothing
+    def __init__(self, read: asyncio.Future[tuple[bytes, Any]] | None = None) -> None:
+        self._read = read  # None: nothing begun (a streamed file), or taken, or dropped
 
-    async def result(self) -> tuple[bytes, Any]:
-        return await self._future
+    def take(self) -> asyncio.Future[tuple[bytes, Any]] | None:
+        read, self._read = self._read, None
+        return read
+
+    def drop(self) -> None:
+        """Let the buffer go: a file backing off without its slot holds none."""
+        self._read = None
 
 
 def _retrieved(future: asyncio.Future[tuple[bytes, Any]]) -> None:
@@ -144,60 +207,29 @@ def upload_headers(target: UploadTarget, requested_content_type: str | None) -> 
 
 
 async def put_file(
-    session: aiohttp.ClientSession,
-    target: UploadTarget,
-    path: Path,
-    *,
-    expected_size: int,
-    expected_mtime_ns: int,
-    content_type: str | None,
-    options: UploadOptions,
-    progress: ProgressCallback | None = None,
-    url_deadline: float | None = None,
-    prefetched: SmallFileRead | None = None,
+    session: aiohttp.ClientSession, request: PutRequest, early: EarlyRead | None = None
 ) -> UploadResult:
-    """PUT the file at `path` to `target.url`. Raises TransferError or FileChangedError.
+    """PUT `request.file` to `request.target.url`. Raises TransferError or FileChangedError.
 
-    `url_deadline` (time.monotonic()) is when the URL stops being valid, as far as we know: a 403
-    after it is an expired URL whatever S3's message says. `prefetched`, for a file read whole,
-    is that file's read already under way.
+    `early`, for a file read whole, holds its read already under way: the first attempt takes it.
 
     Sent past the S3 host's health gate (pipeline.transport.outage): while the host is out the PUT
     waits, and one that failed for the outage is sent again, from byte 0, once it answers.
     """
-    reads = [prefetched]  # the read under way serves the first PUT only; another reads afresh
 
     async def attempt() -> UploadResult:
-        return await _put_once(
-            session,
-            target,
-            path,
-            expected_size=expected_size,
-            expected_mtime_ns=expected_mtime_ns,
-            content_type=content_type,
-            options=options,
-            progress=progress,
-            url_deadline=url_deadline,
-            prefetched=reads.pop() if reads else None,
-        )
+        return await _put_once(session, request, early.take() if early is not None else None)
 
-    return await through_gate(storage_gate(session, target.url), attempt)
+    return await through_gate(storage_gate(session, request.target.url), attempt)
 
 
 async def _put_once(
     session: aiohttp.ClientSession,
-    target: UploadTarget,
-    path: Path,
-    *,
-    expected_size: int,
-    expected_mtime_ns: int,
-    content_type: str | None,
-    options: UploadOptions,
-    progress: ProgressCallback | None,
-    url_deadline: float | None,
-    prefetched: SmallFileRead | None,
+    request: PutRequest,
+    early_read: asyncio.Future[tuple[bytes, Any]] | None,
 ) -> UploadResult:
-    """One PUT of the file, read from byte 0."""
+    """One PUT of the file, read from byte 0 (or by `early_read`, begun for this attempt)."""
+    target, file, options = request.target, request.file, request.options
     digest: Any = None
     sent = 0
     # What the file's reader met (cut short, unreadable), whatever aiohttp made of it.
@@ -227,27 +259,26 @@ async def _put_once(
             sent += len(chunk)
             # Counted before the yield: S3 may answer (and put_file return) while the generator
             # still waits at its last yield, and a late callback would count bytes after the fact.
-            if progress is not None:
-                progress(len(chunk))
+            if request.progress is not None:
+                request.progress(len(chunk))
             yield chunk
             reader.taken()  # the connection took the chunk (it asks for the next one)
             made_progress()
 
     payload: bytes | AsyncIterator[bytes]
     reader: ReadAhead | None = None
-    if read_whole(expected_size, options):
-        read = prefetched or options.reads.read_whole(path, expected_size, expected_mtime_ns)
-        payload, digest = await read.result()
-        sent = expected_size
+    if read_whole(file.size, options):
+        payload, digest = await (early_read or options.reads.read_whole(file))
+        sent = file.size
     else:
-        await options.reads.check_unchanged(path, expected_size, expected_mtime_ns)
-        reader = ReadAhead(path, expected_size, options.chunk_size)
+        await options.reads.check_unchanged(file)
+        reader = ReadAhead(file.path, file.size, options.chunk_size)
         digest = reader.digest
         reader.start()
         payload = body(reader)
 
-    headers = upload_headers(target, content_type)
-    headers["Content-Length"] = str(expected_size)
+    headers = upload_headers(target, request.content_type)
+    headers["Content-Length"] = str(file.size)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=options.response_timeout)
     status, raw, retry_after, etag = 0, b"", None, None
     try:
@@ -280,14 +311,14 @@ async def _put_once(
     if stall_scope.cancelled_caught:
         raise StalledUploadError(
             f"upload stalled: no progress for {options.stall_timeout:g} s"
-            f" ({sent} of {expected_size} bytes handed to the connection, no answer from S3)"
+            f" ({sent} of {file.size} bytes handed to the connection, no answer from S3)"
         )
     if not 200 <= status < 300:
         match = _S3_CODE.search(raw)
         code = match.group(1).decode("ascii", "replace") if match else None
         found = _S3_MESSAGE.search(raw)
         message = found.group(1).decode("utf-8", "replace") if found else None
-        past_deadline = url_deadline is not None and time.monotonic() >= url_deadline
+        past_deadline = request.url_deadline is not None and time.monotonic() >= request.url_deadline
         if status == 403:
             expired = past_deadline or s3_says_expired(status, code, message)
             raise UrlRefusedError(
@@ -302,44 +333,18 @@ async def _put_once(
             status=status,
             retry_after=retry_after,
         )
-    if sent != expected_size:  # S3 answered before taking the whole body: never call that a success
-        raise TransferError(f"upload incomplete: {sent} of {expected_size} bytes sent", ErrorClass.TRANSIENT)
+    if sent != file.size:  # S3 answered before taking the whole body: never call that a success
+        raise TransferError(f"upload incomplete: {sent} of {file.size} bytes sent", ErrorClass.TRANSIENT)
     md5 = digest.hexdigest()
     returned = (etag or "").strip().strip('"').lower()
     if returned and returned != md5:
         raise TransferError(f"upload corrupted: S3 ETag {returned} != local MD5 {md5}", ErrorClass.TRANSIENT)
     # Changed while its PUT was in flight (a recorder still writing it): not this run's file.
-    await options.reads.check_unchanged(path, expected_size, expected_mtime_ns)
+    await options.reads.check_unchanged(file)
     return UploadResult(md5=md5, bytes_sent=sent, seconds=time.monotonic() - started)
-
-
-def _read_whole(path: Path, size: int, mtime_ns: int) -> tuple[bytes, Any]:
-    """A small file in one go, with its MD5, checked unchanged first (in a worker thread: one hop
-    for the check, the read and the hash, no stat on the event loop)."""
-    _check_unchanged(path, size, mtime_ns)
-    with open_for_upload(path) as stream:
-        try:
-            data = stream.read(size + 1)
-        except OSError as exc:  # EIO, a stale NFS handle
-            raise file_read_error(exc) from None
-    if len(data) != size:
-        raise FileChangedError(f"{path}: file changed size while it was read ({size} -> {len(data)} bytes)")
-    return data, hashlib.md5(data, usedforsecurity=False)
 
 
 async def _take_bandwidth(limiter: AsyncLimiter, nbytes: int) -> None:
     step = max(1, int(limiter.max_rate))
     for offset in range(0, nbytes, step):
         await limiter.acquire(min(step, nbytes - offset))
-
-
-def _check_unchanged(path: Path, size: int, mtime_ns: int) -> None:
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise FileChangedError(f"{path}: file disappeared before upload finished ({exc.strerror})") from None
-    if st.st_size != size or st.st_mtime_ns != mtime_ns:
-        raise FileChangedError(
-            f"{path}: file changed since it was listed (size {size} -> {st.st_size});"
-            " it will be picked up next run"
-        )

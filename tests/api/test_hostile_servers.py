@@ -30,7 +30,7 @@ from pipeline.api.models import (
     UploadTarget,
 )
 from pipeline.errors import ConfigError, ErrorClass, ExitCode, TransferError
-from pipeline.storage.upload import UploadOptions, put_file
+from pipeline.storage.upload import ListedFile, PutRequest, UploadOptions, put_file
 from pipeline.transport.loopback import is_loopback_host
 from pipeline.transport.rates import RateControl
 from tests.support.audio import make_tree, write_wav
@@ -214,15 +214,7 @@ async def _put(server: HostileServer, path: Path, options: UploadOptions) -> Non
     )
     st = await anyio.Path(path).stat()
     async with aiohttp.ClientSession() as session:
-        await put_file(
-            session,
-            target,
-            path,
-            expected_size=st.st_size,
-            expected_mtime_ns=st.st_mtime_ns,
-            content_type=None,
-            options=options,
-        )
+        await put_file(session, PutRequest(target, ListedFile(path, st.st_size, st.st_mtime_ns), options))
 
 
 @pytest.mark.parametrize(

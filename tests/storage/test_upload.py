@@ -26,7 +26,7 @@ from pipeline.errors import ErrorClass, FileChangedError, TransferError
 from pipeline.ledger import FileState, SqliteLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from pipeline.storage.readahead import THREAD_PREFIX, ReadAhead
-from pipeline.storage.upload import FileReads, UploadOptions, put_file
+from pipeline.storage.upload import FileReads, ListedFile, PutRequest, UploadOptions, put_file
 from tests.sandbox.helpers import presign
 from tests.support.audio import write_wav
 from tests.support.runs import objects_by_key, run_submit
@@ -96,16 +96,8 @@ async def put(
     size: int | None = None,
 ) -> Any:
     st = os.stat(path)
-    return await put_file(
-        http,
-        target,
-        path,
-        expected_size=st.st_size if size is None else size,
-        expected_mtime_ns=st.st_mtime_ns,
-        content_type=None,
-        options=options,
-        progress=progress,
-    )
+    file = ListedFile(path, st.st_size if size is None else size, st.st_mtime_ns)
+    return await put_file(http, PutRequest(target, file, options, progress=progress))
 
 
 # --- what a multi-chunk upload delivers ---------------------------------------------------------
@@ -187,14 +179,11 @@ async def test_a_file_truncated_mid_upload_is_recorded_as_changed_and_not_retrie
     assert row.error is not None and "shrank" in row.error
 
 
-async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sandbox, tmp_path: Path) -> None:
-    """The read and hash of a file that fits one buffer start when the presign is sent, so the PUT
-    does not wait for a thread hop once the URL is back: the bytes sent are those on disk then.
-    (Rewritten in place with its size and mtime kept, as here, no check could tell; a change that
-    moves either is still caught by the check after the PUT.)"""
-    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
-    original = path.read_bytes()
+def rewrite_while_presigning(sandbox: Sandbox, path: Path, **operations: Any) -> bytes:
+    """Hold each presign 300 ms and rewrite `path` in place 100 ms into it, its size and mtime kept
+    (no check could tell); `operations`: more of the sandbox's faults. Returns the bytes written."""
     stat = path.stat()
+    original = path.read_bytes()
     later = original[:44] + bytes(len(original) - 44)  # the same header, silence after it
     loop = asyncio.get_running_loop()
 
@@ -206,8 +195,20 @@ async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sand
         if op == "presign":  # answered 300 ms from now: rewrite the file well before that
             loop.call_later(0.1, rewrite)
 
-    sandbox.set_faults(FaultPlan.model_validate({"operations": {"presign": {"latency": {"fixed_ms": 300}}}}))
+    plan = {"presign": {"latency": {"fixed_ms": 300}}, **operations}
+    sandbox.set_faults(FaultPlan.model_validate({"operations": plan}))
     sandbox.listen(on_arrival=arrived)
+    return later
+
+
+async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The read and hash of a file that fits one buffer start when the presign is sent, so the PUT
+    does not wait for a thread hop once the URL is back: the bytes sent are those on disk then.
+    (Rewritten in place with its size and mtime kept, as here, no check could tell; a change that
+    moves either is still caught by the check after the PUT.)"""
+    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
+    original = path.read_bytes()
+    later = rewrite_while_presigning(sandbox, path)
 
     stats = await run_submit(sandbox, [tmp_path / "in"], tmp_path / "l.db")
 
@@ -216,6 +217,40 @@ async def test_a_small_file_is_read_while_its_presign_is_in_flight(sandbox: Sand
     assert list(objects_by_key(sandbox).values()) == [
         hashlib.md5(original, usedforsecurity=False).hexdigest()
     ]
+
+
+async def test_the_early_read_serves_the_first_put_only_and_a_retry_reads_the_file_afresh(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The first PUT, answered 503, sent the bytes read with the presign; its retry reads the file
+    again and sends what is on disk now (same size and mtime, so no check could tell)."""
+    path = write_wav(tmp_path / "in" / "a.wav", seconds=0.1)
+    later = rewrite_while_presigning(sandbox, path, put={"errors": [{"status": 503, "nth": [1]}]})
+
+    stats = await run_submit(sandbox, [tmp_path / "in"], tmp_path / "l.db")
+
+    assert (stats.created, stats.changed, stats.retries) == (1, 0, 1)
+    assert sandbox.stats().requests["put"].by_status == {"503": 1, "200": 1}
+    assert list(objects_by_key(sandbox).values()) == [hashlib.md5(later, usedforsecurity=False).hexdigest()]
+
+
+async def test_a_streamed_file_begins_no_early_read_and_a_dropped_one_is_let_go(tmp_path: Path) -> None:
+    options = UploadOptions(chunk_size=64 * KiB)
+    big, small = random_file(tmp_path / "big.wav", 64 * KiB + 1), random_file(tmp_path / "small.wav", 1000)
+
+    def listed(path: Path) -> ListedFile:
+        st = path.stat()
+        return ListedFile(path, st.st_size, st.st_mtime_ns)
+
+    assert options.early_read(listed(big)).take() is None
+    dropped = options.early_read(listed(small))
+    dropped.drop()
+    assert dropped.take() is None
+    early = options.early_read(listed(small))
+    read = early.take()
+    assert read is not None and early.take() is None  # taken once
+    data, _digest = await read
+    assert data == small.read_bytes()
 
 
 # --- cancellation -------------------------------------------------------------------------------
@@ -367,8 +402,9 @@ async def test_a_small_files_read_runs_on_threads_of_its_own(tmp_path: Path) -> 
 
     before = readers()  # other tests' options may have left idle ones
     reads = FileReads()
-    data, _digest = await reads.read_whole(path, st.st_size, st.st_mtime_ns).result()
-    await reads.check_unchanged(path, st.st_size, st.st_mtime_ns)
+    file = ListedFile(path, st.st_size, st.st_mtime_ns)
+    data, _digest = await reads.read_whole(file)
+    await reads.check_unchanged(file)
 
     assert data == path.read_bytes()
     ours = readers() - before
