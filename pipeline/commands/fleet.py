@@ -54,10 +54,18 @@ def shared_ledger(ledger: Ledger) -> SharedLedger:
 
 @dataclass(slots=True)
 class EnqueueReport:
+    """What `enqueue` did, in files: added to the shared ledger, already there (left as they were),
+    refused by the ledger (another identity holds the job id, each logged) and rows rejected."""
+
     added: int = 0
     known: int = 0
     refused: int = 0
     rejected: int = 0
+
+    def count(self, batch: EnqueueCounts) -> None:
+        self.added += batch.added
+        self.known += batch.known
+        self.refused += len(batch.refused)
 
 
 async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
@@ -83,10 +91,8 @@ async def enqueue(sources: Sequence[str], settings: Settings) -> EnqueueReport:
                     continue
                 key = file_key(row)
                 specs.append((row, key, derive_job_id(key, 0, row.job_id)))
-            counts: EnqueueCounts = await shared.enqueue(specs, run_id)
-            report.added += counts.added
-            report.known += counts.known
-            report.refused += len(counts.refused)
+            counts = await shared.enqueue(specs, run_id)
+            report.count(counts)
             for path, why in counts.refused:
                 log.warning("not enqueued: %s: %s", path, why)
         await ledger.finish_run(run_id, {"enqueued": report.added, "known": report.known})
