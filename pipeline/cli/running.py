@@ -57,10 +57,15 @@ def say(text: str, level: int, event: str, **fields: object) -> None:
         click.echo(redact(text), err=True)
 
 
+def _exit_saying(code: ExitCode, text: str, level: int, event: str) -> typing.NoReturn:
+    """Say why the command stops (the JSON event carries the exit code), then exit with it."""
+    say(text, level, event, exit_code=int(code))
+    sys.exit(int(code))
+
+
 def fail(exc: SlngBulkError) -> typing.NoReturn:
     """One line on stderr and the error's exit code; never a traceback."""
-    say(f"slng-bulk: error: {exc}", logging.ERROR, "error", exit_code=int(exc.exit_code))
-    sys.exit(int(exc.exit_code))
+    _exit_saying(exc.exit_code, f"slng-bulk: error: {exc}", logging.ERROR, "error")
 
 
 def report_run(stats: RunStats, settings: Settings, nothing_to_do: str) -> typing.NoReturn:
@@ -108,13 +113,12 @@ def run_async_command(flags: dict[str, Any], run: Callable[[Settings], Any]) -> 
     except SlngBulkError as exc:
         fail(exc)
     if signum is not None:
-        say(
+        _exit_saying(
+            ExitCode.INTERRUPTED,
             f"slng-bulk: interrupted by {signum.name}; what the ledger recorded is kept",
             logging.WARNING,
             "interrupted",
-            exit_code=int(ExitCode.INTERRUPTED),
         )
-        sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(int(code))
 
 
@@ -143,13 +147,12 @@ def internal_error(exc: Exception) -> typing.NoReturn:
         click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
     text = str(cause).strip()
     first_line = text.splitlines()[0] if text else "(no message)"
-    say(
+    _exit_saying(
+        ExitCode.INTERNAL,
         f"slng-bulk: internal error: {type(cause).__name__}: {first_line}",
         logging.CRITICAL,
         "internal_error",
-        exit_code=int(ExitCode.INTERNAL),
     )
-    sys.exit(int(ExitCode.INTERNAL))
 
 
 class SlngBulkGroup(click.Group):

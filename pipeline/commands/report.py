@@ -10,13 +10,14 @@ are read-only and take no lock, so the history works while a run holds the ledge
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -24,6 +25,9 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError
 from pipeline.flow.admission import JOB_FAILED
 from pipeline.ledger import FileRecord, FileState, FileStory, Ledger, StepTimes, ledger_missing, open_ledger
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 EXPORT_BATCH = 1000  # ledger rows read per hop to the worker thread
 
@@ -121,29 +125,30 @@ def file_history(ledger: Ledger, *, path: str | None = None, job_id: str | None 
     return History([_file(story) for story in ledger.stories_at(forms)], rejections)
 
 
+def _shown_values(shown: type[DataclassInstance], record: FileRecord, **given: Any) -> dict[str, Any]:
+    """The fields of the dataclass `shown`, in its order: those `given`, and each other one the
+    record's field of the same name, as stored."""
+    return {name: given[name] if name in given else getattr(record, name) for name in _field_names(shown)}
+
+
+@functools.cache
+def _field_names(shown: type[DataclassInstance]) -> tuple[str, ...]:
+    """Read once per class: an export makes a row per file."""
+    return tuple(f.name for f in dataclasses.fields(shown))
+
+
 def _file(story: FileStory) -> FileHistory:
     record = story.record
-    return FileHistory(
-        path=record.path,
-        relative_path=record.relative_path,
-        source=record.source,
-        line=record.line,
-        size=record.size,
-        md5=record.md5,
+    values = _shown_values(
+        FileHistory,
+        record,
         state=record.state.value,
-        job_id=record.job_id,
-        generation=record.generation,
-        s3_key=record.s3_key,
-        attempts=record.attempts,
-        error=record.error,
-        error_class=record.error_class,
-        job_status=record.job_status,
-        job_error=record.job_error,
         fetched_formats=[f for f in (record.fetched_formats or "").split(",") if f],
         transcripts=record.transcript_paths,
         times={name: instant(getattr(story.times, name)) for name in STEPS},
         jobs=[EarlierJob(j.job_id, j.state, j.reason, instant(j.replaced_at)) for j in story.replaced],
     )
+    return FileHistory(**values)
 
 
 def shown_state(record: FileRecord) -> str:
@@ -152,23 +157,36 @@ def shown_state(record: FileRecord) -> str:
     return FileState.FAILED.value if record.job_status == JOB_FAILED else record.state.value
 
 
+@dataclass
+class ExportRow:
+    """One line of `report`'s export: its columns, in order. A rejected row, never admitted, has
+    no job, no object and no attempts (the defaults)."""
+
+    source: str
+    line: int | None
+    path: str | None
+    state: str
+    job_id: str | None = None
+    s3_key: str | None = None
+    size: int | None = None
+    md5: str | None = None
+    attempts: int = 0
+    error_class: str | None = None
+    error: str | None = None
+    server_status: str | None = None  # the server's job status, as last seen
+    server_message: str | None = None  # its error message for a FAILED job
+    transcripts: list[str] = field(default_factory=list)
+
+
 def _record_row(record: FileRecord) -> dict[str, Any]:
-    return {
-        "source": record.source,
-        "line": record.line,
-        "path": record.path,
-        "state": shown_state(record),
-        "job_id": record.job_id,
-        "s3_key": record.s3_key,
-        "size": record.size,
-        "md5": record.md5,
-        "attempts": record.attempts,
-        "error_class": record.error_class,
-        "error": record.error,
-        "server_status": record.job_status,
-        "server_message": record.job_error,
-        "transcripts": record.transcript_paths,
-    }
+    return _shown_values(
+        ExportRow,
+        record,
+        state=shown_state(record),
+        server_status=record.job_status,
+        server_message=record.job_error,
+        transcripts=record.transcript_paths,
+    )
 
 
 def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[str, Any]]:
@@ -185,22 +203,7 @@ def export_rows(ledger: Ledger, states: Iterable[str] | None) -> Iterator[dict[s
                 yield row
     if not wanted or "rejected" in wanted:
         for source, line, path, reason in ledger.rejections():
-            yield {
-                "source": source,
-                "line": line,
-                "path": path,
-                "state": "rejected",
-                "job_id": None,
-                "s3_key": None,
-                "size": None,
-                "md5": None,
-                "attempts": 0,
-                "error_class": "input",
-                "error": reason,
-                "server_status": None,
-                "server_message": None,
-                "transcripts": [],
-            }
+            yield vars(ExportRow(source, line, path, "rejected", error_class="input", error=reason))
 
 
 async def export(settings: Settings, *, states: Iterable[str] | None = None) -> AsyncIterator[dict[str, Any]]:

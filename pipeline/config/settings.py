@@ -15,6 +15,7 @@ import re
 import stat
 import tomllib
 import typing
+from collections.abc import Iterable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -116,8 +117,9 @@ JsonObject = Annotated[
 ]  # as the CSV `extra` column
 
 
-def _check_formats(values: list[str]) -> list[str]:
-    """Known transcript formats, case-insensitive and deduplicated, at least one."""
+def wanted_formats(values: Iterable[str]) -> list[str]:
+    """Known transcript formats, case-insensitive and deduplicated, at least one; else ValueError
+    (pydantic's validation error for a setting; `follow.downloads.check_formats` makes it a usage error)."""
     known = typing.get_args(OutputFormat)
     wanted: list[str] = []
     for value in (v.strip().lower() for v in values):
@@ -130,7 +132,7 @@ def _check_formats(values: list[str]) -> list[str]:
     return wanted
 
 
-FormatList = Annotated[CommaList, AfterValidator(_check_formats)]
+FormatList = Annotated[CommaList, AfterValidator(wanted_formats)]
 
 
 def _check_path_map(rules: list[str]) -> list[str]:

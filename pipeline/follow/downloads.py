@@ -7,6 +7,7 @@ fetches only what is missing. Each file is written atomically (`pipeline.storage
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from pipeline.api.client import SlngClient
-from pipeline.api.models import JobFiles
+from pipeline.api.models import JobFiles, OutputFormat
+from pipeline.config.settings import wanted_formats
 from pipeline.errors import AuthenticationError, ConfigError, ErrorClass, TransferError
 from pipeline.follow.common import for_each
 from pipeline.ledger import FileRecord, FileState, Ledger
@@ -22,22 +24,16 @@ from pipeline.logs import log
 from pipeline.storage.download import download
 from pipeline.transport.retry import RetryPolicy, retry_transient
 
-OUTPUT_FORMATS = ("json", "txt", "srt")
+OUTPUT_FORMATS: tuple[str, ...] = typing.get_args(OutputFormat)
 FRESH_URL_ATTEMPTS = 3  # an expired download URL: ask /files again, at most this many times per output
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
-    """The wanted transcript formats, deduplicated; an unknown one is a usage error."""
-    wanted: list[str] = []
-    for fmt in formats:
-        fmt = fmt.strip().lower()
-        if fmt not in OUTPUT_FORMATS:
-            raise ConfigError(f"unknown transcript format {fmt!r}: choose from {', '.join(OUTPUT_FORMATS)}")
-        if fmt not in wanted:
-            wanted.append(fmt)
-    if not wanted:
-        raise ConfigError(f"no transcript format given: choose from {', '.join(OUTPUT_FORMATS)}")
-    return wanted
+    """The wanted transcript formats, deduplicated (`wanted_formats`); an unknown one is a usage error."""
+    try:
+        return wanted_formats(formats)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass

@@ -6,8 +6,9 @@ the text, so the reader rejects one row and goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import IO, Final, Protocol
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, AnyStr, Final, Generic, Protocol
 
 LINE_LIMIT_BYTES: Final = 1 << 20  # a longer manifest line is rejected, not buffered
 BOM: Final = b"\xef\xbb\xbf"
@@ -34,60 +35,69 @@ def binary_lines(stream: ByteLines, start: int = 0) -> Iterator[Line]:
     A damaged line still yields text (replacement characters, NUL removed, or just a newline if
     it was too long) so a CSV parser keeps its structure; the problem travels beside it.
     """
+    yield from _capped_lines(stream.readline, start, _BYTES)
+
+
+def text_lines(stream: IO[str]) -> Iterator[Line]:
+    """Same contract as binary_lines for an already-decoded stream (limit counted in characters)."""
+    yield from _capped_lines(stream.readline, 0, _TEXT)
+
+
+def _utf8(raw: bytes, what: str = "line") -> tuple[str, str | None]:
+    """`raw` as text, and where it is not UTF-8 (then with replacement characters)."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return raw.decode("utf-8", "replace"), f"invalid UTF-8 (byte {exc.start + 1} of the {what})"
+
+
+def _unsmuggled(text: str) -> tuple[str, str | None]:
+    """`text` with the undecodable bytes that surrogateescape smuggles in replaced, and whether it had any."""
+    if has_surrogates(text):
+        return text.encode("utf-8", "replace").decode("utf-8"), "invalid UTF-8"
+    return text, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Form(Generic[AnyStr]):
+    """How lines of bytes or of text are spelt: their BOM, NUL and newline, what the limit counts,
+    and how a line becomes text (with its problem, if any)."""
+
+    bom: AnyStr
+    nul: AnyStr
+    newline: AnyStr
+    unit: str
+    decode: Callable[[AnyStr], tuple[str, str | None]]
+
+
+_BYTES = _Form(BOM, b"\0", b"\n", "bytes", _utf8)
+_TEXT = _Form("\ufeff", "\0", "\n", "characters", _unsmuggled)
+
+
+def _capped_lines(readline: Callable[[int], AnyStr], start: int, form: _Form[AnyStr]) -> Iterator[Line]:
+    """The reading both kinds of lines share: capped, the first one's BOM dropped, NUL removed."""
     lineno = start
-    readline = stream.readline
+    nul, no_nul, newline, decode = form.nul, form.nul[:0], form.newline, form.decode
     while True:
         raw = readline(LINE_LIMIT_BYTES + 1)
         if not raw:
             return
         lineno += 1
-        if lineno == 1 and raw.startswith(BOM):
-            raw = raw[3:]
+        if lineno == 1:
+            raw = raw.removeprefix(form.bom)
         if len(raw) > LINE_LIMIT_BYTES:
-            while not raw.endswith(b"\n"):  # drain the rest of the line in bounded chunks
+            while not raw.endswith(newline):  # drain the rest of the line in bounded chunks
                 raw = readline(1 << 16)
                 if not raw:
                     break
-            yield lineno, "\n", f"line longer than {LINE_LIMIT_BYTES} bytes"
+            yield lineno, "\n", f"line longer than {LINE_LIMIT_BYTES} {form.unit}"
             continue
         problem = None
-        if b"\0" in raw:
+        if nul in raw:
             problem = "NUL byte in line"
-            raw = raw.replace(b"\0", b"")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problem = problem or f"invalid UTF-8 (byte {exc.start + 1} of the line)"
-            text = raw.decode("utf-8", "replace")
-        yield lineno, text, problem
-
-
-def text_lines(stream: IO[str]) -> Iterator[Line]:
-    """Same contract as binary_lines for an already-decoded stream (limit counted in characters)."""
-    lineno = 0
-    readline = stream.readline
-    while True:
-        text = readline(LINE_LIMIT_BYTES + 1)
-        if not text:
-            return
-        lineno += 1
-        if lineno == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        if len(text) > LINE_LIMIT_BYTES:
-            while not text.endswith("\n"):
-                text = readline(1 << 16)
-                if not text:
-                    break
-            yield lineno, "\n", f"line longer than {LINE_LIMIT_BYTES} characters"
-            continue
-        problem = None
-        if "\0" in text:
-            problem = "NUL byte in line"
-            text = text.replace("\0", "")
-        if has_surrogates(text):  # undecodable bytes smuggled in by surrogateescape
-            problem = problem or "invalid UTF-8"
-            text = text.encode("utf-8", "replace").decode("utf-8")
-        yield lineno, text, problem
+            raw = raw.replace(nul, no_nul)
+        text, undecodable = decode(raw)
+        yield lineno, text, problem or undecodable
 
 
 class ByteChunks(Protocol):
@@ -122,7 +132,4 @@ def null_records(stream: ByteChunks, chunk: int = 1 << 16) -> Iterator[Line]:
 def _record(number: int, record: bytes, overflow: bool) -> Line:
     if overflow:
         return number, "", f"path longer than {LINE_LIMIT_BYTES} bytes"
-    try:
-        return number, record.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        return number, record.decode("utf-8", "replace"), f"invalid UTF-8 (byte {exc.start + 1} of the path)"
+    return (number, *_utf8(record, "path"))
