@@ -128,26 +128,12 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 ExportFormat = Literal["csv", "jsonl", "json"]
-EXPORT_COLUMNS = (
-    "source",
-    "line",
-    "path",
-    "state",
-    "job_id",
-    "s3_key",
-    "size",
-    "md5",
-    "attempts",
-    "error_class",
-    "error",
-    "server_status",
-    "server_message",
-    "transcripts",
-)
 LIST_SEPARATOR = ";"  # between the transcript paths in a CSV cell
 
 
 def write_export(rows: Iterable[dict[str, Any]], fmt: ExportFormat, out: IO[str] | None = None) -> int:
+    from pipeline.commands.report import EXPORT_COLUMNS
+
     stream = out or sys.stdout
     count = 0
     if fmt == "csv":

@@ -178,6 +178,9 @@ class ExportRow:
     transcripts: list[str] = field(default_factory=list)
 
 
+EXPORT_COLUMNS = tuple(column.name for column in dataclasses.fields(ExportRow))
+
+
 def _record_row(record: FileRecord) -> dict[str, Any]:
     return _shown_values(
         ExportRow,
