@@ -32,13 +32,12 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError
+from pipeline.errors import ConfigError, LedgerWriteError
 from pipeline.ledger import changes
 from pipeline.ledger.base import Ledger
 from pipeline.ledger.pg_reconnect import LOST, ServerWatch, run_blocking, run_pooled
 from pipeline.ledger.pg_schema import migrate
 from pipeline.ledger.records import (
-    CHANGED,
     RESUMABLE_STATES,
     Admission,
     FileRecord,
@@ -64,7 +63,6 @@ from pipeline.ledger.schema import (
 from pipeline.redact import redact, register_secret
 from pipeline.sources.rows import FileSpec, Rejection
 
-ERROR_LIMIT = 2000  # characters of an error message kept
 CONNECT_TIMEOUT_S = 10.0
 KEY_CHUNK = 1000  # identities per lookup query
 
@@ -355,45 +353,13 @@ class PostgresLedger(Ledger):
 
     # --- one file's journey ----------------------------------------------------------------------
 
-    async def _change(self, change: changes.Change) -> FileRecord:
-        """The change, stamped with this host, and the record as the server has it after it."""
+    async def _apply(self, change: changes.Change, *, durable: bool) -> FileRecord:
+        """The change, stamped with this host, committed whether `durable` or not (see the module's
+        note), and the record as the server has it after it."""
         query, params = change.update("%s", host=self.host)
         return await self._record(query, params)  # its column names are changes.py's literals
 
-    async def count_attempt(self, record: FileRecord) -> FileRecord:
-        return await self._change(changes.attempt_counted(record))
-
-    async def mark_pending(self, record: FileRecord) -> FileRecord:
-        return await self._change(changes.restarted(record, time.time()))
-
-    async def mark_presigned(
-        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
-    ) -> FileRecord:
-        return await self._change(changes.presigned(record, s3_key, echo, attempts, time.time()))
-
-    async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
-        return await self._change(changes.uploaded(record, md5, time.time()))
-
-    async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
-        return await self._change(changes.creating(record, attempts, time.time()))
-
-    async def mark_created(self, record: FileRecord) -> FileRecord:
-        return await self._change(changes.created(record, time.time()))
-
-    async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        return await self._change(changes.failed(record, error, error_class.value, time.time()))
-
-    async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
-        return await self._change(changes.failed(record, error, CHANGED, time.time()))
-
     # --- new jobs for known files ----------------------------------------------------------------
-
-    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
-        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
-
-    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
-        change = changes.adopted(record, job_id, generation, time.time())
-        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
 
     async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
         """Keep the current job in the history and move the file, in one transaction. Run again

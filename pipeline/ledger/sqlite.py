@@ -21,11 +21,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from pipeline.errors import ConfigError, ErrorClass
+from pipeline.errors import ConfigError
 from pipeline.ledger import changes
 from pipeline.ledger.base import Ledger
 from pipeline.ledger.records import (
-    CHANGED,
     RESUMABLE_STATES,
     Admission,
     FileRecord,
@@ -207,47 +206,17 @@ class SqliteLedger(Ledger):
 
     # --- one file's journey ----------------------------------------------------------------------
 
-    async def _behind(self, change: changes.Change) -> FileRecord:
-        """Written behind (see Ledger): the record as the change leaves it, without a read."""
-        await self._w.write_behind(Statement(*change.update("?")))
+    async def _apply(self, change: changes.Change, *, durable: bool) -> FileRecord:
+        """Durable through the writer's commit, or written behind (see Ledger); either way the
+        record as the change leaves it, without a read."""
+        statement = Statement(*change.update("?"))
+        if durable:
+            await self._w.write(statement)
+        else:
+            await self._w.write_behind(statement)
         return change.applied()
-
-    async def count_attempt(self, record: FileRecord) -> FileRecord:
-        return await self._behind(changes.attempt_counted(record))
-
-    async def mark_pending(self, record: FileRecord) -> FileRecord:
-        return await self._behind(changes.restarted(record, time.time()))
-
-    async def mark_presigned(
-        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
-    ) -> FileRecord:
-        return await self._behind(changes.presigned(record, s3_key, echo, attempts, time.time()))
-
-    async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
-        return await self._behind(changes.uploaded(record, md5, time.time()))
-
-    async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
-        change = changes.creating(record, attempts, time.time())
-        await self._w.write(Statement(*change.update("?")))  # durable: the create is sent after it
-        return change.applied()
-
-    async def mark_created(self, record: FileRecord) -> FileRecord:
-        return await self._behind(changes.created(record, time.time()))
-
-    async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        return await self._behind(changes.failed(record, error, error_class.value, time.time()))
-
-    async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
-        return await self._behind(changes.failed(record, error, CHANGED, time.time()))
 
     # --- new jobs for known files ----------------------------------------------------------------
-
-    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
-        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
-
-    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
-        change = changes.adopted(record, job_id, generation, time.time())
-        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
 
     async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
         """Keep the current job in the history and move the file on, in one durable transaction."""
