@@ -181,11 +181,21 @@ class Ledger(abc.ABC):
 
     # --- the server's view (status, fetch) -------------------------------------------------------
 
-    @abc.abstractmethod
     async def set_job_statuses(
         self, updates: Sequence[tuple[FileRecord, str, str | None]]
     ) -> list[FileRecord]:
-        """Durable, one commit: many jobs' status (a page of the job list)."""
+        """Durable, one commit: many jobs' status and server message (a page of the job list); an
+        empty page writes nothing."""
+        if not updates:
+            return []
+        cleaned = [(record, status, changes.server_message(error)) for record, status, error in updates]
+        return await self._set_job_statuses(cleaned, time.time())
+
+    @abc.abstractmethod
+    async def _set_job_statuses(
+        self, updates: Sequence[tuple[FileRecord, str, str | None]], now: float
+    ) -> list[FileRecord]:
+        """Store each (record, status, server message as stored) in one commit, checked at `now`."""
 
     @abc.abstractmethod
     async def set_server_deleted(self, record: FileRecord) -> FileRecord:
