@@ -10,22 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.ledger import records
 from pipeline.ledger.base import Ledger
 from pipeline.ledger.lock import acquire_run_lock, try_run_lock
-from pipeline.ledger.records import (
-    CHANGED,
-    RESUMABLE_STATES,
-    Admission,
-    FileRecord,
-    FileState,
-    FileStory,
-    Glance,
-    HistoryKind,
-    Rejected,
-    RejectionRecord,
-    ReplacedJob,
-    StepTimes,
-)
+from pipeline.ledger.records import *  # noqa: F403 (records.__all__: the records are the package's)
 from pipeline.ledger.sqlite import SqliteLedger
 
 SQLITE_SCHEME = "sqlite:///"
@@ -91,20 +79,8 @@ def ledger_missing(target: str | Path) -> bool:
 
 
 __all__ = [
-    "CHANGED",
-    "RESUMABLE_STATES",
-    "Admission",
-    "FileRecord",
-    "FileState",
-    "FileStory",
-    "Glance",
-    "HistoryKind",
     "Ledger",
-    "Rejected",
-    "RejectionRecord",
-    "ReplacedJob",
     "SqliteLedger",
-    "StepTimes",
     "acquire_run_lock",
     "ledger_missing",
     "open_ledger",
@@ -113,3 +89,4 @@ __all__ = [
     "sqlite_path",
     "try_run_lock",
 ]
+__all__ += records.__all__

@@ -26,6 +26,7 @@ from __future__ import annotations
 import abc
 import functools
 import itertools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, LiteralString, Protocol, Self, TypeVar
@@ -33,7 +34,9 @@ from typing import TYPE_CHECKING, Any, LiteralString, Protocol, Self, TypeVar
 import anyio
 
 from pipeline.errors import ErrorClass
+from pipeline.ledger import changes
 from pipeline.ledger.records import (
+    CHANGED,
     Admission,
     FileRecord,
     FileStory,
@@ -111,64 +114,88 @@ class Ledger(abc.ABC):
         """Written behind: a row refused as bad input (text escaped to one printable line)."""
 
     # --- one file's journey (typed transitions) --------------------------------------------------
+    # Each step's change is derived once, here (pipeline.ledger.changes); a backend only applies it.
 
-    @abc.abstractmethod
     async def count_attempt(self, record: FileRecord) -> FileRecord:
         """Written behind: one more attempt at the file (a presign, or a retried request)."""
+        return await self._apply(changes.attempt_counted(record), durable=False)
 
-    @abc.abstractmethod
     async def mark_pending(self, record: FileRecord) -> FileRecord:
         """Written behind: a failed file starts over with the same job_id; its error is cleared."""
+        return await self._apply(changes.restarted(record, time.time()), durable=False)
 
-    @abc.abstractmethod
     async def mark_presigned(
         self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
     ) -> FileRecord:
         """Written behind: an upload URL was issued for `s3_key` (the URL itself is never stored);
         `echo` is what the presign answer echoed back, to send again with the create. `attempts`,
         if given, is stored with it: the presign's own attempt counted in the same write."""
+        change = changes.presigned(record, s3_key, echo, attempts, time.time())
+        return await self._apply(change, durable=False)
 
-    @abc.abstractmethod
     async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
         """Written behind: the object is in the bucket with this MD5 (the create intent that
         follows is durable and carries this change to disk first)."""
+        return await self._apply(changes.uploaded(record, md5, time.time()), durable=False)
 
-    @abc.abstractmethod
     async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
         """Durable, before the create is sent: after a crash the outcome is asked, never resent."""
+        return await self._apply(changes.creating(record, attempts, time.time()), durable=True)
 
-    @abc.abstractmethod
     async def mark_created(self, record: FileRecord) -> FileRecord:
         """Written behind: the job exists on the server (a lost record is confirmed again by GET)."""
+        return await self._apply(changes.created(record, time.time()), durable=False)
 
-    @abc.abstractmethod
     async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
         """Written behind: the file failed for this run. PERMANENT failures are not sent again by
         later runs but reported again (--force takes them); others are tried again, same job_id."""
+        change = changes.failed(record, error, error_class.value, time.time())
+        return await self._apply(change, durable=False)
 
-    @abc.abstractmethod
     async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
         """Written behind: the file changed while uploading (error_class CHANGED): tried next run."""
+        return await self._apply(changes.failed(record, error, CHANGED, time.time()), durable=False)
+
+    @abc.abstractmethod
+    async def _apply(self, change: changes.Change, *, durable: bool) -> FileRecord:
+        """Make one file's change: committed before returning if `durable`, else at least written
+        behind (see the module's note); the record as the change leaves it."""
 
     # --- new jobs for known files ----------------------------------------------------------------
 
-    @abc.abstractmethod
     async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
         """Durable: start a file over as a new job (state pending, generation + 1, remote fields
         cleared), its current job kept in the history with `kind` and the human `reason`."""
+        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
 
-    @abc.abstractmethod
     async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
         """Durable: point a file at a later job of its own found on the server (reconcile, kind
         RECONCILED), state created; the current job goes into the history."""
+        change = changes.adopted(record, job_id, generation, time.time())
+        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
+
+    @abc.abstractmethod
+    async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
+        """Durable, one transaction: keep the file's current job in its history (with `kind` and
+        `reason`) and apply `change`, which moves it to another job; the record it leaves."""
 
     # --- the server's view (status, fetch) -------------------------------------------------------
 
-    @abc.abstractmethod
     async def set_job_statuses(
         self, updates: Sequence[tuple[FileRecord, str, str | None]]
     ) -> list[FileRecord]:
-        """Durable, one commit: many jobs' status (a page of the job list)."""
+        """Durable, one commit: many jobs' status and server message (a page of the job list); an
+        empty page writes nothing."""
+        if not updates:
+            return []
+        cleaned = [(record, status, changes.server_message(error)) for record, status, error in updates]
+        return await self._set_job_statuses(cleaned, time.time())
+
+    @abc.abstractmethod
+    async def _set_job_statuses(
+        self, updates: Sequence[tuple[FileRecord, str, str | None]], now: float
+    ) -> list[FileRecord]:
+        """Store each (record, status, server message as stored) in one commit, checked at `now`."""
 
     @abc.abstractmethod
     async def set_server_deleted(self, record: FileRecord) -> FileRecord:

@@ -22,7 +22,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, LiteralString, Self, TypeVar
@@ -32,39 +32,22 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pipeline.errors import ConfigError, ErrorClass, LedgerWriteError
+from pipeline.errors import ConfigError, LedgerWriteError
 from pipeline.ledger import changes
-from pipeline.ledger.base import Ledger
 from pipeline.ledger.pg_reconnect import LOST, ServerWatch, run_blocking, run_pooled
 from pipeline.ledger.pg_schema import migrate
-from pipeline.ledger.records import (
-    CHANGED,
-    RESUMABLE_STATES,
-    Admission,
-    FileRecord,
-    FileState,
-    FileStory,
-    Glance,
-    HistoryKind,
-    Rejected,
-    RejectionRecord,
-)
+from pipeline.ledger.records import Admission, FileRecord, FileState, HistoryKind
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
-    GLANCE_COLUMNS,
     IDENTITY_COLUMNS,
-    REJECTION_COLUMNS,
-    REPLACED_COLUMNS,
-    STORY_COLUMNS,
     identity_columns,
     record_from_row,
-    stories_from_rows,
     transcripts_json,
 )
+from pipeline.ledger.sql_ledger import SqlLedger
 from pipeline.redact import redact, register_secret
 from pipeline.sources.rows import FileSpec, Rejection
 
-ERROR_LIMIT = 2000  # characters of an error message kept
 CONNECT_TIMEOUT_S = 10.0
 KEY_CHUNK = 1000  # identities per lookup query
 
@@ -105,7 +88,7 @@ class EnqueueCounts:
     refused: list[tuple[str, str]]
 
 
-class PostgresLedger(Ledger):
+class PostgresLedger(SqlLedger):
     """The ledger in the PostgreSQL database `url`. `host` names this machine in the fleet view;
     `max_outage` is how long a lost server is waited for before a write fails for good."""
 
@@ -355,45 +338,13 @@ class PostgresLedger(Ledger):
 
     # --- one file's journey ----------------------------------------------------------------------
 
-    async def _change(self, change: changes.Change) -> FileRecord:
-        """The change, stamped with this host, and the record as the server has it after it."""
+    async def _apply(self, change: changes.Change, *, durable: bool) -> FileRecord:
+        """The change, stamped with this host, committed whether `durable` or not (see the module's
+        note), and the record as the server has it after it."""
         query, params = change.update("%s", host=self.host)
         return await self._record(query, params)  # its column names are changes.py's literals
 
-    async def count_attempt(self, record: FileRecord) -> FileRecord:
-        return await self._change(changes.attempt_counted(record))
-
-    async def mark_pending(self, record: FileRecord) -> FileRecord:
-        return await self._change(changes.restarted(record, time.time()))
-
-    async def mark_presigned(
-        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
-    ) -> FileRecord:
-        return await self._change(changes.presigned(record, s3_key, echo, attempts, time.time()))
-
-    async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
-        return await self._change(changes.uploaded(record, md5, time.time()))
-
-    async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
-        return await self._change(changes.creating(record, attempts, time.time()))
-
-    async def mark_created(self, record: FileRecord) -> FileRecord:
-        return await self._change(changes.created(record, time.time()))
-
-    async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        return await self._change(changes.failed(record, error, error_class.value, time.time()))
-
-    async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
-        return await self._change(changes.failed(record, error, CHANGED, time.time()))
-
     # --- new jobs for known files ----------------------------------------------------------------
-
-    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
-        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
-
-    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
-        change = changes.adopted(record, job_id, generation, time.time())
-        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
 
     async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
         """Keep the current job in the history and move the file, in one transaction. Run again
@@ -427,15 +378,12 @@ class PostgresLedger(Ledger):
 
     # --- the server's view -----------------------------------------------------------------------
 
-    async def set_job_statuses(
-        self, updates: Sequence[tuple[FileRecord, str, str | None]]
+    async def _set_job_statuses(
+        self, updates: Sequence[tuple[FileRecord, str, str | None]], now: float
     ) -> list[FileRecord]:
-        if not updates:
-            return []
-        now = time.time()
-        ids = [record.id for record, _status, _error in updates]
-        statuses = [status for _record, status, _error in updates]
-        errors = [changes.server_message(error) for _record, _status, error in updates]
+        ids = [record.id for record, _status, _message in updates]
+        statuses = [status for _record, status, _message in updates]
+        errors = [message for _record, _status, message in updates]
 
         async def update(conn: Connection) -> list[Row]:
             cursor = await conn.execute(
@@ -469,7 +417,12 @@ class PostgresLedger(Ledger):
             (formats, transcripts_json(transcripts), now, now, record.id),
         )
 
-    # --- reads -----------------------------------------------------------------------------------
+    # --- reads (the queries are SqlLedger's) ------------------------------------------------------
+
+    _mark = "%s"
+
+    def _any_of(self, column: LiteralString, values: Sequence[Any]) -> tuple[LiteralString, Sequence[Any]]:
+        return column + " = ANY(%s)", (list(values),)
 
     def read(self, query: LiteralString | sql.Composed, params: Sequence[Any] = ()) -> list[Row]:
         """All rows of one query: on the reader connection when open (made again after a lost
@@ -492,6 +445,9 @@ class PostgresLedger(Ledger):
         except psycopg.Error as exc:
             raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
 
+    def _fetch(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Row]:
+        return self.read(query, params)
+
     def _drop_reader(self) -> None:
         with self._reader_lock:
             reader, self._reader = self._reader, None
@@ -512,52 +468,10 @@ class PostgresLedger(Ledger):
             chunk = list(file_keys[start : start + KEY_CHUNK])
             yield from self.read("SELECT " + columns + " FROM files WHERE file_key = ANY(%s)", (chunk,))
 
-    def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        rows = self._rows_for_keys(GLANCE_COLUMNS, file_keys)
-        return {
-            key: Glance(FileState(state), error_class, job_id, error, status, settings_hash)
-            for key, state, error_class, job_id, error, status, settings_hash in rows
-        }
-
-    def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
-        wanted = list(states or ())
-        if wanted:
-            rows = self._stream(
-                "SELECT " + _COLUMNS + " FROM files WHERE state = ANY(%s) ORDER BY id", (wanted,)
-            )
-        else:
-            rows = self._stream("SELECT " + _COLUMNS + " FROM files ORDER BY id")
-        for row in rows:
-            yield record_from_row(row)
-
-    def rejections(self, run_id: str | None = None) -> Iterator[Rejected]:
-        query: LiteralString = "SELECT source, line, path, reason FROM rejections"
-        params: tuple[str, ...] = ()
-        if run_id is not None:
-            query += " WHERE run_id = %s"
-            params = (run_id,)
-        for row in self._stream(query + " ORDER BY id", params):
-            yield Rejected(*row)
-
     def count_by_state(self) -> dict[str, int]:
         return {
             state: count for state, count in self.read("SELECT state, COUNT(*) FROM files GROUP BY state")
         }
-
-    def history_job_ids(self) -> set[str]:
-        return {row[0] for row in self.read("SELECT job_id FROM job_history")}
-
-    def renewed_not_created(self, kind: HistoryKind) -> list[FileRecord]:
-        states = [s.value for s in RESUMABLE_STATES]
-        rows = self.read(
-            "SELECT " + _COLUMNS + " FROM files WHERE generation > 0 AND state = ANY(%s)"
-            " AND (SELECT h.kind FROM job_history h WHERE h.file_id = files.id"
-            " ORDER BY h.id DESC LIMIT 1) = %s ORDER BY id",
-            (states, kind.value),
-        )
-        return [record_from_row(row) for row in rows]
-
-    # --- one file's whole story ------------------------------------------------------------------
 
     def _read_only(self, statements: Sequence[tuple[LiteralString, Sequence[Any]]]) -> list[list[Row]]:
         """Every row of each statement, from one read-only snapshot on a connection of its own."""
@@ -568,33 +482,3 @@ class PostgresLedger(Ledger):
                 return [conn.execute(query, params).fetchall() for query, params in statements]
         except psycopg.Error as exc:
             raise ConfigError(f"cannot read ledger {self.location}: {self._cause(exc)}") from None
-
-    def _stories(self, where: LiteralString, params: Sequence[Any]) -> list[FileStory]:
-        files, replaced = self._read_only(
-            [
-                ("SELECT " + STORY_COLUMNS + " FROM files WHERE " + where + " ORDER BY id", params),
-                (
-                    "SELECT " + REPLACED_COLUMNS + " FROM job_history"
-                    " WHERE file_id IN (SELECT id FROM files WHERE " + where + ") ORDER BY id",
-                    params,
-                ),
-            ]
-        )
-        return stories_from_rows(files, replaced)
-
-    def stories_at(self, paths: Sequence[str]) -> list[FileStory]:
-        return self._stories("path = ANY(%s)", (list(paths),))
-
-    def stories_of_job(self, job_id: str) -> list[FileStory]:
-        where: LiteralString = (
-            "id IN (SELECT id FROM files WHERE job_id = %s"
-            " UNION SELECT file_id FROM job_history WHERE job_id = %s)"
-        )
-        return self._stories(where, (job_id, job_id))
-
-    def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
-        query: LiteralString = (
-            "SELECT " + REJECTION_COLUMNS + " FROM rejections WHERE path = ANY(%s) ORDER BY id"
-        )
-        [rows] = self._read_only([(query, (list(paths),))])
-        return [RejectionRecord(*row) for row in rows]

@@ -11,6 +11,22 @@ import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+# What the package re-exports (pipeline.ledger): every name here is part of the ledger's interface.
+__all__ = [
+    "CHANGED",
+    "RESUMABLE_STATES",
+    "Admission",
+    "FileRecord",
+    "FileState",
+    "FileStory",
+    "Glance",
+    "HistoryKind",
+    "Rejected",
+    "RejectionRecord",
+    "ReplacedJob",
+    "StepTimes",
+]
+
 
 class FileState(enum.StrEnum):
     PENDING = "pending"  # admitted, job_id chosen, nothing remote done yet

@@ -15,48 +15,30 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, LiteralString, Self
 
-from pipeline.errors import ConfigError, ErrorClass
+from pipeline.errors import ConfigError
 from pipeline.ledger import changes
-from pipeline.ledger.base import Ledger
-from pipeline.ledger.records import (
-    CHANGED,
-    RESUMABLE_STATES,
-    Admission,
-    FileRecord,
-    FileState,
-    FileStory,
-    Glance,
-    HistoryKind,
-    Rejected,
-    RejectionRecord,
-)
+from pipeline.ledger.records import Admission, FileRecord, FileState, HistoryKind
 from pipeline.ledger.schema import (
     FILE_COLUMNS,
-    GLANCE_COLUMNS,
     IDENTITY_COLUMNS,
-    REJECTION_COLUMNS,
-    REPLACED_COLUMNS,
-    STORY_COLUMNS,
     connect,
     connect_read_only,
     identity_columns,
     migrate,
     record_from_row,
-    stories_from_rows,
     transcripts_json,
 )
+from pipeline.ledger.sql_ledger import SqlLedger
 from pipeline.ledger.writer import GroupCommitWriter, Statement, is_storage_failure
 from pipeline.redact import redact
 from pipeline.sources.rows import FileSpec, Rejection
 
-# A dict, not FileState(state) per row: the enum call cost about 1.5 us a row (a rerun looks at all).
-_STATES = {state.value: state for state in FileState}
 LOW_SPACE = 1 << 20  # below this much free space, an open failure says how much is left
 
 
@@ -70,7 +52,7 @@ def _archive_job(
     )
 
 
-class SqliteLedger(Ledger):
+class SqliteLedger(SqlLedger):
     """The SQLite ledger at `path`. Open with `async with SqliteLedger(path) as ledger:`."""
 
     def __init__(self, path: Path | str) -> None:
@@ -207,47 +189,17 @@ class SqliteLedger(Ledger):
 
     # --- one file's journey ----------------------------------------------------------------------
 
-    async def _behind(self, change: changes.Change) -> FileRecord:
-        """Written behind (see Ledger): the record as the change leaves it, without a read."""
-        await self._w.write_behind(Statement(*change.update("?")))
+    async def _apply(self, change: changes.Change, *, durable: bool) -> FileRecord:
+        """Durable through the writer's commit, or written behind (see Ledger); either way the
+        record as the change leaves it, without a read."""
+        statement = Statement(*change.update("?"))
+        if durable:
+            await self._w.write(statement)
+        else:
+            await self._w.write_behind(statement)
         return change.applied()
-
-    async def count_attempt(self, record: FileRecord) -> FileRecord:
-        return await self._behind(changes.attempt_counted(record))
-
-    async def mark_pending(self, record: FileRecord) -> FileRecord:
-        return await self._behind(changes.restarted(record, time.time()))
-
-    async def mark_presigned(
-        self, record: FileRecord, s3_key: str, echo: Mapping[str, Any], *, attempts: int | None = None
-    ) -> FileRecord:
-        return await self._behind(changes.presigned(record, s3_key, echo, attempts, time.time()))
-
-    async def mark_uploaded(self, record: FileRecord, md5: str) -> FileRecord:
-        return await self._behind(changes.uploaded(record, md5, time.time()))
-
-    async def mark_creating(self, record: FileRecord, attempts: int) -> FileRecord:
-        change = changes.creating(record, attempts, time.time())
-        await self._w.write(Statement(*change.update("?")))  # durable: the create is sent after it
-        return change.applied()
-
-    async def mark_created(self, record: FileRecord) -> FileRecord:
-        return await self._behind(changes.created(record, time.time()))
-
-    async def mark_failed(self, record: FileRecord, error: str, error_class: ErrorClass) -> FileRecord:
-        return await self._behind(changes.failed(record, error, error_class.value, time.time()))
-
-    async def mark_changed(self, record: FileRecord, error: str) -> FileRecord:
-        return await self._behind(changes.failed(record, error, CHANGED, time.time()))
 
     # --- new jobs for known files ----------------------------------------------------------------
-
-    async def renew(self, record: FileRecord, new_job_id: str, kind: HistoryKind, reason: str) -> FileRecord:
-        return await self._replace_job(changes.renewed(record, new_job_id, time.time()), kind, reason)
-
-    async def adopt_job(self, record: FileRecord, job_id: str, generation: int, reason: str) -> FileRecord:
-        change = changes.adopted(record, job_id, generation, time.time())
-        return await self._replace_job(change, HistoryKind.RECONCILED, reason)
 
     async def _replace_job(self, change: changes.Change, kind: HistoryKind, reason: str) -> FileRecord:
         """Keep the current job in the history and move the file on, in one durable transaction."""
@@ -261,16 +213,10 @@ class SqliteLedger(Ledger):
 
     # --- the server's view -----------------------------------------------------------------------
 
-    async def set_job_statuses(
-        self, updates: Sequence[tuple[FileRecord, str, str | None]]
+    async def _set_job_statuses(
+        self, updates: Sequence[tuple[FileRecord, str, str | None]], now: float
     ) -> list[FileRecord]:
-        if not updates:
-            return []
-        now = time.time()
-        rows = [
-            (status, changes.server_message(error), now, now, record.id, record.job_id)
-            for record, status, error in updates
-        ]
+        rows = [(status, message, now, now, record.id, record.job_id) for record, status, message in updates]
 
         # `AND job_id`: status may run beside a run (the lock held), which may have given the file
         # a new job since it was read; the old job's status must not land on the new one.
@@ -283,8 +229,8 @@ class SqliteLedger(Ledger):
 
         await self._w.write(apply)
         return [
-            dataclasses.replace(record, job_status=status, job_error=row[1])
-            for (record, status, _error), row in zip(updates, rows, strict=True)
+            dataclasses.replace(record, job_status=status, job_error=message)
+            for record, status, message in updates
         ]
 
     async def set_server_deleted(self, record: FileRecord) -> FileRecord:
@@ -312,7 +258,12 @@ class SqliteLedger(Ledger):
         )
         return dataclasses.replace(record, fetched_formats=formats, transcripts=stored)
 
-    # --- reads -----------------------------------------------------------------------------------
+    # --- reads (the queries are SqlLedger's) ------------------------------------------------------
+
+    _mark = "?"
+
+    def _any_of(self, column: LiteralString, values: Sequence[Any]) -> tuple[LiteralString, Sequence[Any]]:
+        return column + " IN (" + ",".join("?" * len(values)) + ")", list(values)
 
     def _rows_for_keys(self, columns: str, file_keys: Sequence[str]) -> Iterator[Sequence[Any]]:
         """`columns` of the files with these identities, one IN query per 500 keys."""
@@ -323,57 +274,16 @@ class SqliteLedger(Ledger):
             marks = ",".join("?" * len(chunk))
             yield from conn.execute(f"SELECT {columns} FROM files WHERE file_key IN ({marks})", chunk)
 
-    def glance(self, file_keys: Sequence[str]) -> dict[str, Glance]:
-        rows = self._rows_for_keys(GLANCE_COLUMNS, file_keys)
-        return {
-            key: Glance(_STATES[state], error_class, job_id, error, status, settings_hash)
-            for key, state, error_class, job_id, error, status, settings_hash in rows
-        }
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Sequence[Any]]:
+    def _stream(self, query: str, params: Sequence[Any] = ()) -> Iterator[Sequence[Any]]:
         """Rows of one query on a connection of its own (reports may run while nothing is open)."""
         conn = connect(self.path)
         try:
-            yield from conn.execute(sql, params)
+            yield from conn.execute(query, params)
         finally:
             conn.close()
 
-    def records(self, states: Iterable[str] | None = None) -> Iterator[FileRecord]:
-        query = f"SELECT {FILE_COLUMNS} FROM files"
-        wanted = list(states or ())
-        if wanted:
-            query += f" WHERE state IN ({','.join('?' * len(wanted))})"
-        for row in self._query(query + " ORDER BY id", wanted):
-            yield record_from_row(row)
-
-    def rejections(self, run_id: str | None = None) -> Iterator[Rejected]:
-        query = "SELECT source, line, path, reason FROM rejections"
-        params: tuple[str, ...] = ()
-        if run_id is not None:
-            query += " WHERE run_id = ?"
-            params = (run_id,)
-        for row in self._query(query + " ORDER BY id", params):
-            yield Rejected(*row)
-
-    def count_by_state(self) -> dict[str, int]:
-        query = "SELECT state, COUNT(*) FROM files GROUP BY state"
-        rows = self._read_conn.execute(query) if self._read_conn is not None else self._query(query)
-        return {state: count for state, count in rows}
-
-    def history_job_ids(self) -> set[str]:
-        return {row[0] for row in self._query("SELECT job_id FROM job_history")}
-
-    def renewed_not_created(self, kind: HistoryKind) -> list[FileRecord]:
-        states = [s.value for s in RESUMABLE_STATES]
-        query = (
-            f"SELECT {FILE_COLUMNS} FROM files WHERE generation > 0"
-            f" AND state IN ({','.join('?' * len(states))})"
-            " AND (SELECT h.kind FROM job_history h WHERE h.file_id = files.id"
-            " ORDER BY h.id DESC LIMIT 1) = ? ORDER BY id"
-        )
-        return [record_from_row(row) for row in self._query(query, (*states, kind.value))]
-
-    # --- one file's whole story ------------------------------------------------------------------
+    def _fetch(self, query: str, params: Sequence[Any] = ()) -> Iterator[Sequence[Any]]:
+        return self._stream(query, params)
 
     def _read_only(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
         """Every row of each statement, from one snapshot of a read-only connection of its own."""
@@ -384,31 +294,7 @@ class SqliteLedger(Ledger):
         finally:
             conn.close()
 
-    def _stories(self, where: str, params: Sequence[Any]) -> list[FileStory]:
-        files, replaced = self._read_only(
-            [
-                (f"SELECT {STORY_COLUMNS} FROM files WHERE {where} ORDER BY id", params),
-                (
-                    f"SELECT {REPLACED_COLUMNS} FROM job_history"
-                    f" WHERE file_id IN (SELECT id FROM files WHERE {where}) ORDER BY id",
-                    params,
-                ),
-            ]
-        )
-        return stories_from_rows(files, replaced)
-
-    def stories_at(self, paths: Sequence[str]) -> list[FileStory]:
-        return self._stories(f"path IN ({','.join('?' * len(paths))})", list(paths))
-
-    def stories_of_job(self, job_id: str) -> list[FileStory]:
-        where = (
-            "id IN (SELECT id FROM files WHERE job_id = ?"
-            " UNION SELECT file_id FROM job_history WHERE job_id = ?)"
-        )
-        return self._stories(where, (job_id, job_id))
-
-    def rejections_at(self, paths: Sequence[str]) -> list[RejectionRecord]:
-        marks = ",".join("?" * len(paths))
-        query = f"SELECT {REJECTION_COLUMNS} FROM rejections WHERE path IN ({marks}) ORDER BY id"
-        [rows] = self._read_only([(query, list(paths))])
-        return [RejectionRecord(*row) for row in rows]
+    def count_by_state(self) -> dict[str, int]:
+        query = "SELECT state, COUNT(*) FROM files GROUP BY state"
+        rows = self._read_conn.execute(query) if self._read_conn is not None else self._stream(query)
+        return {state: count for state, count in rows}
