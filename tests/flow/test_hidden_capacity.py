@@ -15,11 +15,13 @@ from tests.support.runs import assert_exactly_once, run_submit
 
 pytestmark = pytest.mark.anyio
 
+THROTTLED = ("presign", "create")  # the API calls the sandbox's capacity holds to C per second
+
 
 def throttled_share(sandbox: Sandbox) -> float:
     requests = sandbox.stats().requests
-    total = sum(requests[op].total for op in ("presign", "create"))
-    refused = sum(requests[op].by_status.get("429", 0) for op in ("presign", "create"))
+    total = sum(requests[op].total for op in THROTTLED)
+    refused = sum(requests[op].by_status.get("429", 0) for op in THROTTLED)
     return refused / total
 
 
@@ -27,22 +29,16 @@ async def run_against_capacity(
     sandbox: Sandbox, tmp_path: Path, files: int, capacity: float, ceiling: float
 ) -> tuple[float, float]:
     tree = make_tree(tmp_path / "a", files, seconds=0.05)
-    sandbox.set_capacity(presign=capacity, create=capacity)
+    sandbox.set_capacity(**dict.fromkeys(THROTTLED, capacity))
+    ceilings = {f"max_{op}_rps": ceiling for op in THROTTLED}  # the user's guess, above C
     started = time.monotonic()
-    stats = await run_submit(
-        sandbox,
-        [tmp_path / "a"],
-        tmp_path / "l.db",
-        concurrency=16,
-        max_presign_rps=ceiling,
-        max_create_rps=ceiling,
-    )
+    stats = await run_submit(sandbox, [tmp_path / "a"], tmp_path / "l.db", concurrency=16, **ceilings)
     elapsed = time.monotonic() - started
     assert (stats.created, stats.failed) == (files, 0), stats.failures[:3]
     assert stats.exit_code() is ExitCode.OK
     assert stats.retry_classes.get("HTTP 429", 0) == 0, "a throttle spends no retry of the file's"
     assert_exactly_once(sandbox, tree)
-    for op in ("presign", "create"):
+    for op in THROTTLED:
         view = stats.rates[op]
         assert view["throttles"] >= 1 and view["accepted_mean"] <= capacity * 1.5, view
     share = throttled_share(sandbox)
