@@ -11,9 +11,8 @@ import pytest
 from pipeline.ledger.postgres import PostgresLedger
 from pipeline.sandbox import FaultPlan, Sandbox
 from tests.cloud.helpers import put_audio, s3_env
-from tests.flow.test_fleet import fleet_env
 from tests.support.localstack import LocalStackS3
-from tests.support.runs import run_cli, start_cli, successful_creates
+from tests.support.runs import cli_env, run_cli, start_cli, successful_creates
 
 pytestmark = pytest.mark.localstack
 OBJECTS = 30
@@ -28,7 +27,7 @@ def test_enqueue_a_bucket_then_two_workers_create_one_job_per_object(
     sandbox_thread.set_faults(  # slow creates, so that both workers take a share
         FaultPlan.model_validate({"seed": 1, "operations": {"create": {"latency": {"fixed_ms": 30}}}})
     )
-    env = fleet_env(sandbox_thread, postgres_url) | s3_env(aws_env)
+    env = cli_env(sandbox_thread, postgres_url) | s3_env(aws_env)
     loaded = run_cli("enqueue", f"s3://{bucket}/calls/", env=env, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr
     assert f"{OBJECTS} files enqueued" in loaded.stderr
