@@ -4,6 +4,7 @@ and the ledger beside keeps every object exactly once."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -58,6 +59,23 @@ def test_a_changed_object_is_a_new_job(aws_env: LocalStackS3, tmp_path: Path) ->
     assert submit(tmp_path, aws_env, f"s3://{bucket}/calls/")[0] == ExitCode.OK
     rows = ledger_rows(tmp_path / "l.db")
     assert len(rows) == 2 and rows[0][2] != rows[1][2] and rows[0][3] != rows[1][3]
+
+
+def test_settle_leaves_a_fresh_object_for_a_later_run(aws_env: LocalStackS3, tmp_path: Path) -> None:
+    """A bucket that an uploader is still filling, read from cron: an object modified within
+    --settle seconds (its LastModified) is left for a later run, counted, and no job is made."""
+    bucket = aws_env.create_bucket()
+    put_audio(aws_env, bucket, ["calls/a.wav"])
+    summary = tmp_path / "summary.json"
+    code, err = submit(
+        tmp_path, aws_env, f"s3://{bucket}/calls/", "--settle", "3600", "--summary-json", str(summary)
+    )
+    assert code == ExitCode.OK, err
+    assert json.loads(summary.read_text())["counts"]["skipped_unsettled"] == 1
+    assert ledger_rows(tmp_path / "l.db") == []
+    code, err = submit(tmp_path, aws_env, f"s3://{bucket}/calls/", "--settle", "0")
+    assert code == ExitCode.OK, err
+    assert [state for _p, state, _j, _v in ledger_rows(tmp_path / "l.db")] == ["created"]
 
 
 def test_missing_credentials_are_one_line_exit_8_and_no_job(
