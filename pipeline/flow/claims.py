@@ -42,8 +42,8 @@ class ClaimFeed:
                 await anyio.sleep(self.poll_seconds)  # others hold files: wait in case they die
                 continue
             for record in records:
-                run.stats.rows_seen += 1
                 found = local_file(record, self.path_map, since="enqueued", host=self.leases.ledger.host)
+                run.stats.row_seen(0 if isinstance(found, str) else found.upload_bytes)
                 if isinstance(found, str):
                     # Not as it was enqueued, here: marked for a later run (or another host), and
                     # not done by this worker, so it exits 1.

@@ -53,10 +53,11 @@ class SourceRows:
             for row, key, known in batch:
                 if run.stopping.is_set():
                     return
-                run.stats.rows_seen += 1
                 if isinstance(row, Rejection):
+                    run.stats.row_seen()
                     await run.reject(row)
                     continue
+                run.stats.row_seen(row.upload_bytes)
                 if known is None:
                     verdict = run.rules.verdict(None, None, mtime_ns=row.mtime_ns, now_ns=now_ns)
                 else:
@@ -93,10 +94,11 @@ class ListedWork:
         for item in self.work:
             if run.stopping.is_set():
                 return
-            run.stats.rows_seen += 1
             if isinstance(item, Rejection):
+                run.stats.row_seen()
                 await run.reject(item)
             else:
+                run.stats.row_seen(item.spec.upload_bytes)
                 await send.send(item)
 
     async def finished(self, item: WorkItem) -> None:

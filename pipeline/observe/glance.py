@@ -41,7 +41,7 @@ def glance(stats: RunStats, pace: Pace) -> Glance:
     fields = [Field("files", f"{files_total_text(stats)} {fraction * 100:.0f}%", 0)]
     if pace.files_per_second is not None:
         fields.append(Field("rate", f"{pace.files_per_second:.1f} files/s", 1))
-    eta = eta_seconds(known - done, pace.files_per_second)
+    eta = eta_seconds(known - done, pace, stats.bytes_listed / known if known else 0.0)
     if stats.sources_read and done >= known:
         eta = 0.0
     eta_text = "-:--:--" if eta is None else clock_text(eta)

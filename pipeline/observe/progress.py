@@ -107,7 +107,8 @@ class ProgressDisplay:
 
     def refresh(self) -> None:
         s = self.stats
-        self.pace = self._meter.sample(s.finished, s.bytes_sent)
+        # Bytes as they go (a long recording's PUT counts before it ends), as the line shows them.
+        self.pace = self._meter.sample(s.finished, s.bytes_sent + s.bytes_in_flight)
         if self._live is not None:
             self._live.refresh()
             return

@@ -59,6 +59,7 @@ class RunStats:
     changed: int = 0  # files that changed during upload (picked up next run)
     in_flight: int = 0
     bytes_total: int = 0  # bytes of the files queued
+    bytes_listed: int = 0  # what uploading every file named so far would move (URL rows: nothing)
     bytes_sent: int = 0  # confirmed uploaded bytes
     bytes_in_flight: int = 0
     presigns: int = 0
@@ -95,6 +96,11 @@ class RunStats:
     def files_done(self) -> int:
         """Files whose outcome in this run is decided, whatever it is (skips and rejections too)."""
         return self.finished + self.skipped_done + self.skipped_unsettled + self.rejected
+
+    def row_seen(self, upload_bytes: int = 0) -> None:
+        """One more file named by the sources (a rejected row moves no byte)."""
+        self.rows_seen += 1
+        self.bytes_listed += upload_bytes
 
     def add_failure(self, failure: Failure) -> None:
         self.failed += 1

@@ -289,6 +289,11 @@ class FileSpec:
         return self.remote is not None
 
     @property
+    def upload_bytes(self) -> int:
+        """What its upload moves over this host's link: its size, or nothing for a URL row."""
+        return 0 if self.is_remote else self.size
+
+    @property
     def path(self) -> Path:
         """The file as a Path (built once, on first use)."""
         path = self._path

@@ -43,8 +43,39 @@ def test_the_pace_comes_from_done_work_and_a_growing_total_does_not_reset_it() -
 
 
 def test_the_eta_is_what_remains_over_the_pace() -> None:
-    assert eta_seconds(300, 3.0) == 100.0
-    assert eta_seconds(5, None) is None and eta_seconds(0, None) == 0.0
+    assert eta_seconds(300, Pace(3.0, None)) == 100.0
+    assert eta_seconds(5, Pace(None, None)) is None and eta_seconds(0, Pace(None, None)) == 0.0
+
+
+def test_the_eta_is_the_longer_of_files_over_their_rate_and_bytes_over_theirs() -> None:
+    pace = Pace(10.0, 50e6)  # 10 files/s, 50 MB/s
+    assert eta_seconds(100, pace, bytes_per_file=100_000) == 10.0  # small files: the API's rate binds
+    assert eta_seconds(100, pace, bytes_per_file=1e9) == 2000.0  # 100 GB left: the link binds
+    assert eta_seconds(100, Pace(10.0, 0.0), bytes_per_file=1e9) == 10.0  # no byte pace yet: by files
+
+
+def test_a_run_of_long_recordings_shows_the_eta_the_link_allows() -> None:
+    """Half the files done quickly (the small ones came first), 50 GB of recordings to go at 50 MB/s:
+    the ETA is the bytes' (1000 s), not the files' (5 s)."""
+    stats = RunStats(run_id="t")
+    for _ in range(50):
+        stats.row_seen(10_000)
+    for _ in range(50):
+        stats.row_seen(2_000_000_000)
+    stats.sources_read = True
+    stats.created = 50
+    text = line_text(glance(stats, Pace(10.0, 50e6)).fields)
+    assert "ETA 0:16:40" in text, text  # 50 files x 1.0 GB on average / 50 MB/s
+
+
+def test_the_byte_pace_counts_bytes_on_the_wire_and_never_goes_negative() -> None:
+    clock = FakeClock()
+    meter = PaceMeter(clock=clock)
+    meter.sample(0, 0)
+    clock.now = 2.0
+    assert meter.sample(0, 100_000_000).bytes_per_second == 50e6  # a PUT half sent counts
+    clock.now = 3.0
+    assert meter.sample(0, 0).bytes_per_second == 0.0  # it failed: its bytes are taken back
 
 
 def test_a_run_whose_files_were_already_there_ends_at_100_percent() -> None:
