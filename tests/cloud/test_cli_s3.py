@@ -14,7 +14,7 @@ from pipeline.errors import ExitCode
 from pipeline.sandbox import FaultPlan, Sandbox
 from tests.cloud.helpers import put_audio, s3_flags, sandbox_submit
 from tests.flow.test_resume import kill_when
-from tests.storage.cloud_helpers import no_ambient_credentials
+from tests.support.cloud_env import no_ambient_credentials
 from tests.support.localstack import LocalStackS3
 from tests.support.runs import cli_env, run_cli, start_cli, successful_creates
 

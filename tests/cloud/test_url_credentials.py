@@ -13,7 +13,7 @@ import pytest
 from pipeline.errors import ExitCode
 from pipeline.sandbox import Sandbox
 from tests.sandbox.helpers import wav_bytes
-from tests.storage.cloud_helpers import no_ambient_credentials
+from tests.support.cloud_env import no_ambient_credentials
 from tests.support.runs import cli_env, run_cli, successful_creates
 
 LOCAL_ROWS = 100

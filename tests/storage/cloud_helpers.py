@@ -1,6 +1,5 @@
 """What the cloud storage tests share: filling a prefix, listing it page by page, fetching a signed
-URL byte for byte (or once expired), and an environment with no ambient credentials of the machine's
-own."""
+URL byte for byte (or once expired)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from collections.abc import Iterable, Sequence
 
 import aiohttp
 import obstore
-import pytest
 from obstore.store import AzureStore, GCSStore, S3Store
 from yarl import URL
 
@@ -70,25 +68,3 @@ async def list_lazily(
     async for page in listing:
         seen += [o.key for o in page]
     return first, sorted(seen)
-
-
-def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only what a test sets: no profile files, no instance metadata, no machine CA bundle."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_CA_BUNDLE",
-        "AWS_ENDPOINT_URL",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "GOOGLE_SERVICE_ACCOUNT",
-        "GOOGLE_SERVICE_ACCOUNT_KEY",
-        "AZURE_STORAGE_ACCOUNT_NAME",
-        "AZURE_STORAGE_ACCOUNT_KEY",
-        "AZURE_STORAGE_SAS_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

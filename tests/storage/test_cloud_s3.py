@@ -16,9 +16,8 @@ from tests.storage.cloud_helpers import (
     fetch_after_expiry,
     fill,
     list_lazily,
-    no_ambient_credentials,
 )
-from tests.support.cloud_env import bucket_at, s3_store
+from tests.support.cloud_env import bucket_at, no_ambient_credentials, s3_store
 from tests.support.counting_proxy import counting_proxy
 from tests.support.localstack import LocalStackS3
 

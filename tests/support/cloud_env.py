@@ -12,13 +12,34 @@ import pytest
 from obstore.store import AzureStore, S3Store
 
 from pipeline.storage.cloud import CloudBucket, CloudOptions, parse_cloud_url
-from tests.storage.cloud_helpers import no_ambient_credentials
 from tests.support.azurite import Azurite
 from tests.support.gcs_emulator import FakeGcs
 from tests.support.localstack import LocalStackS3
 
 Server = TypeVar("Server")
 Store = TypeVar("Store", S3Store, AzureStore)
+
+
+def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test sets: no profile files, no instance metadata, no machine CA bundle."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CA_BUNDLE",
+        "AWS_ENDPOINT_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_SERVICE_ACCOUNT",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def credentials_only(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
