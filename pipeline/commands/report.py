@@ -31,8 +31,15 @@ if TYPE_CHECKING:
 
 EXPORT_BATCH = 1000  # ledger rows read per hop to the worker thread
 
+
+@functools.cache
+def _field_names(shown: type[DataclassInstance]) -> tuple[str, ...]:
+    """A dataclass's field names, in order; read once per class (an export makes a row per file)."""
+    return tuple(f.name for f in dataclasses.fields(shown))
+
+
 # Step names in the report, in the order a file goes through them.
-STEPS = tuple(f.name for f in dataclasses.fields(StepTimes))
+STEPS = _field_names(StepTimes)
 
 
 def instant(epoch: float | None) -> str | None:
@@ -131,12 +138,6 @@ def _shown_values(shown: type[DataclassInstance], record: FileRecord, **given: A
     return {name: given[name] if name in given else getattr(record, name) for name in _field_names(shown)}
 
 
-@functools.cache
-def _field_names(shown: type[DataclassInstance]) -> tuple[str, ...]:
-    """Read once per class: an export makes a row per file."""
-    return tuple(f.name for f in dataclasses.fields(shown))
-
-
 def _file(story: FileStory) -> FileHistory:
     record = story.record
     values = _shown_values(
@@ -178,7 +179,7 @@ class ExportRow:
     transcripts: list[str] = field(default_factory=list)
 
 
-EXPORT_COLUMNS = tuple(column.name for column in dataclasses.fields(ExportRow))
+EXPORT_COLUMNS = _field_names(ExportRow)
 
 
 def _record_row(record: FileRecord) -> dict[str, Any]:
