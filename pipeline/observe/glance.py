@@ -50,7 +50,7 @@ def glance(stats: RunStats, pace: Pace) -> Glance:
         fields.append(Field("failed", f"{stats.failed} failed", 0))
     if stats.rejected:
         fields.append(Field("rejected", f"{stats.rejected} rejected", 2))
-    fields.append(Field("bytes", f"{human_bytes(stats.bytes_sent + stats.bytes_in_flight)}", 4))
+    fields.append(Field("bytes", f"{human_bytes(stats.bytes_moving)}", 4))
     if pace.bytes_per_second is not None:
         fields.append(Field("byte_rate", f"{human_bytes(pace.bytes_per_second)}/s", 5))
     fields.append(Field("in_flight", f"{stats.in_flight} in flight", 6))

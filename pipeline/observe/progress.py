@@ -108,7 +108,7 @@ class ProgressDisplay:
     def refresh(self) -> None:
         s = self.stats
         # Bytes as they go (a long recording's PUT counts before it ends), as the line shows them.
-        self.pace = self._meter.sample(s.finished, s.bytes_sent + s.bytes_in_flight)
+        self.pace = self._meter.sample(s.finished, s.bytes_moving)
         if self._live is not None:
             self._live.refresh()
             return

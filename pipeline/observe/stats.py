@@ -97,6 +97,11 @@ class RunStats:
         """Files whose outcome in this run is decided, whatever it is (skips and rejections too)."""
         return self.finished + self.skipped_done + self.skipped_unsettled + self.rejected
 
+    @property
+    def bytes_moving(self) -> int:
+        """Bytes handed to the connection so far: uploads done and the ones under way."""
+        return self.bytes_sent + self.bytes_in_flight
+
     def row_seen(self, upload_bytes: int = 0) -> None:
         """One more file named by the sources (a rejected row moves no byte)."""
         self.rows_seen += 1
